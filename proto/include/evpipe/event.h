@@ -1,0 +1,139 @@
+/* The evpipe event: the struct and field table made from event_fields.def,
+ * value parsing and formatting, and validation against the table's limits. */
+#ifndef EVPIPE_EVENT_H
+#define EVPIPE_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evpipe/buf.h"
+
+/* A view of UTF-8 text held elsewhere (a message, a line buffer, a catalogue). */
+typedef struct {
+    const char *ptr;
+    uint32_t len;
+} ev_str_t;
+
+#define EV_CTYPE_I32 int32_t
+#define EV_CTYPE_I64 int64_t
+#define EV_CTYPE_STR ev_str_t
+#define EV_CTYPE_PRICE int64_t
+#define EV_CTYPE_TIME int64_t
+
+typedef struct {
+#define EV_FIELD(name, kind, max, sql, where) EV_CTYPE_##kind name;
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+} ev_event_t;
+
+typedef enum { EV_KIND_I32, EV_KIND_I64, EV_KIND_STR, EV_KIND_PRICE, EV_KIND_TIME } ev_kind_t;
+
+/* Where a field travels (see event_fields.def). */
+enum {
+    EV_WHERE_PAYLOAD = 1 << 0,
+    EV_WHERE_IDENTITY = 1 << 1,
+    EV_WHERE_WIRE = 1 << 2,
+};
+
+/* Field indexes: EV_F_user_id, EV_F_user_name, ... */
+enum {
+#define EV_FIELD(name, kind, max, sql, where) EV_F_##name,
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+    EV_FIELD_COUNT
+};
+
+typedef struct {
+    const char *name;     /* column, CSV header and msgpack key */
+    ev_kind_t kind;       /* how the value is held and written */
+    uint32_t max_chars;   /* STR only: the varchar limit, in characters */
+    const char *sql_type; /* the type of its column in sql/ */
+    unsigned where;       /* EV_WHERE_* */
+    size_t offset;        /* offsetof(ev_event_t, name) */
+} ev_field_t;
+
+extern const ev_field_t ev_fields[EV_FIELD_COUNT];
+
+/* The allowed event types (event_types.def), NULL-terminated. */
+extern const char *const ev_event_types[];
+
+/* Largest price numeric(10,2) holds, in cents. */
+#define EV_PRICE_MAX_CENTS 9999999999LL
+
+/* Why an event or a row was refused. The names (ev_reject_name) are stable:
+ * they appear in reject files, the rejects table and metrics labels. */
+typedef enum {
+    EV_OK = 0,
+    EV_REJECT_COLUMNS,    /* wrong number of columns */
+    EV_REJECT_MISSING,    /* a required field is absent */
+    EV_REJECT_NUMBER,     /* an integer that does not parse or is out of range */
+    EV_REJECT_PRICE,      /* a price that does not parse, is finer than cents or too large */
+    EV_REJECT_TIME,       /* a time that does not parse */
+    EV_REJECT_EVENT_TYPE, /* event_type outside the allowed set */
+    EV_REJECT_TOO_LONG,   /* a text field over its limit */
+    EV_REJECT_ENCODING,   /* text that is not valid UTF-8 or holds a NUL byte */
+    EV_REJECT_IDENTITY,   /* source, partition or seq out of range */
+    EV_REJECT_DECODE,     /* a message that is not a valid evpipe event */
+    EV_REJECT_LINE_TOO_LONG, /* a CSV record over the line length limit */
+    EV_REJECT_DATABASE,   /* PostgreSQL refused the row */
+    EV_REJECT__COUNT
+} ev_reject_t;
+
+typedef struct {
+    ev_reject_t code;
+    char detail[200]; /* what failed and why, naming the field */
+} ev_error_t;
+
+const char *ev_reject_name(ev_reject_t code);
+
+/* Sets err to code and a printf-style detail; returns code. */
+ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Looks a field up by name; -1 when there is none. */
+int ev_field_index(const char *name, size_t len);
+
+/* Checks what the table would refuse: text encoding and length, event_type,
+ * price range and the identity. Returns EV_OK or the reason (in err). */
+ev_reject_t ev_event_validate(const ev_event_t *ev, ev_error_t *err);
+
+/* Checks only the payload fields (an old-format row before it has an identity). */
+ev_reject_t ev_event_validate_payload(const ev_event_t *ev, ev_error_t *err);
+
+bool ev_event_type_allowed(ev_str_t type);
+
+/* Field-by-field equality (text by content). */
+bool ev_event_equal(const ev_event_t *a, const ev_event_t *b, unsigned where);
+
+/* ---- Values as text ----
+ * Parsers take exactly len bytes, accept nothing else, and return EV_OK or the
+ * reason, naming `field` in err. */
+ev_reject_t ev_parse_i32(const char *s, size_t len, int32_t *out, const char *field, ev_error_t *err);
+ev_reject_t ev_parse_i64(const char *s, size_t len, int64_t *out, const char *field, ev_error_t *err);
+/* "120", "120.5", "120.50", "120.0", "-3.10"; digits past cents must be 0. */
+ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char *field, ev_error_t *err);
+/* "YYYY-MM-DD HH:MM:SS" or with 'T'; optional .f (1-6 digits); optional Z or
+ * +HH:MM / -HH:MM (converted to UTC). */
+ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *field, ev_error_t *err);
+
+/* Appends "123.45" / "-0.50". */
+void ev_format_price(ev_buf_t *b, int64_t cents);
+/* Appends "YYYY-MM-DD HH:MM:SS.ffffff" (iso_t: 'T' between and 'Z' after). */
+void ev_format_time(ev_buf_t *b, int64_t us, bool iso_t);
+
+/* Appends a field that is not text: the integer, "12.50" or the time
+ * (iso_t as in ev_format_time). Returns false for a text field. */
+bool ev_format_scalar(ev_buf_t *b, const ev_event_t *ev, int field, bool iso_t);
+
+/* Microseconds since the epoch, now (CLOCK_REALTIME). */
+int64_t ev_now_us(void);
+
+/* The partition of a user: a fixed 32-bit mix of user_id modulo partitions
+ * (documented in docs/protocol.md, so every publisher agrees). */
+uint32_t ev_partition_of(int32_t user_id, uint32_t partitions);
+
+/* Counts UTF-8 characters; -1 if the text is not valid UTF-8 or has a NUL. */
+long ev_utf8_chars(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,378 @@
+/* The event as CSV: writing archive rows and reading any evpipe or old
+ * generator file (see csv.h). */
+#include "evpipe/csv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static unsigned s_layout_where(ev_csv_layout_t layout)
+{
+    return layout == EV_CSV_ARCHIVE ? (EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY) : EV_WHERE_PAYLOAD;
+}
+
+/* ---- Writing ---- */
+
+void ev_csv_header(ev_buf_t *b, ev_csv_layout_t layout)
+{
+    unsigned where = s_layout_where(layout);
+    bool first = true;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        if (!(ev_fields[i].where & where))
+            continue;
+        if (!first)
+            ev_buf_putc(b, ',');
+        ev_buf_puts(b, ev_fields[i].name);
+        first = false;
+    }
+    ev_buf_putc(b, '\n');
+}
+
+void ev_csv_append_field(ev_buf_t *b, const char *s, size_t len)
+{
+    bool quote = false;
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) {
+        ev_buf_append(b, s, len);
+        return;
+    }
+    ev_buf_reserve(b, len * 2 + 2);
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            *o++ = '"';
+        *o++ = s[i];
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+void ev_csv_append_row(ev_buf_t *b, const ev_event_t *ev, ev_csv_layout_t layout)
+{
+    unsigned where = s_layout_where(layout);
+    bool first = true;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        if (!(f->where & where))
+            continue;
+        if (!first)
+            ev_buf_putc(b, ',');
+        first = false;
+        if (!ev_format_scalar(b, ev, i, false)) {
+            const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
+            ev_csv_append_field(b, s->ptr, s->len);
+        }
+    }
+    ev_buf_putc(b, '\n');
+}
+
+/* ---- Reading ---- */
+
+enum { S_FIELD_START, S_UNQUOTED, S_QUOTED, S_QUOTE_IN_QUOTED };
+
+#define READ_CHUNK (256 * 1024)
+#define RAW_KEEP 1024 /* bytes of a too-long record kept for the reject file */
+
+struct ev_csv_reader_t {
+    int fd;              /* the file, not owned */
+    size_t max_record;   /* longest record returned whole */
+    ev_buf_t in;         /* bytes read and not yet returned */
+    size_t pos;          /* start of the next record in `in` */
+    bool eof;            /* read() said end of file */
+    uint64_t offset;     /* file bytes before in.data[0] */
+    uint64_t line;       /* line number of the next record */
+    ev_buf_t scratch;    /* unquoted field text */
+    ev_str_t *fields;    /* field views */
+    size_t fields_cap;   /* entries in fields */
+    ev_buf_t skipped;    /* head of a too-long record */
+};
+
+ev_csv_reader_t *ev_csv_reader_new(int fd, size_t max_record)
+{
+    ev_csv_reader_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->fd = fd;
+    self->max_record = max_record ? max_record : 1024 * 1024;
+    self->line = 1;
+    ev_buf_init(&self->in);
+    ev_buf_init(&self->scratch);
+    ev_buf_init(&self->skipped);
+    return self;
+}
+
+void ev_csv_reader_destroy(ev_csv_reader_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ev_csv_reader_t *self = *self_p;
+    ev_buf_free(&self->in);
+    ev_buf_free(&self->scratch);
+    ev_buf_free(&self->skipped);
+    free(self->fields);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t ev_csv_reader_offset(const ev_csv_reader_t *self)
+{
+    return self->offset + self->pos;
+}
+
+/* Reads more bytes after dropping what was returned; 0 at end of file. */
+static ssize_t s_fill(ev_csv_reader_t *self)
+{
+    if (self->pos) {
+        self->offset += self->pos;
+        ev_buf_consume(&self->in, self->pos);
+        self->pos = 0;
+    }
+    ev_buf_reserve(&self->in, READ_CHUNK);
+    ssize_t n;
+    do {
+        n = read(self->fd, self->in.data + self->in.len, READ_CHUNK);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        self->in.len += (size_t)n;
+        self->in.data[self->in.len] = '\0';
+    } else if (n == 0) {
+        self->eof = true;
+    }
+    return n;
+}
+
+/* Splits raw[0..len) into fields. scratch has room for len bytes, so the
+ * views stay put. Returns false on misplaced or unclosed quotes. */
+static bool s_split(ev_csv_reader_t *self, const char *raw, size_t len, size_t *nfields)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += raw[i] == ',';
+    if (n > self->fields_cap) {
+        ev_str_t *f = realloc(self->fields, n * sizeof *f);
+        if (!f)
+            abort();
+        self->fields = f;
+        self->fields_cap = n;
+    }
+    ev_buf_reset(&self->scratch);
+    ev_buf_reserve(&self->scratch, len);
+    char *out = self->scratch.data;
+    size_t count = 0, i = 0;
+    bool ok = true;
+    for (;;) {
+        if (i < len && raw[i] == '"') {
+            char *start = out;
+            i++;
+            bool closed = false;
+            while (i < len) {
+                if (raw[i] == '"') {
+                    if (i + 1 < len && raw[i + 1] == '"') {
+                        *out++ = '"';
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    closed = true;
+                    break;
+                }
+                *out++ = raw[i++];
+            }
+            if (!closed || (i < len && raw[i] != ','))
+                ok = false;
+            while (i < len && raw[i] != ',')
+                *out++ = raw[i++];
+            self->fields[count].ptr = start;
+            self->fields[count].len = (uint32_t)(out - start);
+        } else {
+            size_t start = i;
+            while (i < len && raw[i] != ',')
+                i++;
+            self->fields[count].ptr = raw + start;
+            self->fields[count].len = (uint32_t)(i - start);
+        }
+        count++;
+        if (i >= len)
+            break;
+        i++; /* the comma */
+        if (count == self->fields_cap) {
+            ok = false;
+            break;
+        }
+    }
+    *nfields = count;
+    return ok;
+}
+
+int ev_csv_reader_next(ev_csv_reader_t *self, ev_csv_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    for (;;) {
+        /* Scan from pos for the end of one record, refilling as needed. */
+        int state = S_FIELD_START;
+        size_t i = self->pos;
+        uint64_t newlines = 0;
+        bool too_long = false;
+        ev_buf_reset(&self->skipped);
+        for (;;) {
+            if (i >= self->in.len) {
+                if (self->eof)
+                    break;
+                if (too_long) {
+                    /* Keep nothing of a record that is over the limit. */
+                    self->pos = i;
+                }
+                size_t rel = i - self->pos;
+                ssize_t n = s_fill(self);
+                if (n < 0)
+                    return -1;
+                i = self->pos + rel;
+                continue;
+            }
+            char c = self->in.data[i];
+            if (c == '\n' && state != S_QUOTED)
+                break;
+            if (c == '\n')
+                newlines++;
+            switch (state) {
+            case S_FIELD_START:
+                state = c == '"' ? S_QUOTED : c == ',' ? S_FIELD_START : S_UNQUOTED;
+                break;
+            case S_UNQUOTED:
+                if (c == ',')
+                    state = S_FIELD_START;
+                break;
+            case S_QUOTED:
+                if (c == '"')
+                    state = S_QUOTE_IN_QUOTED;
+                break;
+            case S_QUOTE_IN_QUOTED:
+                state = c == '"' ? S_QUOTED : c == ',' ? S_FIELD_START : S_UNQUOTED;
+                break;
+            }
+            i++;
+            if (!too_long && i - self->pos > self->max_record) {
+                too_long = true;
+                size_t keep = i - self->pos < RAW_KEEP ? i - self->pos : RAW_KEEP;
+                ev_buf_append(&self->skipped, self->in.data + self->pos, keep);
+            }
+        }
+        bool at_eof = i >= self->in.len;
+        if (at_eof && i == self->pos && !too_long)
+            return 0; /* nothing left */
+        size_t end = i;
+        rec->line = self->line;
+        self->line += newlines + 1;
+        size_t next = at_eof ? i : i + 1;
+        if (too_long) {
+            rec->too_long = true;
+            rec->raw = self->skipped.data;
+            rec->raw_len = self->skipped.len;
+            self->pos = next;
+            return 1;
+        }
+        const char *raw = self->in.data + self->pos;
+        size_t len = end - self->pos;
+        if (len && raw[len - 1] == '\r' && state != S_QUOTED)
+            len--;
+        self->pos = next;
+        if (len == 0 && !at_eof)
+            continue; /* a blank line */
+        if (len == 0)
+            return 0;
+        rec->raw = raw;
+        rec->raw_len = len;
+        rec->bad_quote = !s_split(self, raw, len, &rec->nfields) || state == S_QUOTED;
+        rec->fields = self->fields;
+        return 1;
+    }
+}
+
+/* ---- Mapping columns to fields ---- */
+
+ev_reject_t ev_csv_map_header(ev_csv_map_t *map, const ev_csv_record_t *header, ev_error_t *err)
+{
+    memset(map, 0, sizeof *map);
+    for (int i = 0; i < EV_FIELD_COUNT; i++)
+        map->column_of[i] = -1;
+    if (header->too_long || header->bad_quote)
+        return ev_error_set(err, EV_REJECT_COLUMNS, "header: malformed header line");
+    map->ncols = header->nfields;
+    for (size_t c = 0; c < header->nfields; c++) {
+        ev_str_t h = header->fields[c];
+        /* A UTF-8 byte-order mark before the first name is tolerated. */
+        if (c == 0 && h.len >= 3 && memcmp(h.ptr, "\xEF\xBB\xBF", 3) == 0)
+            h.ptr += 3, h.len -= 3;
+        while (h.len && (h.ptr[0] == ' '))
+            h.ptr++, h.len--;
+        while (h.len && (h.ptr[h.len - 1] == ' '))
+            h.len--;
+        int f = ev_field_index(h.ptr, h.len);
+        if (f < 0 || !(ev_fields[f].where & (EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY))) {
+            map->ignored++;
+            continue;
+        }
+        if (map->column_of[f] >= 0)
+            return ev_error_set(err, EV_REJECT_COLUMNS, "header: column %s is named twice", ev_fields[f].name);
+        map->column_of[f] = (int)c;
+    }
+    int identity = 0, identity_named = 0;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        if (ev_fields[i].where & EV_WHERE_PAYLOAD && map->column_of[i] < 0)
+            return ev_error_set(err, EV_REJECT_MISSING, "header: no column named %s", ev_fields[i].name);
+        if (ev_fields[i].where & EV_WHERE_IDENTITY) {
+            identity++;
+            identity_named += map->column_of[i] >= 0;
+        }
+    }
+    if (identity_named && identity_named != identity)
+        return ev_error_set(err, EV_REJECT_MISSING, "header: source, partition and seq go together");
+    map->layout = identity_named ? EV_CSV_ARCHIVE : EV_CSV_OLD;
+    return EV_OK;
+}
+
+ev_reject_t ev_csv_parse_row(const ev_csv_map_t *map, const ev_csv_record_t *rec, ev_event_t *ev,
+                             ev_error_t *err)
+{
+    memset(ev, 0, sizeof *ev);
+    if (rec->too_long)
+        return ev_error_set(err, EV_REJECT_LINE_TOO_LONG, "line: longer than the limit");
+    if (rec->bad_quote)
+        return ev_error_set(err, EV_REJECT_COLUMNS, "line: a quote is misplaced or never closed");
+    if (rec->nfields != map->ncols)
+        return ev_error_set(err, EV_REJECT_COLUMNS, "line: %zu columns, the header has %zu", rec->nfields,
+                            map->ncols);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        int c = map->column_of[i];
+        if (c < 0)
+            continue;
+        const ev_field_t *f = &ev_fields[i];
+        const ev_str_t *v = &rec->fields[c];
+        char *p = (char *)ev + f->offset;
+        ev_reject_t rc = EV_OK;
+        switch (f->kind) {
+        case EV_KIND_I32:
+            rc = ev_parse_i32(v->ptr, v->len, (int32_t *)p, f->name, err);
+            break;
+        case EV_KIND_I64:
+            rc = ev_parse_i64(v->ptr, v->len, (int64_t *)p, f->name, err);
+            break;
+        case EV_KIND_PRICE:
+            rc = ev_parse_price(v->ptr, v->len, (int64_t *)p, f->name, err);
+            break;
+        case EV_KIND_TIME:
+            rc = ev_parse_time(v->ptr, v->len, (int64_t *)p, f->name, err);
+            break;
+        case EV_KIND_STR:
+            *(ev_str_t *)p = *v;
+            break;
+        }
+        if (rc)
+            return rc;
+    }
+    return map->layout == EV_CSV_ARCHIVE ? ev_event_validate(ev, err) : ev_event_validate_payload(ev, err);
+}

@@ -1,0 +1,489 @@
+/* The event's field table, value parsing and formatting, and validation. */
+#include "evpipe/event.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- The field table, made from event_fields.def ---- */
+
+#define EV_WHERE_OF(where) EV_WHERE_##where
+const ev_field_t ev_fields[EV_FIELD_COUNT] = {
+#define EV_FIELD(name, kind, max, sql, where) \
+    {#name, EV_KIND_##kind, max, sql, EV_WHERE_OF(where), offsetof(ev_event_t, name)},
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+};
+
+const char *const ev_event_types[] = {
+#define EV_EVENT_TYPE(name) #name,
+#include "evpipe/event_types.def"
+#undef EV_EVENT_TYPE
+    NULL,
+};
+
+static const char *const s_reject_names[EV_REJECT__COUNT] = {
+    [EV_OK] = "ok",
+    [EV_REJECT_COLUMNS] = "column_count",
+    [EV_REJECT_MISSING] = "missing_field",
+    [EV_REJECT_NUMBER] = "bad_number",
+    [EV_REJECT_PRICE] = "bad_price",
+    [EV_REJECT_TIME] = "bad_time",
+    [EV_REJECT_EVENT_TYPE] = "bad_event_type",
+    [EV_REJECT_TOO_LONG] = "too_long",
+    [EV_REJECT_ENCODING] = "bad_encoding",
+    [EV_REJECT_IDENTITY] = "bad_identity",
+    [EV_REJECT_DECODE] = "undecodable",
+    [EV_REJECT_LINE_TOO_LONG] = "line_too_long",
+    [EV_REJECT_DATABASE] = "database",
+};
+
+const char *ev_reject_name(ev_reject_t code)
+{
+    if ((unsigned)code >= EV_REJECT__COUNT)
+        return "unknown";
+    return s_reject_names[code];
+}
+
+ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...)
+{
+    if (err) {
+        err->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->detail, sizeof err->detail, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int ev_field_index(const char *name, size_t len)
+{
+    for (int i = 0; i < EV_FIELD_COUNT; i++)
+        if (strlen(ev_fields[i].name) == len && memcmp(ev_fields[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- Text ---- */
+
+long ev_utf8_chars(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    long chars = 0;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == 0)
+            return -1;
+        if (c < 0x80) {
+            p++;
+        } else {
+            int n;
+            unsigned min, cp;
+            if ((c & 0xE0) == 0xC0) {
+                n = 1, min = 0x80, cp = c & 0x1F;
+            } else if ((c & 0xF0) == 0xE0) {
+                n = 2, min = 0x800, cp = c & 0x0F;
+            } else if ((c & 0xF8) == 0xF0) {
+                n = 3, min = 0x10000, cp = c & 0x07;
+            } else {
+                return -1;
+            }
+            if (end - p <= n)
+                return -1;
+            for (int i = 1; i <= n; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                    return -1;
+                cp = (cp << 6) | (p[i] & 0x3F);
+            }
+            if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return -1;
+            p += n + 1;
+        }
+        chars++;
+    }
+    return chars;
+}
+
+bool ev_event_type_allowed(ev_str_t type)
+{
+    for (const char *const *t = ev_event_types; *t; t++)
+        if (strlen(*t) == type.len && memcmp(*t, type.ptr, type.len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- Validation ---- */
+
+static ev_reject_t s_validate(const ev_event_t *ev, unsigned where, ev_error_t *err)
+{
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        if (!(f->where & where) || f->kind != EV_KIND_STR)
+            continue;
+        const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
+        if (s->len && !s->ptr)
+            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing", f->name);
+        long chars = ev_utf8_chars(s->ptr, s->len);
+        if (chars < 0)
+            return ev_error_set(err, EV_REJECT_ENCODING, "%s: not valid UTF-8 text (or holds a NUL byte)",
+                                f->name);
+        if ((unsigned long)chars > f->max_chars)
+            return ev_error_set(err, EV_REJECT_TOO_LONG, "%s: %ld characters, the limit is %u", f->name,
+                                chars, f->max_chars);
+    }
+    if (where & EV_WHERE_PAYLOAD) {
+        if (!ev_event_type_allowed(ev->event_type))
+            return ev_error_set(err, EV_REJECT_EVENT_TYPE, "event_type: '%.*s' is not one of the allowed types",
+                                (int)(ev->event_type.len > 40 ? 40 : ev->event_type.len),
+                                ev->event_type.ptr ? ev->event_type.ptr : "");
+        if (ev->product_price > EV_PRICE_MAX_CENTS || ev->product_price < -EV_PRICE_MAX_CENTS)
+            return ev_error_set(err, EV_REJECT_PRICE, "product_price: %lld cents is outside numeric(10,2)",
+                                (long long)ev->product_price);
+    }
+    if (where & EV_WHERE_IDENTITY) {
+        if (ev->source.len == 0)
+            return ev_error_set(err, EV_REJECT_IDENTITY, "source: empty");
+        if (ev->partition < 0)
+            return ev_error_set(err, EV_REJECT_IDENTITY, "partition: %d is negative", (int)ev->partition);
+        if (ev->seq < 1)
+            return ev_error_set(err, EV_REJECT_IDENTITY, "seq: %lld, it starts at 1", (long long)ev->seq);
+    }
+    if (err)
+        err->code = EV_OK, err->detail[0] = '\0';
+    return EV_OK;
+}
+
+ev_reject_t ev_event_validate(const ev_event_t *ev, ev_error_t *err)
+{
+    return s_validate(ev, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY, err);
+}
+
+ev_reject_t ev_event_validate_payload(const ev_event_t *ev, ev_error_t *err)
+{
+    return s_validate(ev, EV_WHERE_PAYLOAD, err);
+}
+
+bool ev_event_equal(const ev_event_t *a, const ev_event_t *b, unsigned where)
+{
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        if (!(f->where & where))
+            continue;
+        const char *pa = (const char *)a + f->offset, *pb = (const char *)b + f->offset;
+        switch (f->kind) {
+        case EV_KIND_I32:
+            if (*(const int32_t *)pa != *(const int32_t *)pb)
+                return false;
+            break;
+        case EV_KIND_I64:
+        case EV_KIND_PRICE:
+        case EV_KIND_TIME:
+            if (*(const int64_t *)pa != *(const int64_t *)pb)
+                return false;
+            break;
+        case EV_KIND_STR: {
+            const ev_str_t *sa = (const ev_str_t *)pa, *sb = (const ev_str_t *)pb;
+            if (sa->len != sb->len || (sa->len && memcmp(sa->ptr, sb->ptr, sa->len) != 0))
+                return false;
+            break;
+        }
+        }
+    }
+    return true;
+}
+
+/* ---- Parsing values ---- */
+
+static bool s_digits(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* Parses an optionally signed decimal integer into [min, max]. */
+static bool s_parse_int(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    bool neg = false;
+    if (len && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        s++, len--;
+    }
+    if (!s_digits(s, len) || len > 19)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        int64_t sv = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+        if (sv < min)
+            return false;
+        *out = sv;
+    } else {
+        if (v > (uint64_t)max)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+static void s_quote(char *dst, size_t cap, const char *s, size_t len)
+{
+    size_t n = len > cap - 1 ? cap - 1 : len;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    dst[n] = '\0';
+}
+
+ev_reject_t ev_parse_i32(const char *s, size_t len, int32_t *out, const char *field, ev_error_t *err)
+{
+    int64_t v;
+    if (!s_parse_int(s, len, INT32_MIN, INT32_MAX, &v)) {
+        char q[48];
+        s_quote(q, sizeof q, s, len);
+        return ev_error_set(err, EV_REJECT_NUMBER, "%s: '%s' is not a 32-bit integer", field, q);
+    }
+    *out = (int32_t)v;
+    return EV_OK;
+}
+
+ev_reject_t ev_parse_i64(const char *s, size_t len, int64_t *out, const char *field, ev_error_t *err)
+{
+    if (!s_parse_int(s, len, INT64_MIN, INT64_MAX, out)) {
+        char q[48];
+        s_quote(q, sizeof q, s, len);
+        return ev_error_set(err, EV_REJECT_NUMBER, "%s: '%s' is not a 64-bit integer", field, q);
+    }
+    return EV_OK;
+}
+
+ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char *field, ev_error_t *err)
+{
+    const char *orig = s;
+    size_t olen = len;
+    bool neg = false;
+    if (len && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        s++, len--;
+    }
+    const char *dot = memchr(s, '.', len);
+    size_t ilen = dot ? (size_t)(dot - s) : len;
+    size_t flen = dot ? len - ilen - 1 : 0;
+    char q[48];
+    s_quote(q, sizeof q, orig, olen);
+    if (!s_digits(s, ilen) || (dot && flen && !s_digits(dot + 1, flen)))
+        return ev_error_set(err, EV_REJECT_PRICE, "%s: '%s' is not a decimal number", field, q);
+    while (ilen > 1 && s[0] == '0')
+        s++, ilen--;
+    if (ilen > 8)
+        return ev_error_set(err, EV_REJECT_PRICE, "%s: '%s' is larger than numeric(10,2) holds", field, q);
+    int64_t v = 0;
+    for (size_t i = 0; i < ilen; i++)
+        v = v * 10 + (s[i] - '0');
+    int64_t frac = 0;
+    for (size_t i = 0; i < 2; i++)
+        frac = frac * 10 + (i < flen ? dot[1 + i] - '0' : 0);
+    for (size_t i = 2; i < flen; i++)
+        if (dot[1 + i] != '0')
+            return ev_error_set(err, EV_REJECT_PRICE, "%s: '%s' is finer than cents", field, q);
+    v = v * 100 + frac;
+    *cents = neg ? -v : v;
+    return EV_OK;
+}
+
+/* Days since 1970-01-01 of a civil date (H. Hinnant's algorithm). */
+static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void s_civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
+static bool s_num(const char *s, size_t n, unsigned *out)
+{
+    if (!s_digits(s, n))
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (unsigned)(s[i] - '0');
+    *out = v;
+    return true;
+}
+
+ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *field, ev_error_t *err)
+{
+    char q[48];
+    s_quote(q, sizeof q, s, len);
+    unsigned Y, M, D, h, mi, sec;
+    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
+        s[16] != ':' || !s_num(s, 4, &Y) || !s_num(s + 5, 2, &M) || !s_num(s + 8, 2, &D) ||
+        !s_num(s + 11, 2, &h) || !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
+        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' is not a time like 2024-01-31 12:00:00[.ffffff]",
+                            field, q);
+    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (Y < 1 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 ||
+        mi > 59 || sec > 59)
+        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' is not a valid date and time", field, q);
+    size_t i = 19;
+    int64_t frac = 0;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        size_t n = i - start;
+        if (n == 0 || n > 6)
+            return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' needs 1 to 6 fractional digits", field, q);
+        for (size_t k = 0; k < 6; k++)
+            frac = frac * 10 + (k < n ? s[start + k] - '0' : 0);
+    }
+    int64_t offset_s = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+        i++;
+    } else if (i < len && (s[i] == '+' || s[i] == '-')) {
+        unsigned oh, om;
+        size_t rest = len - i - 1;
+        const char *o = s + i + 1;
+        bool ok = (rest == 5 && o[2] == ':' && s_num(o, 2, &oh) && s_num(o + 3, 2, &om)) ||
+                  (rest == 4 && s_num(o, 2, &oh) && s_num(o + 2, 2, &om)) || (rest == 2 && s_num(o, 2, &oh) && !(om = 0));
+        if (!ok || oh > 23 || om > 59)
+            return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' has a bad UTC offset", field, q);
+        offset_s = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+        i = len;
+    }
+    if (i != len)
+        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' has trailing characters", field, q);
+    int64_t days = s_days_from_civil(Y, M, D);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    *us = secs * 1000000 + frac;
+    return EV_OK;
+}
+
+/* ---- Formatting values ---- */
+
+void ev_format_price(ev_buf_t *b, int64_t cents)
+{
+    uint64_t u = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%s%llu.%02llu", cents < 0 ? "-" : "", (unsigned long long)(u / 100),
+                     (unsigned long long)(u % 100));
+    ev_buf_append(b, tmp, (size_t)n);
+}
+
+static void s_put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+void ev_format_time(ev_buf_t *b, int64_t us, bool iso_t)
+{
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0)
+        frac += 1000000, secs--;
+    int64_t days = secs / 86400, rem = secs % 86400;
+    if (rem < 0)
+        rem += 86400, days--;
+    int y;
+    unsigned m, d;
+    s_civil_from_days(days, &y, &m, &d);
+    char t[40];
+    if (y < 0 || y > 9999) {
+        int n = snprintf(t, sizeof t, "%04d-%02u-%02u%c%02u:%02u:%02u.%06u%s", y, m, d, iso_t ? 'T' : ' ',
+                         (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60),
+                         (unsigned)frac, iso_t ? "Z" : "");
+        ev_buf_append(b, t, (size_t)n);
+        return;
+    }
+    /* The hot path (every CSV, COPY and JSON row): no printf. */
+    t[0] = (char)('0' + y / 1000), t[1] = (char)('0' + y / 100 % 10);
+    s_put2(t + 2, (unsigned)y % 100);
+    t[4] = '-';
+    s_put2(t + 5, m);
+    t[7] = '-';
+    s_put2(t + 8, d);
+    t[10] = iso_t ? 'T' : ' ';
+    s_put2(t + 11, (unsigned)(rem / 3600));
+    t[13] = ':';
+    s_put2(t + 14, (unsigned)(rem / 60 % 60));
+    t[16] = ':';
+    s_put2(t + 17, (unsigned)(rem % 60));
+    t[19] = '.';
+    unsigned f = (unsigned)frac;
+    for (int k = 25; k >= 20; k--, f /= 10)
+        t[k] = (char)('0' + f % 10);
+    size_t n = 26;
+    if (iso_t)
+        t[n++] = 'Z';
+    ev_buf_append(b, t, n);
+}
+
+bool ev_format_scalar(ev_buf_t *b, const ev_event_t *ev, int field, bool iso_t)
+{
+    const ev_field_t *f = &ev_fields[field];
+    const char *p = (const char *)ev + f->offset;
+    switch (f->kind) {
+    case EV_KIND_I32:
+        ev_buf_put_i64(b, *(const int32_t *)p);
+        return true;
+    case EV_KIND_I64:
+        ev_buf_put_i64(b, *(const int64_t *)p);
+        return true;
+    case EV_KIND_PRICE:
+        ev_format_price(b, *(const int64_t *)p);
+        return true;
+    case EV_KIND_TIME:
+        ev_format_time(b, *(const int64_t *)p, iso_t);
+        return true;
+    case EV_KIND_STR:
+        break;
+    }
+    return false;
+}
+
+int64_t ev_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint32_t ev_partition_of(int32_t user_id, uint32_t partitions)
+{
+    /* murmur3's 32-bit finaliser: every bit of user_id moves every bit. */
+    uint32_t h = (uint32_t)user_id;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return partitions ? h % partitions : 0;
+}

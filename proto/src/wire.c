@@ -1,0 +1,358 @@
+/* The bus protocol: topics and msgpack bodies (see docs/protocol.md). */
+#include "evpipe/wire.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ev_codec_t {
+    msgpack_sbuffer out; /* what the last encode wrote */
+    msgpack_packer pk;   /* packs into out */
+    msgpack_zone zone;   /* decode scratch, cleared before each decode */
+};
+
+ev_codec_t *ev_codec_new(void)
+{
+    ev_codec_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    msgpack_sbuffer_init(&self->out);
+    msgpack_packer_init(&self->pk, &self->out, msgpack_sbuffer_write);
+    if (!msgpack_zone_init(&self->zone, 2048)) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void ev_codec_destroy(ev_codec_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ev_codec_t *self = *self_p;
+    msgpack_sbuffer_destroy(&self->out);
+    msgpack_zone_destroy(&self->zone);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- Topics ---- */
+
+size_t ev_topic_format(char buf[EV_TOPIC_MAX], uint32_t partition, ev_msg_kind_t kind)
+{
+    return (size_t)snprintf(buf, EV_TOPIC_MAX, "p%04u/%s", partition % 10000,
+                            kind == EV_MSG_HEARTBEAT ? "hb" : "ev");
+}
+
+size_t ev_topic_prefix(char buf[EV_TOPIC_MAX], uint32_t partition)
+{
+    return (size_t)snprintf(buf, EV_TOPIC_MAX, "p%04u/", partition % 10000);
+}
+
+bool ev_topic_parse(const void *topic, size_t len, uint32_t *partition, ev_msg_kind_t *kind)
+{
+    const char *t = topic;
+    if (len != 8 || t[0] != 'p' || t[5] != '/')
+        return false;
+    uint32_t p = 0;
+    for (int i = 1; i <= 4; i++) {
+        if (t[i] < '0' || t[i] > '9')
+            return false;
+        p = p * 10 + (uint32_t)(t[i] - '0');
+    }
+    if (memcmp(t + 6, "ev", 2) == 0)
+        *kind = EV_MSG_EVENT;
+    else if (memcmp(t + 6, "hb", 2) == 0)
+        *kind = EV_MSG_HEARTBEAT;
+    else
+        return false;
+    *partition = p;
+    return true;
+}
+
+/* ---- Packing helpers ---- */
+
+static void s_key(msgpack_packer *pk, const char *key)
+{
+    size_t n = strlen(key);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, key, n);
+}
+
+static void s_str(msgpack_packer *pk, ev_str_t s)
+{
+    msgpack_pack_str(pk, s.len);
+    msgpack_pack_str_body(pk, s.ptr ? s.ptr : "", s.len);
+}
+
+static void s_begin(ev_codec_t *self, size_t entries)
+{
+    msgpack_sbuffer_clear(&self->out);
+    msgpack_pack_map(&self->pk, entries + 1);
+    s_key(&self->pk, "v");
+    msgpack_pack_int(&self->pk, EV_PROTOCOL_VERSION);
+}
+
+static void s_done(ev_codec_t *self, const void **data, size_t *len)
+{
+    *data = self->out.data;
+    *len = self->out.size;
+}
+
+void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **data, size_t *len)
+{
+    s_begin(self, EV_FIELD_COUNT);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        const char *p = (const char *)ev + f->offset;
+        s_key(&self->pk, f->name);
+        switch (f->kind) {
+        case EV_KIND_I32:
+            msgpack_pack_int32(&self->pk, *(const int32_t *)p);
+            break;
+        case EV_KIND_I64:
+        case EV_KIND_PRICE:
+        case EV_KIND_TIME:
+            msgpack_pack_int64(&self->pk, *(const int64_t *)p);
+            break;
+        case EV_KIND_STR:
+            s_str(&self->pk, *(const ev_str_t *)p);
+            break;
+        }
+    }
+    s_done(self, data, len);
+}
+
+/* ---- Unpacking helpers ---- */
+
+/* Unpacks one map from data; checks the protocol version. */
+static ev_reject_t s_unpack_map(ev_codec_t *self, const void *data, size_t len, msgpack_object *obj,
+                                ev_error_t *err)
+{
+    msgpack_zone_clear(&self->zone);
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack(data, len, &off, &self->zone, obj);
+    if (r != MSGPACK_UNPACK_SUCCESS)
+        return ev_error_set(err, EV_REJECT_DECODE, "body: not one msgpack value (%zu bytes, code %d)", len,
+                            (int)r);
+    if (obj->type != MSGPACK_OBJECT_MAP)
+        return ev_error_set(err, EV_REJECT_DECODE, "body: a msgpack map was expected (type %d)", (int)obj->type);
+    bool has_v = false;
+    for (uint32_t i = 0; i < obj->via.map.size; i++) {
+        const msgpack_object_kv *kv = &obj->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 1 && kv->key.via.str.ptr[0] == 'v') {
+            if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER || kv->val.via.u64 != EV_PROTOCOL_VERSION)
+                return ev_error_set(err, EV_REJECT_DECODE, "v: protocol version %s is not %d",
+                                    kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "other" : "missing",
+                                    EV_PROTOCOL_VERSION);
+            has_v = true;
+        }
+    }
+    if (!has_v)
+        return ev_error_set(err, EV_REJECT_DECODE, "v: the protocol version is missing");
+    return EV_OK;
+}
+
+static bool s_key_is(const msgpack_object *key, const char *name)
+{
+    size_t n = strlen(name);
+    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == n && memcmp(key->via.str.ptr, name, n) == 0;
+}
+
+static ev_reject_t s_get_int(const msgpack_object *v, int64_t min, int64_t max, int64_t *out, const char *name,
+                             ev_error_t *err)
+{
+    int64_t x;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (v->via.u64 > (uint64_t)INT64_MAX)
+            return ev_error_set(err, EV_REJECT_NUMBER, "%s: integer out of range", name);
+        x = (int64_t)v->via.u64;
+    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        x = v->via.i64;
+    } else {
+        return ev_error_set(err, EV_REJECT_DECODE, "%s: an integer was expected (msgpack type %d)", name,
+                            (int)v->type);
+    }
+    if (x < min || x > max)
+        return ev_error_set(err, EV_REJECT_NUMBER, "%s: %lld is out of range", name, (long long)x);
+    *out = x;
+    return EV_OK;
+}
+
+static ev_reject_t s_get_str(const msgpack_object *v, ev_str_t *out, const char *name, ev_error_t *err)
+{
+    if (v->type != MSGPACK_OBJECT_STR)
+        return ev_error_set(err, EV_REJECT_DECODE, "%s: a string was expected (msgpack type %d)", name,
+                            (int)v->type);
+    out->ptr = v->via.str.ptr;
+    out->len = v->via.str.size;
+    return EV_OK;
+}
+
+ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,
+                                  ev_error_t *err)
+{
+    msgpack_object obj;
+    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
+    if (rc)
+        return rc;
+    memset(ev, 0, sizeof *ev);
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        const msgpack_object_kv *kv = &obj.via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return ev_error_set(err, EV_REJECT_DECODE, "body: a map key is not a string");
+        int idx = ev_field_index(kv->key.via.str.ptr, kv->key.via.str.size);
+        if (idx < 0)
+            continue; /* a key of a later version: ignored */
+        const ev_field_t *f = &ev_fields[idx];
+        char *p = (char *)ev + f->offset;
+        int64_t x;
+        switch (f->kind) {
+        case EV_KIND_I32:
+            if ((rc = s_get_int(&kv->val, INT32_MIN, INT32_MAX, &x, f->name, err)))
+                return rc;
+            *(int32_t *)p = (int32_t)x;
+            break;
+        case EV_KIND_I64:
+        case EV_KIND_PRICE:
+        case EV_KIND_TIME:
+            if ((rc = s_get_int(&kv->val, INT64_MIN, INT64_MAX, (int64_t *)p, f->name, err)))
+                return rc;
+            break;
+        case EV_KIND_STR:
+            if ((rc = s_get_str(&kv->val, (ev_str_t *)p, f->name, err)))
+                return rc;
+            break;
+        }
+        seen |= 1u << idx;
+    }
+    for (int i = 0; i < EV_FIELD_COUNT; i++)
+        if (!(seen & (1u << i)))
+            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the message", ev_fields[i].name);
+    return EV_OK;
+}
+
+/* ---- Heartbeat ---- */
+
+void ev_codec_encode_heartbeat(ev_codec_t *self, const ev_heartbeat_t *hb, const void **data, size_t *len)
+{
+    s_begin(self, 4);
+    s_key(&self->pk, "source");
+    s_str(&self->pk, hb->source);
+    s_key(&self->pk, "partition");
+    msgpack_pack_int32(&self->pk, hb->partition);
+    s_key(&self->pk, "seq");
+    msgpack_pack_int64(&self->pk, hb->seq);
+    s_key(&self->pk, "published_at");
+    msgpack_pack_int64(&self->pk, hb->published_at);
+    s_done(self, data, len);
+}
+
+ev_reject_t ev_codec_decode_heartbeat(ev_codec_t *self, const void *data, size_t len, ev_heartbeat_t *hb,
+                                      ev_error_t *err)
+{
+    msgpack_object obj;
+    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
+    if (rc)
+        return rc;
+    memset(hb, 0, sizeof *hb);
+    unsigned seen = 0;
+    int64_t x;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
+        if (s_key_is(k, "source")) {
+            if ((rc = s_get_str(v, &hb->source, "source", err)))
+                return rc;
+            seen |= 1;
+        } else if (s_key_is(k, "partition")) {
+            if ((rc = s_get_int(v, 0, EV_PARTITIONS_MAX - 1, &x, "partition", err)))
+                return rc;
+            hb->partition = (int32_t)x, seen |= 2;
+        } else if (s_key_is(k, "seq")) {
+            if ((rc = s_get_int(v, 0, INT64_MAX, &hb->seq, "seq", err)))
+                return rc;
+            seen |= 4;
+        } else if (s_key_is(k, "published_at")) {
+            if ((rc = s_get_int(v, INT64_MIN, INT64_MAX, &hb->published_at, "published_at", err)))
+                return rc;
+            seen |= 8;
+        }
+    }
+    if (seen != 15)
+        return ev_error_set(err, EV_REJECT_MISSING, "heartbeat: a field is missing");
+    return EV_OK;
+}
+
+/* ---- Repair ---- */
+
+void ev_codec_encode_repair(ev_codec_t *self, const ev_repair_t *r, const void **data, size_t *len)
+{
+    s_begin(self, 7);
+    s_key(&self->pk, "id");
+    msgpack_pack_uint64(&self->pk, r->id);
+    s_key(&self->pk, "source");
+    s_str(&self->pk, r->source);
+    s_key(&self->pk, "partition");
+    msgpack_pack_int32(&self->pk, r->partition);
+    s_key(&self->pk, "from");
+    msgpack_pack_int64(&self->pk, r->from);
+    s_key(&self->pk, "to");
+    msgpack_pack_int64(&self->pk, r->to);
+    s_key(&self->pk, "sent");
+    msgpack_pack_int64(&self->pk, r->sent);
+    s_key(&self->pk, "found_source");
+    if (r->found_source)
+        msgpack_pack_true(&self->pk);
+    else
+        msgpack_pack_false(&self->pk);
+    s_done(self, data, len);
+}
+
+ev_reject_t ev_codec_decode_repair(ev_codec_t *self, const void *data, size_t len, ev_repair_t *r,
+                                   ev_error_t *err)
+{
+    msgpack_object obj;
+    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
+    if (rc)
+        return rc;
+    memset(r, 0, sizeof *r);
+    unsigned seen = 0;
+    int64_t x;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
+        if (s_key_is(k, "id")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return ev_error_set(err, EV_REJECT_DECODE, "id: an unsigned integer was expected");
+            r->id = v->via.u64, seen |= 1;
+        } else if (s_key_is(k, "source")) {
+            if ((rc = s_get_str(v, &r->source, "source", err)))
+                return rc;
+            seen |= 2;
+        } else if (s_key_is(k, "partition")) {
+            if ((rc = s_get_int(v, 0, EV_PARTITIONS_MAX - 1, &x, "partition", err)))
+                return rc;
+            r->partition = (int32_t)x, seen |= 4;
+        } else if (s_key_is(k, "from")) {
+            if ((rc = s_get_int(v, 1, INT64_MAX, &r->from, "from", err)))
+                return rc;
+            seen |= 8;
+        } else if (s_key_is(k, "to")) {
+            if ((rc = s_get_int(v, 1, INT64_MAX, &r->to, "to", err)))
+                return rc;
+            seen |= 16;
+        } else if (s_key_is(k, "sent")) {
+            if ((rc = s_get_int(v, 0, INT64_MAX, &r->sent, "sent", err)))
+                return rc;
+        } else if (s_key_is(k, "found_source")) {
+            r->found_source = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+        }
+    }
+    if (seen != 31)
+        return ev_error_set(err, EV_REJECT_MISSING, "repair: id, source, partition, from or to is missing");
+    if (r->from > r->to)
+        return ev_error_set(err, EV_REJECT_NUMBER, "repair: from %lld is after to %lld", (long long)r->from,
+                            (long long)r->to);
+    return EV_OK;
+}

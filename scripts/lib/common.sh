@@ -1,0 +1,90 @@
+# Shell helpers for scripts/run, scripts/test, scripts/bench: installing what
+# is missing, building, and a private PostgreSQL cluster. Sourced, not run.
+
+EVPIPE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+evp_say() { printf '%s\n' "evpipe: $*" >&2; }
+evp_die() { evp_say "$*"; exit 1; }
+
+# evp_need_packages PKG... : apt-get installs the Debian packages not yet installed.
+evp_need_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  evp_say "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q </dev/null || evp_die "apt-get update failed"
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null ||
+    evp_die "apt-get install ${missing[*]} failed"
+}
+
+# What building and running evpipe needs.
+EVP_BUILD_PACKAGES=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev
+  libsodium-dev libcriterion-dev libmicrohttpd-dev postgresql-15 postgresql-client-15)
+
+# evp_build BUILD_DIR [cmake args...]
+evp_build() {
+  local dir=$1; shift
+  cmake -S "$EVPIPE_ROOT" -B "$dir" "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log" >&2; evp_die "cmake configure failed"; }
+  cmake --build "$dir" -j"$(nproc)" >"$dir.build.log" 2>&1 ||
+    { tail -n 60 "$dir.build.log" >&2; evp_die "build failed (full log: $dir.build.log)"; }
+}
+
+# Runs a command as the cluster's owner: postgres when we are root (PostgreSQL
+# refuses to run as root), ourselves otherwise.
+evp_pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# evp_pg_start DATA_DIR PORT AUTH SUPERUSER [PASSWORD]
+# Creates the cluster on first use; listens on 127.0.0.1:PORT and a socket in
+# DATA_DIR. AUTH is trust (tests) or scram-sha-256 (the local run).
+evp_pg_start() {
+  local data=$1 port=$2 auth=$3 user=$4 password=${5:-}
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
+    chmod 700 "$data"
+    local pwfile
+    pwfile=$(mktemp)
+    printf '%s\n' "${password:-unused}" >"$pwfile"
+    chmod 644 "$pwfile"
+    evp_pg_as_owner "$PG_BIN/initdb" -D "$data" -U "$user" --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 \
+      --auth-local=trust --auth-host="$auth" >"$data.initdb.log" 2>&1 ||
+      { rm -f "$pwfile"; cat "$data.initdb.log" >&2; evp_die "initdb failed"; }
+    rm -f "$pwfile"
+    cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$data'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+CONF
+  fi
+  evp_pg_as_owner "$PG_BIN/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >/dev/null ||
+    { tail -n 30 "$data/server.log" >&2; evp_die "PostgreSQL did not start on port $port"; }
+}
+
+# evp_pg_stop DATA_DIR
+evp_pg_stop() {
+  [ -f "$1/postmaster.pid" ] || return 0
+  evp_pg_as_owner "$PG_BIN/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+# evp_free_port: a TCP port nobody listens on.
+evp_free_port() {
+  python3 - 2>/dev/null <<'PY' || shuf -i 20000-60000 -n 1
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}

@@ -1,0 +1,129 @@
+/* Settings of every evpipe service: one table (config.c) gives each setting
+ * its environment name, flag, default (the same as .env), limits and help.
+ * The same table loads the environment, applies flags and prints --help. */
+#ifndef EVPIPE_CONFIG_H
+#define EVPIPE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define EVP_TEXT_MAX 256
+#define EVP_PATH_MAX 1024
+
+/* Which services use a setting. */
+enum {
+    EVP_SVC_BUS = 1 << 0,
+    EVP_SVC_GENERATOR = 1 << 1,
+    EVP_SVC_INGEST = 1 << 2,
+    EVP_SVC_WRITER = 1 << 3,
+    EVP_SVC_TAP = 1 << 4,
+    EVP_SVC_ALL = 0x1f,
+};
+
+typedef enum { EVP_LOG_DEBUG, EVP_LOG_INFO, EVP_LOG_WARN, EVP_LOG_ERROR } evp_log_level_t;
+
+typedef struct {
+    /* PostgreSQL */
+    char postgres_host[EVP_TEXT_MAX];
+    int postgres_port;
+    char postgres_user[EVP_TEXT_MAX];
+    char postgres_password[EVP_TEXT_MAX];
+    char postgres_db[EVP_TEXT_MAX];
+    int postgres_connect_timeout;
+    /* Bus */
+    char bus_publish_endpoint[EVP_TEXT_MAX];
+    char bus_subscribe_endpoint[EVP_TEXT_MAX];
+    char bus_tap_endpoint[EVP_TEXT_MAX];
+    char replay_endpoint[EVP_TEXT_MAX];
+    int bus_hwm;
+    int tap_hwm;
+    int max_message_bytes;
+    int heartbeat_ms;
+    int partitions;
+    /* Generator and archive */
+    char archive_dir[EVP_PATH_MAX];
+    int archive_rotate_seconds;
+    int archive_sync_ms;
+    char event_types[EVP_TEXT_MAX];
+    int min_events;
+    int max_events;
+    double sleep_interval;
+    double generator_rate; /* events/s; 0: bursts like the old generator; < 0: as fast as it can */
+    int64_t generator_seed;
+    /* Ingest */
+    char state_dir[EVP_PATH_MAX];
+    char ingest_watch_dir[EVP_PATH_MAX];
+    int ingest_settle_ms;
+    int ingest_max_line;
+    /* Writer */
+    int writer_batch_size;
+    int writer_linger_ms;
+    int writer_holdback_max;
+    int writer_repair_timeout_ms;
+    /* All */
+    evp_log_level_t log_level;
+    int metrics_port;
+} evp_config_t;
+
+typedef enum {
+    EVP_SET_TEXT,     /* any text */
+    EVP_SET_SECRET,   /* text never printed or logged */
+    EVP_SET_INT,      /* integer within [min, max] */
+    EVP_SET_PORT,     /* TCP port 1..65535 */
+    EVP_SET_ENDPOINT, /* tcp://host:port or ipc://path */
+    EVP_SET_DIR,      /* a directory, created if missing */
+    EVP_SET_SECONDS,  /* a non-negative number of seconds */
+    EVP_SET_RATE,     /* events/s, empty for bursts, or "max" */
+    EVP_SET_TYPES,    /* comma-separated event types, each allowed */
+    EVP_SET_LEVEL,    /* debug, info, warn or error */
+} evp_setting_type_t;
+
+typedef struct {
+    const char *env;     /* environment name, as in .env */
+    const char *flag;    /* long flag without the dashes */
+    evp_setting_type_t type;
+    const char *def;     /* default, as text; equal to .env */
+    size_t offset;       /* into evp_config_t */
+    int64_t min, max;    /* EVP_SET_INT */
+    unsigned services;   /* EVP_SVC_* that read it */
+    const char *help;
+} evp_setting_t;
+
+extern const evp_setting_t evp_settings[];
+extern const size_t evp_settings_count;
+
+/* A command-line option of one service that is not a setting (--count N). */
+typedef struct {
+    const char *flag;   /* without the dashes */
+    const char *arg;    /* the value's name in --help, or NULL for a switch */
+    const char *help;
+    const char *value;  /* filled by evp_config_load: the value, or "1" for a switch */
+} evp_option_t;
+
+typedef struct {
+    const char *program;     /* "evpipe-writer" */
+    unsigned service;        /* EVP_SVC_* */
+    const char *summary;     /* one line on what the program does */
+    const char *usage;       /* arguments after the options, or NULL */
+    evp_option_t *options;   /* NULL-flag-terminated, or NULL */
+} evp_program_t;
+
+/* Fills cfg from defaults, then the environment, then argv. Positional
+ * arguments are left in args[0..*nargs). Returns 0, 1 when --help was printed
+ * (exit 0), or -1 after printing one line to stderr naming the setting. */
+int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char **argv, char **args,
+                    int *nargs);
+
+/* Defaults only (tests). */
+void evp_config_defaults(evp_config_t *cfg);
+
+/* Sets one setting from text, as the environment would; err names it. */
+int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *value, char *err, size_t errlen);
+
+const evp_setting_t *evp_config_find(const char *env);
+
+void evp_config_help(FILE *out, const evp_program_t *prog);
+
+#endif

@@ -1,0 +1,20 @@
+/* Logging: one line per record on stderr,
+ *   2026-11-22T01:54:13.123456Z level=info service=writer msg="batch committed" rows=5000
+ * with key=value pairs after the message. Lines never break: any newline in
+ * a value becomes a space. LOG_LEVEL picks the least level shown. */
+#ifndef EVPIPE_LOG_H
+#define EVPIPE_LOG_H
+
+#include "evpipe/config.h"
+
+void evp_log_init(const char *service, evp_log_level_t level);
+bool evp_log_enabled(evp_log_level_t level);
+/* msg is quoted; kv is a printf format of "key=value key2=value2" (may be ""). */
+void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...) __attribute__((format(printf, 3, 4)));
+
+#define evp_debug(msg, ...) evp_log(EVP_LOG_DEBUG, msg, __VA_ARGS__)
+#define evp_info(msg, ...) evp_log(EVP_LOG_INFO, msg, __VA_ARGS__)
+#define evp_warn(msg, ...) evp_log(EVP_LOG_WARN, msg, __VA_ARGS__)
+#define evp_error(msg, ...) evp_log(EVP_LOG_ERROR, msg, __VA_ARGS__)
+
+#endif

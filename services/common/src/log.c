@@ -1,0 +1,57 @@
+/* Logging (see log.h). */
+#include "evpipe/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char s_service[32] = "evpipe";
+static evp_log_level_t s_level = EVP_LOG_INFO;
+static const char *const s_names[] = {"debug", "info", "warn", "error"};
+
+void evp_log_init(const char *service, evp_log_level_t level)
+{
+    snprintf(s_service, sizeof s_service, "%s", service);
+    s_level = level;
+}
+
+bool evp_log_enabled(evp_log_level_t level)
+{
+    return level >= s_level;
+}
+
+void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
+{
+    if (level < s_level)
+        return;
+    char line[2048];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ level=%s service=%s msg=\"%s\"",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000, s_names[level], s_service, msg);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof line - 2 && kv && *kv) {
+        line[n++] = ' ';
+        va_list ap;
+        va_start(ap, kv);
+        int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, kv, ap);
+        va_end(ap);
+        if (m > 0)
+            n += m;
+    }
+    if ((size_t)n > sizeof line - 2)
+        n = (int)sizeof line - 2;
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[n++] = '\n';
+    /* One write per record, so lines of concurrent writers do not mix. */
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}

@@ -1,0 +1,53 @@
+/* ZeroMQ socket helpers (see zmqutil.h). */
+#include "evpipe/zmqutil.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+int evp_zmq_tune(void *sock, const evp_config_t *cfg, int hwm, int linger_ms)
+{
+    int64_t max = cfg->max_message_bytes;
+    if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms) != 0)
+        return -1;
+    /* Peers that vanish without closing are noticed. */
+    int ivl = 1000, ttl = 5000;
+    zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    return 0;
+}
+
+int evp_zmq_bind(void *sock, const char *endpoint, const char *setting, char *why, size_t whylen)
+{
+    if (zmq_bind(sock, endpoint) == 0)
+        return 0;
+    snprintf(why, whylen, "%s=%s: cannot bind: %s", setting, endpoint, zmq_strerror(errno));
+    return -1;
+}
+
+int evp_zmq_connect(void *sock, const char *endpoint, const char *setting, char *why, size_t whylen)
+{
+    if (zmq_connect(sock, endpoint) == 0)
+        return 0;
+    snprintf(why, whylen, "%s=%s: cannot connect: %s", setting, endpoint, zmq_strerror(errno));
+    return -1;
+}
+
+int evp_zmq_send_parts(void *sock, int flags, int nparts, const void *const *data, const size_t *len)
+{
+    for (int i = 0; i < nparts; i++) {
+        int f = flags | (i + 1 < nparts ? ZMQ_SNDMORE : 0);
+        int rc;
+        do {
+            rc = zmq_send(sock, data[i], len[i], f);
+        } while (rc < 0 && errno == EINTR && i > 0);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}

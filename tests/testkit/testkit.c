@@ -1,0 +1,307 @@
+/* Test kit for the integration tests (see testkit.h). */
+#include "testkit.h"
+
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t tk_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tk_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int tk_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len))
+        cr_fatal("no free port: %s", strerror(errno));
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static const char *s_env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+/* ---- World ---- */
+
+static PGconn *s_connect(const tk_world_t *w, const char *db)
+{
+    const char *keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *vals[] = {w->pg_host, w->pg_port, w->pg_user, db, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(c) != CONNECTION_OK)
+        cr_fatal("cannot connect to the test cluster (%s:%s, run through scripts/test): %s", w->pg_host,
+                 w->pg_port, PQerrorMessage(c));
+    return c;
+}
+
+tk_world_t *tk_world_new(const char *name)
+{
+    tk_world_t *w = calloc(1, sizeof *w);
+    cr_assert_not_null(w);
+    const char *port = getenv("EVPIPE_TEST_PGPORT");
+    if (!port)
+        cr_fatal("EVPIPE_TEST_PGPORT is not set: integration tests run through scripts/test, which starts "
+                 "their PostgreSQL");
+    snprintf(w->pg_host, sizeof w->pg_host, "%s", s_env("EVPIPE_TEST_PGHOST", "127.0.0.1"));
+    snprintf(w->pg_port, sizeof w->pg_port, "%s", port);
+    snprintf(w->pg_user, sizeof w->pg_user, "%s", s_env("EVPIPE_TEST_PGUSER", "postgres"));
+
+    snprintf(w->db, sizeof w->db, "t_%.40s_%d", name, (int)getpid());
+    for (char *p = w->db; *p; p++)
+        *p = isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_';
+
+    snprintf(w->dir, sizeof w->dir, "%s/evpipe-test-XXXXXX", s_env("TMPDIR", "/tmp"));
+    if (!mkdtemp(w->dir))
+        cr_fatal("mkdtemp: %s", strerror(errno));
+    snprintf(w->archive_dir, sizeof w->archive_dir, "%s/archive", w->dir);
+    snprintf(w->state_dir, sizeof w->state_dir, "%s/state", w->dir);
+    snprintf(w->data_dir, sizeof w->data_dir, "%s/data", w->dir);
+    mkdir(w->data_dir, 0755);
+
+    snprintf(w->pub_ep, sizeof w->pub_ep, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(w->sub_ep, sizeof w->sub_ep, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(w->tap_ep, sizeof w->tap_ep, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(w->replay_ep, sizeof w->replay_ep, "tcp://127.0.0.1:%d", tk_free_port());
+
+    PGconn *admin = s_connect(w, "postgres");
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", w->db);
+    tk_sql_exec(admin, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", w->db);
+    tk_sql_exec(admin, sql);
+    PQfinish(admin);
+    w->conn = s_connect(w, w->db);
+    return w;
+}
+
+void tk_world_destroy(tk_world_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    tk_world_t *w = *self_p;
+    PQfinish(w->conn);
+    if (!getenv("EVPIPE_TEST_KEEP")) {
+        PGconn *admin = s_connect(w, "postgres");
+        char sql[256];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", w->db);
+        tk_sql_exec(admin, sql);
+        PQfinish(admin);
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "testkit: could not remove %s\n", w->dir);
+    }
+    free(w);
+    *self_p = NULL;
+}
+
+/* ---- Processes ---- */
+
+tk_proc_t *tk_start(tk_world_t *w, const char *service, const char *const *args, const char *const *extra_env)
+{
+    tk_proc_t *p = calloc(1, sizeof *p);
+    cr_assert_not_null(p);
+    static int counter;
+    snprintf(p->name, sizeof p->name, "%s", service);
+    snprintf(p->log, sizeof p->log, "%s/%s-%d.log", w->dir, service, ++counter);
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/evpipe-%s", s_env("EVPIPE_BIN_DIR", "build/bin"), service);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    for (int i = 0; args && args[i] && n < 62; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        setenv("POSTGRES_HOST", w->pg_host, 1);
+        setenv("POSTGRES_PORT", w->pg_port, 1);
+        setenv("POSTGRES_USER", w->pg_user, 1);
+        setenv("POSTGRES_DB", w->db, 1);
+        setenv("POSTGRES_PASSWORD", "unused-by-trust-auth", 1);
+        setenv("BUS_PUBLISH_ENDPOINT", w->pub_ep, 1);
+        setenv("BUS_SUBSCRIBE_ENDPOINT", w->sub_ep, 1);
+        setenv("BUS_TAP_ENDPOINT", w->tap_ep, 1);
+        setenv("REPLAY_ENDPOINT", w->replay_ep, 1);
+        setenv("ARCHIVE_DIR", w->archive_dir, 1);
+        setenv("STATE_DIR", w->state_dir, 1);
+        for (int i = 0; extra_env && extra_env[i]; i++)
+            putenv((char *)extra_env[i]);
+        execv(bin, (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    p->pid = pid;
+    return p;
+}
+
+void tk_signal(tk_proc_t *p, int sig)
+{
+    if (p && p->pid > 0)
+        kill(p->pid, sig);
+}
+
+bool tk_wait_exit(tk_proc_t *p, int timeout_ms)
+{
+    if (!p || p->pid == 0)
+        return true;
+    int64_t end = tk_now_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &p->status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return true;
+        }
+        if (tk_now_ms() >= end)
+            return false;
+        tk_sleep_ms(20);
+    }
+}
+
+int tk_exit_code(const tk_proc_t *p)
+{
+    if (p->pid != 0 || !WIFEXITED(p->status))
+        return -1;
+    return WEXITSTATUS(p->status);
+}
+
+void tk_proc_destroy(tk_proc_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    tk_proc_t *p = *pp;
+    if (p->pid > 0) {
+        kill(p->pid, SIGCONT);
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &p->status, 0);
+    }
+    free(p);
+    *pp = NULL;
+}
+
+char *tk_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (len)
+            *len = 0;
+        return strdup("");
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = '\0';
+    fclose(f);
+    if (len)
+        *len = got;
+    return buf;
+}
+
+bool tk_wait_log(tk_proc_t *p, const char *text, int timeout_ms)
+{
+    int64_t end = tk_now_ms() + timeout_ms;
+    for (;;) {
+        char *log = tk_read_file(p->log, NULL);
+        bool found = strstr(log, text) != NULL;
+        free(log);
+        if (found)
+            return true;
+        if (tk_now_ms() >= end)
+            return false;
+        tk_sleep_ms(50);
+    }
+}
+
+/* ---- SQL ---- */
+
+int64_t tk_sql_int(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        cr_fatal("query failed: %s: %s", sql, msg);
+    }
+    int64_t v = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+void tk_sql_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        cr_fatal("command failed: %s: %s", sql, msg);
+    }
+    PQclear(r);
+}
+
+int64_t tk_wait_sql_int(PGconn *c, const char *sql, int64_t want, int timeout_ms)
+{
+    int64_t end = tk_now_ms() + timeout_ms, v;
+    for (;;) {
+        PGresult *r = PQexec(c, sql);
+        v = (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+                ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                : -1;
+        PQclear(r);
+        if (v == want || tk_now_ms() >= end)
+            return v;
+        tk_sleep_ms(100);
+    }
+}
+
+/* ---- Files ---- */
+
+void tk_write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
