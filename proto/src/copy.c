@@ -4,21 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The column list, made at compile time from the field list. */
+#define EV_COL_PAYLOAD(name) "," #name
+#define EV_COL_IDENTITY(name) "," #name
+#define EV_COL_WIRE(name)
+static const char s_columns[] = ""
+#define EV_FIELD(name, kind, max, sql, where) EV_COL_##where(name)
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+    ;
+
 const char *ev_copy_columns(void)
 {
-    static char cols[1024];
-    if (!cols[0]) {
-        size_t n = 0;
-        for (int i = 0; i < EV_FIELD_COUNT; i++) {
-            if (!(ev_fields[i].where & (EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY)))
-                continue;
-            n += (size_t)snprintf(cols + n, sizeof cols - n, "%s%s", n ? "," : "", ev_fields[i].name);
-        }
-    }
-    return cols;
+    return s_columns + 1; /* past the leading comma */
 }
 
-/* Text with backslash, tab, LF and CR escaped, as COPY's text format wants. */
+/* Text with backslash and the control characters COPY's text format names
+ * escaped, exactly as PostgreSQL's own COPY TO writes them. */
 static void s_text(ev_buf_t *b, const char *s, size_t len)
 {
     ev_buf_reserve(b, len * 2);
@@ -30,11 +32,19 @@ static void s_text(ev_buf_t *b, const char *s, size_t len)
         case '\t': *o++ = '\\'; *o++ = 't'; break;
         case '\n': *o++ = '\\'; *o++ = 'n'; break;
         case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\b': *o++ = '\\'; *o++ = 'b'; break;
+        case '\f': *o++ = '\\'; *o++ = 'f'; break;
+        case '\v': *o++ = '\\'; *o++ = 'v'; break;
         default: *o++ = c;
         }
     }
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';
+}
+
+void ev_copy_append_text(ev_buf_t *b, const char *s, size_t len)
+{
+    s_text(b, s, len);
 }
 
 void ev_copy_append_row(ev_buf_t *b, const ev_event_t *ev)

@@ -145,8 +145,9 @@ static ev_reject_t s_validate(const ev_event_t *ev, unsigned where, ev_error_t *
     if (where & EV_WHERE_IDENTITY) {
         if (ev->source.len == 0)
             return ev_error_set(err, EV_REJECT_IDENTITY, "source: empty");
-        if (ev->partition < 0)
-            return ev_error_set(err, EV_REJECT_IDENTITY, "partition: %d is negative", (int)ev->partition);
+        if (ev->partition < 0 || ev->partition >= EV_PARTITIONS_MAX)
+            return ev_error_set(err, EV_REJECT_IDENTITY, "partition: %d is outside 0..%d", (int)ev->partition,
+                                EV_PARTITIONS_MAX - 1);
         if (ev->seq < 1)
             return ev_error_set(err, EV_REJECT_IDENTITY, "seq: %lld, it starts at 1", (long long)ev->seq);
     }
@@ -383,6 +384,9 @@ ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *fi
         return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' has trailing characters", field, q);
     int64_t days = s_days_from_civil(Y, M, D);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    /* An offset may move a time out of years 1..9999, which PostgreSQL refuses. */
+    if (secs < s_days_from_civil(1, 1, 1) * 86400 || secs >= s_days_from_civil(10000, 1, 1) * 86400)
+        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' is outside years 1 to 9999 in UTC", field, q);
     *us = secs * 1000000 + frac;
     return EV_OK;
 }

@@ -61,6 +61,8 @@ bool ev_topic_parse(const void *topic, size_t len, uint32_t *partition, ev_msg_k
             return false;
         p = p * 10 + (uint32_t)(t[i] - '0');
     }
+    if (p >= EV_PARTITIONS_MAX)
+        return false;
     if (memcmp(t + 6, "ev", 2) == 0)
         *kind = EV_MSG_EVENT;
     else if (memcmp(t + 6, "hb", 2) == 0)
@@ -126,11 +128,81 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
 
 /* ---- Unpacking helpers ---- */
 
+/* Walks the first msgpack value in data without allocating and checks that
+ * every length and element count fits in the bytes that are there. msgpack's
+ * unpacker allocates a container's elements from the count in its header, so
+ * five bytes claiming a map of 4 billion entries would otherwise ask for
+ * hundreds of GiB before finding the data missing. */
+static bool s_sizes_fit(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t pending = 1; /* values still to read; each takes at least one byte */
+    while (pending) {
+        if (pos >= len || pending > len - pos)
+            return false;
+        unsigned c = p[pos++];
+        pending--;
+        uint64_t skip = 0, items = 0;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            skip = 0;
+        } else if (c <= 0x8f) {
+            items = 2 * (uint64_t)(c & 0x0f);
+        } else if (c <= 0x9f) {
+            items = c & 0x0f;
+        } else if (c <= 0xbf) {
+            skip = c & 0x1f;
+        } else {
+            /* Fixed-size bodies, or a 1/2/4-byte big-endian length. */
+            static const unsigned char fixed[] = {
+                [0xca - 0xc4] = 4, [0xcb - 0xc4] = 8, [0xcc - 0xc4] = 1, [0xcd - 0xc4] = 2, [0xce - 0xc4] = 4,
+                [0xcf - 0xc4] = 8, [0xd0 - 0xc4] = 1, [0xd1 - 0xc4] = 2, [0xd2 - 0xc4] = 4, [0xd3 - 0xc4] = 8,
+                [0xd4 - 0xc4] = 2, [0xd5 - 0xc4] = 3, [0xd6 - 0xc4] = 5, [0xd7 - 0xc4] = 9, [0xd8 - 0xc4] = 17,
+            };
+            int nlen = 0;
+            uint64_t extra = 0;
+            switch (c) {
+            case 0xc4: case 0xd9: nlen = 1; break;       /* bin8, str8 */
+            case 0xc5: case 0xda: nlen = 2; break;       /* bin16, str16 */
+            case 0xc6: case 0xdb: nlen = 4; break;       /* bin32, str32 */
+            case 0xc7: nlen = 1, extra = 1; break;       /* ext8: length, then type */
+            case 0xc8: nlen = 2, extra = 1; break;
+            case 0xc9: nlen = 4, extra = 1; break;
+            case 0xdc: case 0xde: nlen = 2; break;       /* array16, map16 */
+            case 0xdd: case 0xdf: nlen = 4; break;       /* array32, map32 */
+            default:
+                if (c == 0xc1 || c > 0xd8)
+                    return false; /* never used */
+                skip = fixed[c - 0xc4];
+            }
+            if (nlen) {
+                if (len - pos < (size_t)nlen)
+                    return false;
+                uint64_t n = 0;
+                for (int i = 0; i < nlen; i++)
+                    n = n << 8 | p[pos++];
+                if (c == 0xdc || c == 0xdd)
+                    items = n;
+                else if (c == 0xde || c == 0xdf)
+                    items = 2 * n;
+                else
+                    skip = n + extra;
+            }
+        }
+        if (skip > len - pos)
+            return false;
+        pos += (size_t)skip;
+        pending += items;
+    }
+    return true;
+}
+
 /* Unpacks one map from data; checks the protocol version. */
 static ev_reject_t s_unpack_map(ev_codec_t *self, const void *data, size_t len, msgpack_object *obj,
                                 ev_error_t *err)
 {
     msgpack_zone_clear(&self->zone);
+    if (!s_sizes_fit(data, len))
+        return ev_error_set(err, EV_REJECT_DECODE, "body: truncated, or a length beyond its %zu bytes", len);
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack(data, len, &off, &self->zone, obj);
     if (r != MSGPACK_UNPACK_SUCCESS)
@@ -142,10 +214,13 @@ static ev_reject_t s_unpack_map(ev_codec_t *self, const void *data, size_t len, 
     for (uint32_t i = 0; i < obj->via.map.size; i++) {
         const msgpack_object_kv *kv = &obj->via.map.ptr[i];
         if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 1 && kv->key.via.str.ptr[0] == 'v') {
-            if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER || kv->val.via.u64 != EV_PROTOCOL_VERSION)
-                return ev_error_set(err, EV_REJECT_DECODE, "v: protocol version %s is not %d",
-                                    kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "other" : "missing",
-                                    EV_PROTOCOL_VERSION);
+            if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return ev_error_set(err, EV_REJECT_DECODE,
+                                    "v: the protocol version is not a positive integer (msgpack type %d)",
+                                    (int)kv->val.type);
+            if (kv->val.via.u64 != EV_PROTOCOL_VERSION)
+                return ev_error_set(err, EV_REJECT_DECODE, "v: protocol version %llu is not %d",
+                                    (unsigned long long)kv->val.via.u64, EV_PROTOCOL_VERSION);
             has_v = true;
         }
     }
@@ -280,8 +355,10 @@ ev_reject_t ev_codec_decode_heartbeat(ev_codec_t *self, const void *data, size_t
             seen |= 8;
         }
     }
-    if (seen != 15)
-        return ev_error_set(err, EV_REJECT_MISSING, "heartbeat: a field is missing");
+    static const char *const hb_keys[] = {"source", "partition", "seq", "published_at"};
+    for (int i = 0; i < 4; i++)
+        if (!(seen & (1u << i)))
+            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the heartbeat", hb_keys[i]);
     return EV_OK;
 }
 
@@ -349,8 +426,10 @@ ev_reject_t ev_codec_decode_repair(ev_codec_t *self, const void *data, size_t le
             r->found_source = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         }
     }
-    if (seen != 31)
-        return ev_error_set(err, EV_REJECT_MISSING, "repair: id, source, partition, from or to is missing");
+    static const char *const repair_keys[] = {"id", "source", "partition", "from", "to"};
+    for (int i = 0; i < 5; i++)
+        if (!(seen & (1u << i)))
+            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the repair message", repair_keys[i]);
     if (r->from > r->to)
         return ev_error_set(err, EV_REJECT_NUMBER, "repair: from %lld is after to %lld", (long long)r->from,
                             (long long)r->to);

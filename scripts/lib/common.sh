@@ -88,3 +88,26 @@ import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
 PY
 }
+
+# evp_load_env FILE: exports each KEY=value of a .env file, unless the
+# environment already sets KEY (the environment wins, as in docker compose).
+evp_load_env() {
+  local line key value
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    key=${line%%=*}
+    value=${line#*=}
+    [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+    [ -n "${!key+x}" ] || export "$key=$value"
+  done <"$1"
+}
+
+# evp_wait_for_log FILE TEXT SECONDS: waits until FILE holds TEXT.
+evp_wait_for_log() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -qF "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}

@@ -2,7 +2,9 @@
 #include "testkit.h"
 
 #include <criterion/criterion.h>
+#include <criterion/new/assert.h> /* cr_fatal */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,6 +17,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "evpipe/copy.h"
+#include "evpipe/csv.h"
 
 int64_t tk_now_ms(void)
 {
@@ -304,4 +309,230 @@ void tk_write_file(const char *path, const char *data, size_t len)
     cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
     cr_assert_eq(fwrite(data, 1, len, f), len);
     fclose(f);
+}
+
+/* ---- Comparing the table with files ---- */
+
+/* SELECT list of the table columns for `where`, times as 6-digit text. */
+static void s_select_list(ev_buf_t *b, unsigned where)
+{
+    bool first = true;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        if (!(f->where & where))
+            continue;
+        if (!first)
+            ev_buf_putc(b, ',');
+        first = false;
+        if (f->kind == EV_KIND_TIME)
+            ev_buf_printf(b, "to_char(%s, 'YYYY-MM-DD HH24:MI:SS.US')", f->name);
+        else
+            ev_buf_puts(b, f->name);
+    }
+}
+
+static char *s_copy_out(PGconn *c, const char *sql, size_t *rows)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        cr_fatal("COPY out failed: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    ev_buf_t out;
+    ev_buf_init(&out);
+    ev_buf_reserve(&out, 1);
+    size_t n = 0;
+    char *line;
+    int len;
+    while ((len = PQgetCopyData(c, &line, 0)) > 0) {
+        ev_buf_append(&out, line, (size_t)len);
+        PQfreemem(line);
+        n++;
+    }
+    r = PQgetResult(c);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        cr_fatal("COPY out did not end well: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    while ((r = PQgetResult(c)))
+        PQclear(r);
+    if (rows)
+        *rows = n;
+    return out.data;
+}
+
+char *tk_events_as_copy(PGconn *c, size_t *rows)
+{
+    ev_buf_t sql;
+    ev_buf_init(&sql);
+    ev_buf_puts(&sql, "COPY (SELECT ");
+    s_select_list(&sql, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY);
+    ev_buf_puts(&sql, " FROM events WHERE source IS NOT NULL ORDER BY source, partition, seq) TO STDOUT");
+    char *out = s_copy_out(c, sql.data, rows);
+    ev_buf_free(&sql);
+    return out;
+}
+
+static int s_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the lines of text (byte order, like the file side); frees text. */
+static char *s_sort_lines(char *text)
+{
+    size_t n = 0, cap = 0;
+    char **lines = NULL;
+    for (char *p = text, *nl; *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            lines = realloc(lines, cap * sizeof *lines);
+        }
+        lines[n++] = p;
+    }
+    qsort(lines, n, sizeof *lines, s_str_cmp);
+    ev_buf_t out;
+    ev_buf_init(&out);
+    ev_buf_reserve(&out, 1);
+    for (size_t i = 0; i < n; i++) {
+        ev_buf_puts(&out, lines[i]);
+        ev_buf_putc(&out, '\n');
+    }
+    free(lines);
+    free(text);
+    return out.data;
+}
+
+char *tk_events_payload_lines(PGconn *c, const char *source, size_t *rows)
+{
+    ev_buf_t sql;
+    ev_buf_init(&sql);
+    ev_buf_puts(&sql, "COPY (SELECT ");
+    s_select_list(&sql, EV_WHERE_PAYLOAD);
+    ev_buf_puts(&sql, " FROM events");
+    if (source) {
+        /* The source comes from the test itself, never from input. */
+        char *lit = PQescapeLiteral(c, source, strlen(source));
+        ev_buf_printf(&sql, " WHERE source = %s", lit);
+        PQfreemem(lit);
+    }
+    ev_buf_puts(&sql, ") TO STDOUT");
+    char *out = s_copy_out(c, sql.data, rows);
+    ev_buf_free(&sql);
+    return s_sort_lines(out);
+}
+
+/* One parsed row: its identity (for sorting) and its line. */
+typedef struct {
+    char *key;  /* sort key */
+    char *line; /* COPY text line */
+} s_row_t;
+
+static int s_row_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_row_t *)a)->key, ((const s_row_t *)b)->key);
+}
+
+static void s_read_csv(const char *path, bool payload_only, s_row_t **rows, size_t *n, size_t *cap)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    ev_csv_reader_t *rd = ev_csv_reader_new(fd, 1 << 20);
+    ev_csv_record_t rec;
+    ev_csv_map_t map;
+    ev_error_t err;
+    bool have_header = false;
+    ev_buf_t line;
+    ev_buf_init(&line);
+    while (ev_csv_reader_next(rd, &rec) == 1) {
+        if (!have_header) {
+            cr_assert_eq(ev_csv_map_header(&map, &rec, &err), EV_OK, "%s: %s", path, err.detail);
+            have_header = true;
+            continue;
+        }
+        ev_event_t ev;
+        if (ev_csv_parse_row(&map, &rec, &ev, &err) != EV_OK)
+            continue;
+        ev_buf_reset(&line);
+        if (payload_only) {
+            for (int i = 0; i < EV_FIELD_COUNT; i++) {
+                if (!(ev_fields[i].where & EV_WHERE_PAYLOAD))
+                    continue;
+                if (line.len)
+                    ev_buf_putc(&line, '\t');
+                if (!ev_format_scalar(&line, &ev, i, false)) {
+                    const ev_str_t *s = (const ev_str_t *)((const char *)&ev + ev_fields[i].offset);
+                    ev_copy_append_text(&line, s->ptr, s->len);
+                }
+            }
+            ev_buf_putc(&line, '\n');
+        } else {
+            ev_copy_append_row(&line, &ev);
+        }
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 1024;
+            *rows = realloc(*rows, *cap * sizeof **rows);
+        }
+        char key[128];
+        if (payload_only)
+            (*rows)[*n].key = strdup(line.data);
+        else {
+            snprintf(key, sizeof key, "%.*s\x01%010d\x01%020lld", (int)ev.source.len, ev.source.ptr, ev.partition,
+                     (long long)ev.seq);
+            (*rows)[*n].key = strdup(key);
+        }
+        (*rows)[*n].line = strdup(line.data);
+        (*n)++;
+    }
+    ev_buf_free(&line);
+    ev_csv_reader_destroy(&rd);
+    close(fd);
+}
+
+static char *s_csv_lines(const char *path, bool payload_only, size_t *count)
+{
+    s_row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    struct stat st;
+    cr_assert(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t len = strlen(e->d_name);
+            if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 4, ".csv") != 0)
+                continue;
+            char file[1024];
+            snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+            s_read_csv(file, payload_only, &rows, &n, &cap);
+        }
+        closedir(d);
+    } else {
+        s_read_csv(path, payload_only, &rows, &n, &cap);
+    }
+    qsort(rows, n, sizeof *rows, s_row_cmp);
+    ev_buf_t out;
+    ev_buf_init(&out);
+    ev_buf_reserve(&out, 1);
+    for (size_t i = 0; i < n; i++) {
+        ev_buf_puts(&out, rows[i].line);
+        free(rows[i].key);
+        free(rows[i].line);
+    }
+    free(rows);
+    if (count)
+        *count = n;
+    return out.data;
+}
+
+char *tk_archive_as_copy(const char *path, size_t *rows)
+{
+    return s_csv_lines(path, false, rows);
+}
+
+char *tk_csv_payload_lines(const char *path, size_t *rows)
+{
+    return s_csv_lines(path, true, rows);
 }

@@ -73,3 +73,18 @@ void tk_sleep_ms(int ms);
 int tk_free_port(void);
 
 #endif
+
+/* ---- Comparing the table with files ---- */
+
+/* Every row of `events` with an identity, as COPY text lines (ev_copy_append_row
+ * layout, times with 6 fractional digits), sorted by (source, partition, seq). */
+char *tk_events_as_copy(PGconn *c, size_t *rows);
+/* Every row of the CSV files in dir (or the one file), parsed with the proto
+ * reader, as the same COPY text lines, sorted by identity; rows that do not
+ * parse are left out. For old-format files (no identity) only `payload` lines
+ * are comparable: see tk_payload_lines. */
+char *tk_archive_as_copy(const char *path, size_t *rows);
+/* The payload columns only, one line per row, lines sorted: from the table
+ * (source restricts to one source when not NULL) or from CSV files. */
+char *tk_events_payload_lines(PGconn *c, const char *source, size_t *rows);
+char *tk_csv_payload_lines(const char *path, size_t *rows);

@@ -58,6 +58,9 @@ extern const ev_field_t ev_fields[EV_FIELD_COUNT];
 /* The allowed event types (event_types.def), NULL-terminated. */
 extern const char *const ev_event_types[];
 
+/* Partitions are numbered 0..EV_PARTITIONS_MAX-1 (the topic has four digits). */
+#define EV_PARTITIONS_MAX 1024
+
 /* Largest price numeric(10,2) holds, in cents. */
 #define EV_PRICE_MAX_CENTS 9999999999LL
 

@@ -10,8 +10,6 @@
 #include "evpipe/event.h"
 
 #define EV_PROTOCOL_VERSION 1
-/* Partitions are numbered 0..EV_PARTITIONS_MAX-1 (the topic has four digits). */
-#define EV_PARTITIONS_MAX 1024
 #define EV_TOPIC_MAX 16
 
 typedef enum {

@@ -122,18 +122,18 @@ static bool s_valid_endpoint(const char *v)
 
 static bool s_valid_types(const char *v)
 {
-    if (!*v)
-        return false;
+    /* Every item must be a type, the last one too ("view," is refused). */
     const char *p = v;
-    while (*p) {
+    for (;;) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         ev_str_t t = {p, (uint32_t)n};
         if (!ev_event_type_allowed(t))
             return false;
-        p += n + (comma != NULL);
+        if (!comma)
+            return true;
+        p = comma + 1;
     }
-    return true;
 }
 
 #define FAIL(...) (snprintf(err, errlen, __VA_ARGS__), -1)

@@ -111,7 +111,7 @@ typedef struct {
 } evp_program_t;
 
 /* Fills cfg from defaults, then the environment, then argv. Positional
- * arguments are left in args[0..*nargs). Returns 0, 1 when --help was printed
+ * arguments are left in args[0..*nargs); args must have room for argc entries. Returns 0, 1 when --help was printed
  * (exit 0), or -1 after printing one line to stderr naming the setting. */
 int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char **argv, char **args,
                     int *nargs);

@@ -1,0 +1,238 @@
+/* The bus broker (see bus.h). A hand-written loop rather than zmq_proxy: the
+ * tap copy must never block, and zmq_proxy's capture socket does. */
+#include "bus.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "evpipe/log.h"
+#include "evpipe/sig.h"
+#include "evpipe/zmqutil.h"
+
+#define WELCOME "!welcome"
+#define MAX_FRAMES 4
+
+struct bus_t {
+    void *ctx;           /* ZeroMQ context, owned */
+    void *front;         /* XSUB: publishers connect here */
+    void *back;          /* XPUB: writers, NODROP, blocking sends */
+    void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
+    bus_stats_t stats;   /* counters */
+    int64_t next_report; /* when the next periodic log line is due (ms) */
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, const char *endpoint,
+                      const char *setting, char *why, size_t whylen)
+{
+    void *s = zmq_socket(self->ctx, type);
+    if (!s) {
+        snprintf(why, whylen, "%s: cannot create a socket: %s", setting, zmq_strerror(errno));
+        return NULL;
+    }
+    if (evp_zmq_tune(s, cfg, hwm, 0) != 0) {
+        snprintf(why, whylen, "%s: cannot set socket options: %s", setting, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    if (type == ZMQ_XPUB) {
+        int one = 1, timeout = 100;
+        zmq_setsockopt(s, ZMQ_XPUB_NODROP, &one, sizeof one);
+        /* Every subscriber's (un)subscriptions reach us, so we can count them. */
+        zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof one);
+        zmq_setsockopt(s, ZMQ_XPUB_WELCOME_MSG, WELCOME, strlen(WELCOME));
+        zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    }
+    if (evp_zmq_bind(s, endpoint, setting, why, whylen) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
+{
+    bus_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    self->ctx = zmq_ctx_new();
+    if (!self->ctx || !(self->front = s_socket(self, ZMQ_XSUB, cfg, cfg->bus_hwm, cfg->bus_publish_endpoint,
+                                                "BUS_PUBLISH_ENDPOINT", why, whylen)) ||
+        !(self->back = s_socket(self, ZMQ_XPUB, cfg, cfg->bus_hwm, cfg->bus_subscribe_endpoint,
+                                "BUS_SUBSCRIBE_ENDPOINT", why, whylen)) ||
+        !(self->tap = s_socket(self, ZMQ_XPUB, cfg, cfg->tap_hwm, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT", why,
+                               whylen))) {
+        bus_destroy(&self);
+        return NULL;
+    }
+    /* Everything from every publisher; filtering happens downstream. */
+    const char subscribe_all = 1;
+    zmq_send(self->front, &subscribe_all, 1, 0);
+    self->next_report = s_now_ms() + 10000;
+    return self;
+}
+
+void bus_destroy(bus_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bus_t *self = *self_p;
+    if (self->front)
+        zmq_close(self->front);
+    if (self->back)
+        zmq_close(self->back);
+    if (self->tap)
+        zmq_close(self->tap);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    free(self);
+    *self_p = NULL;
+}
+
+void bus_stats(const bus_t *self, bus_stats_t *out)
+{
+    *out = self->stats;
+}
+
+/* Reads (un)subscriptions arriving on an XPUB side. */
+static void s_drain_subscriptions(void *sock, int64_t *count, const char *side)
+{
+    char buf[256];
+    for (;;) {
+        int n = zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (n < 0)
+            return;
+        if (n < 1)
+            continue;
+        int len = n > (int)sizeof buf ? (int)sizeof buf : n;
+        /* The welcome subscription is each subscriber's first: count those. */
+        bool welcome = len - 1 == (int)strlen(WELCOME) && memcmp(buf + 1, WELCOME, strlen(WELCOME)) == 0;
+        if (!welcome)
+            continue;
+        *count += buf[0] == 1 ? 1 : -1;
+        evp_info(buf[0] == 1 ? "subscriber joined" : "subscriber left", "side=%s subscribers=%lld", side,
+                 (long long)*count);
+    }
+}
+
+/* Sends frames[0..n) on sock; false if the first frame was refused. */
+static bool s_forward(void *sock, zmq_msg_t *frames, int n, int flags)
+{
+    for (int i = 0; i < n; i++) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, &frames[i]);
+        int rc;
+        do {
+            rc = zmq_msg_send(&copy, sock, flags | (i + 1 < n ? ZMQ_SNDMORE : 0));
+        } while (rc < 0 && i > 0 && (errno == EINTR || errno == EAGAIN));
+        if (rc < 0) {
+            zmq_msg_close(&copy);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Moves one message from the publishers to the taps and the writers. */
+static void s_relay(bus_t *self)
+{
+    zmq_msg_t frames[MAX_FRAMES];
+    int n = 0;
+    bool more = true, malformed = false;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->front, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < MAX_FRAMES)
+            frames[n++] = m;
+        else {
+            malformed = true;
+            zmq_msg_close(&m);
+        }
+    }
+    if (n != 2 || malformed) {
+        self->stats.malformed++;
+        evp_warn("dropped a malformed message", "frames=%d", n);
+    } else {
+        self->stats.messages_in++;
+        /* Taps first and never waiting: a full tap loses the message. */
+        if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
+            self->stats.tap_sent++;
+        else if (self->stats.tap_subscriptions > 0)
+            self->stats.tap_dropped++;
+        /* Writers: wait while they push back (checking for shutdown). */
+        while (!s_forward(self->back, frames, n, 0)) {
+            if (errno != EAGAIN && errno != EINTR)
+                break;
+            s_drain_subscriptions(self->tap, &self->stats.tap_subscriptions, "tap");
+            if (evp_stopping())
+                break;
+        }
+        self->stats.delivered++;
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+int bus_run(bus_t *self)
+{
+    evp_info("bus ready", "%s", "");
+    zmq_pollitem_t items[] = {
+        {self->front, 0, ZMQ_POLLIN, 0},
+        {self->back, 0, ZMQ_POLLIN, 0},
+        {self->tap, 0, ZMQ_POLLIN, 0},
+    };
+    uint64_t last_dropped = 0;
+    while (!evp_stopping()) {
+        int rc = zmq_poll(items, 3, 100);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_drain_subscriptions(self->back, &self->stats.subscriptions, "writer");
+        if (items[2].revents & ZMQ_POLLIN)
+            s_drain_subscriptions(self->tap, &self->stats.tap_subscriptions, "tap");
+        /* A bounded run of messages, then look at the other sockets again. */
+        for (int i = 0; i < 1024 && (items[0].revents & ZMQ_POLLIN); i++) {
+            s_relay(self);
+            int ev = 0;
+            size_t len = sizeof ev;
+            zmq_getsockopt(self->front, ZMQ_EVENTS, &ev, &len);
+            if (!(ev & ZMQ_POLLIN))
+                break;
+        }
+        int64_t now = s_now_ms();
+        if (now >= self->next_report) {
+            self->next_report = now + 10000;
+            if (self->stats.tap_dropped != last_dropped)
+                evp_warn("taps are slow: messages dropped for them", "tap_dropped=%llu",
+                         (unsigned long long)(self->stats.tap_dropped - last_dropped));
+            last_dropped = self->stats.tap_dropped;
+            evp_info("bus stats", "messages_in=%llu delivered=%llu tap_sent=%llu tap_dropped=%llu writers=%lld taps=%lld",
+                     (unsigned long long)self->stats.messages_in, (unsigned long long)self->stats.delivered,
+                     (unsigned long long)self->stats.tap_sent, (unsigned long long)self->stats.tap_dropped,
+                     (long long)self->stats.subscriptions, (long long)self->stats.tap_subscriptions);
+        }
+    }
+    evp_info("bus stopped", "messages_in=%llu delivered=%llu tap_dropped=%llu",
+             (unsigned long long)self->stats.messages_in, (unsigned long long)self->stats.delivered,
+             (unsigned long long)self->stats.tap_dropped);
+    return 0;
+}

@@ -1,0 +1,37 @@
+/* evpipe-bus: reads settings, runs the broker until SIGTERM/SIGINT. */
+#include <stdio.h>
+
+#include "bus.h"
+#include "evpipe/log.h"
+#include "evpipe/sig.h"
+
+int main(int argc, char **argv)
+{
+    static const evp_program_t prog = {
+        .program = "evpipe-bus",
+        .service = EVP_SVC_BUS,
+        .summary = "The evpipe bus: publishers connect to BUS_PUBLISH_ENDPOINT, writers subscribe on\n"
+                   "BUS_SUBSCRIBE_ENDPOINT (lossless), debug taps on BUS_TAP_ENDPOINT (lossy).",
+    };
+    evp_config_t cfg;
+    char *args[argc];
+    int nargs = 0;
+    int rc = evp_config_load(&cfg, &prog, argc, argv, args, &nargs);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    if (nargs > 0) {
+        fprintf(stderr, "evpipe-bus: takes no arguments (see --help)\n");
+        return 1;
+    }
+    evp_log_init("bus", cfg.log_level);
+    evp_signals_install();
+    char why[512] = "";
+    bus_t *bus = bus_new(&cfg, why, sizeof why);
+    if (!bus) {
+        fprintf(stderr, "evpipe-bus: %s\n", why);
+        return 1;
+    }
+    rc = bus_run(bus);
+    bus_destroy(&bus);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* The publishing side of the bus, shared by the generator and ingest: an
+ * XPUB socket connected to BUS_PUBLISH_ENDPOINT that waits until the bus has
+ * subscribed, sends [topic, msgpack event] with ZMQ_XPUB_NODROP (so a slow
+ * bus pushes back instead of losing), tracks the latest seq per (source,
+ * partition) and sends the heartbeats that let writers see lost tails. */
+#ifndef EVPIPE_PUBLISHER_H
+#define EVPIPE_PUBLISHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "evpipe/config.h"
+#include "evpipe/event.h"
+
+typedef struct evp_publisher_t evp_publisher_t;
+
+/* Creates the socket and connects; NULL with why on failure. */
+evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t whylen);
+/* Sends a last round of heartbeats, then closes, waiting up to linger_ms for
+ * queued messages to leave. */
+void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms);
+
+/* Waits until the bus has subscribed (the connection is live). Returns 0, or
+ * -1 at the deadline or when the service is stopping. timeout_ms < 0: no limit. */
+int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms);
+/* True once the bus has subscribed (and not since unsubscribed). */
+bool evp_publisher_connected(const evp_publisher_t *self);
+
+/* Stamps published_at and sends the event on its partition's topic. Blocks
+ * while the bus pushes back, checking evp_stopping(); returns 0, or -1 when
+ * stopping (the event was not sent). Records ev->seq as the latest of its
+ * (source, partition). Also sends heartbeats when they are due. */
+int evp_publisher_send(evp_publisher_t *self, const ev_event_t *ev);
+
+/* Heartbeats when due, and notices the bus (un)subscribing; call at least
+ * every HEARTBEAT_MS when idle. */
+void evp_publisher_tick(evp_publisher_t *self);
+/* Sends the heartbeats of every known (source, partition) now. */
+void evp_publisher_heartbeat_now(evp_publisher_t *self);
+/* Stops heartbeating a source (an ingested file whose events are committed). */
+void evp_publisher_forget_source(evp_publisher_t *self, ev_str_t source);
+
+/* Sets the latest seq of (source, partition) without sending an event (it
+ * only moves forward), so heartbeats announce what an earlier run of the
+ * same source published: a restarted generator's tail gets repaired. */
+void evp_publisher_set_latest(evp_publisher_t *self, ev_str_t source, int32_t partition, int64_t seq);
+
+/* The latest seq sent for (source, partition); 0 when none. */
+int64_t evp_publisher_latest(const evp_publisher_t *self, ev_str_t source, int32_t partition);
+/* Events sent since the start. */
+uint64_t evp_publisher_sent(const evp_publisher_t *self);
+
+#endif

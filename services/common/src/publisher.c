@@ -1,0 +1,327 @@
+/* The publishing side of the bus (see publisher.h). */
+#include "evpipe/publisher.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "evpipe/log.h"
+#include "evpipe/sig.h"
+#include "evpipe/wire.h"
+#include "evpipe/zmqutil.h"
+
+/* The latest seq of one (source, partition), for heartbeats. */
+typedef struct {
+    char source[72];   /* the publisher id, NUL-terminated */
+    int32_t partition; /* the partition */
+    int64_t seq;       /* latest seq sent */
+    bool used;         /* slot holds an entry */
+} s_head_t;
+
+struct evp_publisher_t {
+    void *ctx;             /* ZeroMQ context, owned */
+    void *sock;            /* XPUB connected to the bus */
+    ev_codec_t *codec;     /* encodes bodies */
+    int heartbeat_ms;      /* HEARTBEAT_MS */
+    int64_t next_beat_ms;  /* when heartbeats are next due */
+    int subscriptions;     /* subscriptions the bus holds on us (0 or 1) */
+    uint64_t sent;         /* events sent */
+    s_head_t *heads;       /* open-addressing table of heads */
+    size_t heads_cap;      /* slots (a power of two) */
+    size_t heads_used;     /* slots used */
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Heads: (source, partition) -> latest seq ---- */
+
+static uint64_t s_hash(const char *s, size_t len, int32_t partition)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uint32_t)partition;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static s_head_t *s_head_find(const evp_publisher_t *self, ev_str_t source, int32_t partition, bool *found)
+{
+    size_t mask = self->heads_cap - 1;
+    for (size_t i = s_hash(source.ptr, source.len, partition) & mask;; i = (i + 1) & mask) {
+        s_head_t *h = &self->heads[i];
+        if (!h->used) {
+            *found = false;
+            return h;
+        }
+        if (h->partition == partition && strlen(h->source) == source.len &&
+            memcmp(h->source, source.ptr, source.len) == 0) {
+            *found = true;
+            return h;
+        }
+    }
+}
+
+static void s_head_grow(evp_publisher_t *self)
+{
+    s_head_t *old = self->heads;
+    size_t old_cap = self->heads_cap;
+    self->heads_cap = old_cap ? old_cap * 2 : 64;
+    self->heads = calloc(self->heads_cap, sizeof *self->heads);
+    if (!self->heads)
+        abort();
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].used)
+            continue;
+        bool found;
+        ev_str_t s = {old[i].source, (uint32_t)strlen(old[i].source)};
+        *s_head_find(self, s, old[i].partition, &found) = old[i];
+    }
+    free(old);
+}
+
+static void s_head_set(evp_publisher_t *self, ev_str_t source, int32_t partition, int64_t seq)
+{
+    if (source.len >= sizeof self->heads[0].source)
+        return; /* longer than any valid source: never heartbeated */
+    if ((self->heads_used + 1) * 2 > self->heads_cap)
+        s_head_grow(self);
+    bool found;
+    s_head_t *h = s_head_find(self, source, partition, &found);
+    if (!found) {
+        memcpy(h->source, source.ptr, source.len);
+        h->source[source.len] = '\0';
+        h->partition = partition;
+        h->used = true;
+        h->seq = seq;
+        self->heads_used++;
+    } else if (seq > h->seq) {
+        h->seq = seq;
+    }
+}
+
+void evp_publisher_set_latest(evp_publisher_t *self, ev_str_t source, int32_t partition, int64_t seq)
+{
+    s_head_set(self, source, partition, seq);
+}
+
+int64_t evp_publisher_latest(const evp_publisher_t *self, ev_str_t source, int32_t partition)
+{
+    if (!self->heads_cap)
+        return 0;
+    bool found;
+    s_head_t *h = s_head_find(self, source, partition, &found);
+    return found ? h->seq : 0;
+}
+
+void evp_publisher_forget_source(evp_publisher_t *self, ev_str_t source)
+{
+    /* Rebuild without the source: rare (once per ingested file). */
+    s_head_t *old = self->heads;
+    size_t old_cap = self->heads_cap;
+    self->heads = calloc(old_cap ? old_cap : 64, sizeof *self->heads);
+    if (!self->heads)
+        abort();
+    self->heads_cap = old_cap ? old_cap : 64;
+    self->heads_used = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].used)
+            continue;
+        if (strlen(old[i].source) == source.len && memcmp(old[i].source, source.ptr, source.len) == 0)
+            continue;
+        ev_str_t s = {old[i].source, (uint32_t)strlen(old[i].source)};
+        s_head_set(self, s, old[i].partition, old[i].seq);
+    }
+    free(old);
+}
+
+/* ---- Socket ---- */
+
+evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t whylen)
+{
+    evp_publisher_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    self->heartbeat_ms = cfg->heartbeat_ms;
+    self->next_beat_ms = s_now_ms() + cfg->heartbeat_ms;
+    self->codec = ev_codec_new();
+    self->ctx = zmq_ctx_new();
+    self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_XPUB) : NULL;
+    if (!self->codec || !self->sock) {
+        snprintf(why, whylen, "cannot create the publisher socket: %s", zmq_strerror(errno));
+        evp_publisher_destroy(&self, 0);
+        return NULL;
+    }
+    int one = 1, timeout = 100;
+    /* Lossless while connected: a full queue blocks (bounded by SNDTIMEO,
+     * retried) instead of dropping. Every (un)subscription is reported. */
+    zmq_setsockopt(self->sock, ZMQ_XPUB_NODROP, &one, sizeof one);
+    zmq_setsockopt(self->sock, ZMQ_XPUB_VERBOSER, &one, sizeof one);
+    zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    /* Queue only on a live connection: when the bus goes away its pipe
+     * ends, the unsubscription is seen, and sending goes on (the archive
+     * and heartbeats let writers repair) instead of blocking at BUS_HWM. */
+    zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    if (evp_zmq_tune(self->sock, cfg, cfg->bus_hwm, 0) != 0 ||
+        evp_zmq_connect(self->sock, cfg->bus_publish_endpoint, "BUS_PUBLISH_ENDPOINT", why, whylen) != 0) {
+        if (!*why)
+            snprintf(why, whylen, "cannot set socket options: %s", zmq_strerror(errno));
+        evp_publisher_destroy(&self, 0);
+        return NULL;
+    }
+    s_head_grow(self);
+    return self;
+}
+
+static void s_send_heartbeats(evp_publisher_t *self);
+
+void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms)
+{
+    if (!self_p || !*self_p)
+        return;
+    evp_publisher_t *self = *self_p;
+    if (self->sock) {
+        if (self->subscriptions > 0)
+            s_send_heartbeats(self);
+        zmq_setsockopt(self->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+        zmq_close(self->sock);
+    }
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    ev_codec_destroy(&self->codec);
+    free(self->heads);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Reads the bus's (un)subscriptions without waiting. */
+static void s_read_subscriptions(evp_publisher_t *self)
+{
+    char buf[64];
+    for (;;) {
+        int n = zmq_recv(self->sock, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (n < 0)
+            return;
+        if (n >= 1 && buf[0] == 1) {
+            if (self->subscriptions == 0)
+                evp_info("the bus subscribed", "endpoint_subscriptions=1");
+            self->subscriptions = 1;
+        } else if (n >= 1 && buf[0] == 0) {
+            if (self->subscriptions > 0)
+                evp_warn("the bus went away; events are archived and will be repaired", "%s", "");
+            self->subscriptions = 0;
+        }
+    }
+}
+
+bool evp_publisher_connected(const evp_publisher_t *self)
+{
+    return self->subscriptions > 0;
+}
+
+int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
+{
+    int64_t end = timeout_ms < 0 ? INT64_MAX : s_now_ms() + timeout_ms;
+    bool said = false;
+    while (!evp_stopping()) {
+        s_read_subscriptions(self);
+        if (self->subscriptions > 0)
+            return 0;
+        if (!said && timeout_ms != 0) {
+            evp_info("waiting for the bus", "%s", "");
+            said = true;
+        }
+        int64_t now = s_now_ms();
+        if (now >= end)
+            return -1;
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, (long)(end - now < 100 ? end - now : 100));
+    }
+    return -1;
+}
+
+/* Sends one message, retrying while the bus pushes back. */
+static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const void *body, size_t blen)
+{
+    const void *parts[2] = {topic, body};
+    size_t lens[2] = {tlen, blen};
+    for (;;) {
+        if (evp_zmq_send_parts(self->sock, 0, 2, parts, lens) == 0)
+            return 0;
+        if (errno != EAGAIN && errno != EINTR) {
+            evp_warn("send failed", "error=\"%s\"", zmq_strerror(errno));
+            return -1;
+        }
+        if (evp_stopping())
+            return -1;
+        s_read_subscriptions(self);
+    }
+}
+
+static void s_send_heartbeats(evp_publisher_t *self)
+{
+    int64_t now_us = ev_now_us();
+    for (size_t i = 0; i < self->heads_cap; i++) {
+        const s_head_t *h = &self->heads[i];
+        if (!h->used)
+            continue;
+        ev_heartbeat_t hb = {{h->source, (uint32_t)strlen(h->source)}, h->partition, h->seq, now_us};
+        const void *body;
+        size_t blen;
+        ev_codec_encode_heartbeat(self->codec, &hb, &body, &blen);
+        char topic[EV_TOPIC_MAX];
+        size_t tlen = ev_topic_format(topic, (uint32_t)h->partition, EV_MSG_HEARTBEAT);
+        const void *parts[2] = {topic, body};
+        size_t lens[2] = {tlen, blen};
+        /* A heartbeat never blocks: a later one says the same. */
+        evp_zmq_send_parts(self->sock, ZMQ_DONTWAIT, 2, parts, lens);
+    }
+}
+
+void evp_publisher_heartbeat_now(evp_publisher_t *self)
+{
+    s_read_subscriptions(self);
+    s_send_heartbeats(self);
+    self->next_beat_ms = s_now_ms() + self->heartbeat_ms;
+}
+
+void evp_publisher_tick(evp_publisher_t *self)
+{
+    int64_t now = s_now_ms();
+    if (now < self->next_beat_ms)
+        return;
+    evp_publisher_heartbeat_now(self);
+}
+
+int evp_publisher_send(evp_publisher_t *self, const ev_event_t *ev)
+{
+    ev_event_t stamped = *ev;
+    stamped.published_at = ev_now_us();
+    const void *body;
+    size_t blen;
+    ev_codec_encode_event(self->codec, &stamped, &body, &blen);
+    char topic[EV_TOPIC_MAX];
+    size_t tlen = ev_topic_format(topic, (uint32_t)ev->partition, EV_MSG_EVENT);
+    /* The head moves even if the send fails: the event is archived, and the
+     * heartbeat then tells writers to repair it. */
+    s_head_set(self, ev->source, ev->partition, ev->seq);
+    if (s_send(self, topic, tlen, body, blen) != 0)
+        return -1;
+    self->sent++;
+    if ((self->sent & 255) == 0)
+        evp_publisher_tick(self);
+    return 0;
+}
+
+uint64_t evp_publisher_sent(const evp_publisher_t *self)
+{
+    return self->sent;
+}
