@@ -1,0 +1,655 @@
+/* Unit tests of the event definition: the field table, value parsing and
+ * formatting (integers, prices in cents, times in microseconds), UTF-8
+ * counting, validation against the table's limits, equality and partitions. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evpipe/event.h"
+
+/* ---- Helpers ---- */
+
+static ev_str_t s_str(const char *s)
+{
+    return (ev_str_t){s, (uint32_t)strlen(s)};
+}
+
+/* A valid event with every field set. */
+static ev_event_t s_event(void)
+{
+    ev_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.user_id = 42;
+    ev.user_name = s_str("Zoë Ångström");
+    ev.user_email = s_str("zoe@example.com");
+    ev.event_type = s_str("purchase");
+    ev.product_id = 7;
+    ev.product_name = s_str("Tea, green");
+    ev.product_category = s_str("Food");
+    ev.product_price = 1250;
+    ev.event_time = 1706702400000001LL;
+    ev.source = s_str("gen-0123456789abcdef");
+    ev.partition = 3;
+    ev.seq = 1;
+    ev.published_at = 1706702400000002LL;
+    return ev;
+}
+
+/* Text of n copies of the UTF-8 character ch. */
+static char *s_repeat(const char *ch, size_t n)
+{
+    size_t k = strlen(ch);
+    char *s = malloc(k * n + 1);
+    cr_assert_not_null(s);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * k, ch, k);
+    s[k * n] = '\0';
+    return s;
+}
+
+static int64_t s_price(const char *text)
+{
+    int64_t cents = -7;
+    ev_error_t err = {0};
+    ev_reject_t rc = ev_parse_price(text, strlen(text), &cents, "product_price", &err);
+    cr_assert_eq(rc, EV_OK, "'%s' was refused: %s", text, err.detail);
+    return cents;
+}
+
+static void s_price_refused(const char *text)
+{
+    int64_t cents = 0;
+    ev_error_t err = {0};
+    ev_reject_t rc = ev_parse_price(text, strlen(text), &cents, "product_price", &err);
+    cr_assert_eq(rc, EV_REJECT_PRICE, "'%s' gave %s, bad_price expected", text, ev_reject_name(rc));
+    cr_assert_eq(err.code, EV_REJECT_PRICE);
+    cr_assert(strstr(err.detail, "product_price") != NULL, "detail does not name the field: %s", err.detail);
+}
+
+static int64_t s_time(const char *text)
+{
+    int64_t us = -7;
+    ev_error_t err = {0};
+    ev_reject_t rc = ev_parse_time(text, strlen(text), &us, "event_time", &err);
+    cr_assert_eq(rc, EV_OK, "'%s' was refused: %s", text, err.detail);
+    return us;
+}
+
+static void s_time_refused(const char *text)
+{
+    int64_t us = 0;
+    ev_error_t err = {0};
+    ev_reject_t rc = ev_parse_time(text, strlen(text), &us, "event_time", &err);
+    cr_assert_eq(rc, EV_REJECT_TIME, "'%s' gave %s, bad_time expected", text, ev_reject_name(rc));
+    cr_assert(strstr(err.detail, "event_time") != NULL, "detail does not name the field: %s", err.detail);
+}
+
+/* ev_format_time into a fresh string (the caller frees it). */
+static char *s_format_time(int64_t us, bool iso)
+{
+    ev_buf_t b;
+    ev_buf_init(&b);
+    ev_format_time(&b, us, iso);
+    return b.data;
+}
+
+static char *s_format_price(int64_t cents)
+{
+    ev_buf_t b;
+    ev_buf_init(&b);
+    ev_format_price(&b, cents);
+    return b.data;
+}
+
+/* ---- The field table ---- */
+
+Test(event_fields, payload_fields_come_first_in_the_old_generator_order)
+{
+    static const char *const payload[] = {"user_id", "user_name", "user_email", "event_type", "product_id",
+                                          "product_name", "product_category", "product_price", "event_time"};
+    size_t n = sizeof payload / sizeof payload[0];
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(ev_fields[i].name, payload[i]);
+        cr_assert_eq(ev_fields[i].where, EV_WHERE_PAYLOAD);
+    }
+    for (size_t i = n; i < EV_FIELD_COUNT; i++)
+        cr_assert_neq(ev_fields[i].where, EV_WHERE_PAYLOAD, "%s is after the payload", ev_fields[i].name);
+}
+
+Test(event_fields, identity_is_source_partition_seq)
+{
+    cr_assert_eq(ev_fields[EV_F_source].where, EV_WHERE_IDENTITY);
+    cr_assert_eq(ev_fields[EV_F_partition].where, EV_WHERE_IDENTITY);
+    cr_assert_eq(ev_fields[EV_F_seq].where, EV_WHERE_IDENTITY);
+    cr_assert_eq(ev_fields[EV_F_published_at].where, EV_WHERE_WIRE);
+    cr_assert_eq(ev_fields[EV_F_seq].kind, EV_KIND_I64);
+}
+
+Test(event_fields, text_limits_match_the_table_columns)
+{
+    cr_assert_eq(ev_fields[EV_F_user_name].max_chars, 255);
+    cr_assert_eq(ev_fields[EV_F_user_email].max_chars, 255);
+    cr_assert_eq(ev_fields[EV_F_event_type].max_chars, 50);
+    cr_assert_eq(ev_fields[EV_F_product_name].max_chars, 150);
+    cr_assert_eq(ev_fields[EV_F_product_category].max_chars, 100);
+    cr_assert_eq(ev_fields[EV_F_source].max_chars, 64);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        char want[64];
+        if (ev_fields[i].kind != EV_KIND_STR)
+            continue;
+        snprintf(want, sizeof want, "character varying(%u)", ev_fields[i].max_chars);
+        cr_assert_str_eq(ev_fields[i].sql_type, want);
+    }
+}
+
+Test(event_fields, offsets_point_at_the_struct_members)
+{
+    cr_assert_eq(ev_fields[EV_F_user_id].offset, offsetof(ev_event_t, user_id));
+    cr_assert_eq(ev_fields[EV_F_product_price].offset, offsetof(ev_event_t, product_price));
+    cr_assert_eq(ev_fields[EV_F_published_at].offset, offsetof(ev_event_t, published_at));
+}
+
+Test(event_fields, field_index_finds_names_by_exact_length)
+{
+    cr_assert_eq(ev_field_index("user_id", 7), EV_F_user_id);
+    cr_assert_eq(ev_field_index("seq", 3), EV_F_seq);
+    cr_assert_eq(ev_field_index("user_idx", 7), EV_F_user_id, "only len bytes count");
+    cr_assert_eq(ev_field_index("user_id", 6), -1);
+    cr_assert_eq(ev_field_index("USER_ID", 7), -1);
+    cr_assert_eq(ev_field_index("", 0), -1);
+}
+
+Test(event_fields, event_types_are_view_and_purchase)
+{
+    cr_assert_str_eq(ev_event_types[0], "view");
+    cr_assert_str_eq(ev_event_types[1], "purchase");
+    cr_assert_null(ev_event_types[2]);
+    cr_assert(ev_event_type_allowed(s_str("view")));
+    cr_assert(ev_event_type_allowed(s_str("purchase")));
+    cr_assert_not(ev_event_type_allowed(s_str("click")));
+    cr_assert_not(ev_event_type_allowed(s_str("View")));
+    cr_assert_not(ev_event_type_allowed(s_str("views")));
+    cr_assert_not(ev_event_type_allowed(s_str("")));
+}
+
+Test(event_fields, reject_names_are_stable)
+{
+    cr_assert_str_eq(ev_reject_name(EV_OK), "ok");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_COLUMNS), "column_count");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_MISSING), "missing_field");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_NUMBER), "bad_number");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_PRICE), "bad_price");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_TIME), "bad_time");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_EVENT_TYPE), "bad_event_type");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_TOO_LONG), "too_long");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_ENCODING), "bad_encoding");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_IDENTITY), "bad_identity");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_DECODE), "undecodable");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_LINE_TOO_LONG), "line_too_long");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT_DATABASE), "database");
+    cr_assert_str_eq(ev_reject_name(EV_REJECT__COUNT), "unknown");
+}
+
+/* ---- Integers ---- */
+
+Test(event_parse_int, accepts_the_whole_32_bit_range)
+{
+    int32_t v = 0;
+    cr_assert_eq(ev_parse_i32("0", 1, &v, "user_id", NULL), EV_OK);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(ev_parse_i32("2147483647", 10, &v, "user_id", NULL), EV_OK);
+    cr_assert_eq(v, INT32_MAX);
+    cr_assert_eq(ev_parse_i32("-2147483648", 11, &v, "user_id", NULL), EV_OK);
+    cr_assert_eq(v, INT32_MIN);
+    cr_assert_eq(ev_parse_i32("007", 3, &v, "user_id", NULL), EV_OK);
+    cr_assert_eq(v, 7);
+}
+
+Test(event_parse_int, refuses_text_overflow_and_blanks_naming_the_field)
+{
+    static const char *const bad[] = {"abc", "2147483648", "-2147483649", "", " 5", "5 ", "1.0", "-", "0x10",
+                                      "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int32_t v = 0;
+        ev_error_t err = {0};
+        cr_assert_eq(ev_parse_i32(bad[i], strlen(bad[i]), &v, "user_id", &err), EV_REJECT_NUMBER, "'%s'", bad[i]);
+        cr_assert(strstr(err.detail, "user_id") != NULL, "%s", err.detail);
+    }
+}
+
+Test(event_parse_int, reads_only_len_bytes)
+{
+    int32_t v = 0;
+    cr_assert_eq(ev_parse_i32("12,34", 2, &v, "user_id", NULL), EV_OK);
+    cr_assert_eq(v, 12);
+}
+
+Test(event_parse_int, accepts_the_whole_64_bit_range)
+{
+    int64_t v = 0;
+    cr_assert_eq(ev_parse_i64("9223372036854775807", 19, &v, "seq", NULL), EV_OK);
+    cr_assert_eq(v, INT64_MAX);
+    cr_assert_eq(ev_parse_i64("-9223372036854775808", 20, &v, "seq", NULL), EV_OK);
+    cr_assert_eq(v, INT64_MIN);
+    ev_error_t err = {0};
+    cr_assert_eq(ev_parse_i64("9223372036854775808", 19, &v, "seq", &err), EV_REJECT_NUMBER);
+    cr_assert(strstr(err.detail, "seq") != NULL);
+    cr_assert_eq(ev_parse_i64("18446744073709551616", 20, &v, "seq", NULL), EV_REJECT_NUMBER);
+}
+
+/* ---- Prices ---- */
+
+Test(event_price, parses_to_exact_cents)
+{
+    cr_assert_eq(s_price("0.01"), 1);
+    cr_assert_eq(s_price("99999999.99"), 9999999999LL);
+    cr_assert_eq(s_price("-0.50"), -50);
+    cr_assert_eq(s_price("120.0"), 12000);
+    cr_assert_eq(s_price("120.000"), 12000);
+    cr_assert_eq(s_price("120"), 12000);
+    cr_assert_eq(s_price("5"), 500);
+    cr_assert_eq(s_price("19.99"), 1999);
+    cr_assert_eq(s_price("0.1"), 10);
+    cr_assert_eq(s_price("-3.10"), -310);
+    cr_assert_eq(s_price("0"), 0);
+    cr_assert_eq(s_price("0.29"), 29, "0.29 is not 28 cents (no floats)");
+    cr_assert_eq(s_price("1.15"), 115);
+    cr_assert_eq(s_price("00000012.50"), 1250, "leading zeros do not count towards the limit");
+}
+
+Test(event_price, refuses_what_numeric_10_2_would_not_hold)
+{
+    s_price_refused("12.345");
+    s_price_refused("1e5");
+    s_price_refused("");
+    s_price_refused("123456789.00");
+    s_price_refused("100000000");
+    s_price_refused("-123456789");
+    s_price_refused("abc");
+    s_price_refused(".");
+    s_price_refused("-");
+    s_price_refused("1.2.3");
+    s_price_refused("12,50");
+    s_price_refused(" 12.50");
+    s_price_refused("12.50 ");
+    s_price_refused("NaN");
+    s_price_refused("inf");
+}
+
+Test(event_price, formats_back_with_two_decimals)
+{
+    static const struct {
+        int64_t cents;
+        const char *text;
+    } cases[] = {{1, "0.01"}, {9999999999LL, "99999999.99"}, {-50, "-0.50"}, {12000, "120.00"},
+                 {0, "0.00"},  {1250, "12.50"},               {-310, "-3.10"}, {-9999999999LL, "-99999999.99"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = s_format_price(cases[i].cents);
+        cr_assert_str_eq(s, cases[i].text);
+        cr_assert_eq(s_price(s), cases[i].cents, "%s does not parse back", s);
+        free(s);
+    }
+}
+
+Test(event_price, validation_refuses_cents_beyond_numeric_10_2)
+{
+    ev_event_t ev = s_event();
+    ev_error_t err = {0};
+    ev.product_price = EV_PRICE_MAX_CENTS;
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s", err.detail);
+    ev.product_price = -EV_PRICE_MAX_CENTS;
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s", err.detail);
+    ev.product_price = EV_PRICE_MAX_CENTS + 1;
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_PRICE);
+    cr_assert(strstr(err.detail, "product_price") != NULL);
+    ev.product_price = -EV_PRICE_MAX_CENTS - 1;
+    cr_assert_eq(ev_event_validate_payload(&ev, &err), EV_REJECT_PRICE);
+}
+
+/* ---- Times ---- */
+
+Test(event_time, parses_with_and_without_fractions)
+{
+    int64_t base = 1706702400LL * 1000000; /* 2024-01-31 12:00:00 UTC */
+    cr_assert_eq(s_time("2024-01-31 12:00:00"), base);
+    cr_assert_eq(s_time("2024-01-31T12:00:00"), base);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.5"), base + 500000);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.12"), base + 120000);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.123"), base + 123000);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.1234"), base + 123400);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.12345"), base + 123450);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.123456"), base + 123456);
+    cr_assert_eq(s_time("2024-01-31 12:00:00.000001"), base + 1);
+    cr_assert_eq(s_time("1970-01-01 00:00:00"), 0);
+}
+
+Test(event_time, converts_offsets_to_utc)
+{
+    int64_t base = 1706702400LL * 1000000;
+    cr_assert_eq(s_time("2024-01-31 12:00:00Z"), base);
+    cr_assert_eq(s_time("2024-01-31T12:00:00.25Z"), base + 250000);
+    cr_assert_eq(s_time("2024-01-31 14:00:00+02:00"), base);
+    cr_assert_eq(s_time("2024-01-31T06:30:00-05:30"), base);
+    cr_assert_eq(s_time("2024-01-31 14:00:00+0200"), base);
+    cr_assert_eq(s_time("2024-01-31 14:00:00+02"), base);
+    cr_assert_eq(s_time("2024-01-31 12:00:00+00:00"), base);
+    cr_assert_eq(s_time("2024-02-01 01:00:00.000001+13:00"), base + 1, "an offset can cross the date");
+}
+
+Test(event_time, knows_leap_days)
+{
+    cr_assert_eq(s_time("2024-02-29 00:00:00"), 1709164800LL * 1000000);
+    cr_assert_eq(s_time("2000-02-29 00:00:00"), 951782400LL * 1000000);
+    s_time_refused("2023-02-29 00:00:00");
+    s_time_refused("1900-02-29 00:00:00");
+    s_time_refused("2024-02-30 00:00:00");
+    s_time_refused("2024-04-31 00:00:00");
+}
+
+Test(event_time, reaches_year_1_and_year_9999)
+{
+    int64_t first = s_time("0001-01-01 00:00:00");
+    cr_assert_eq(first, -62135596800LL * 1000000);
+    int64_t last = s_time("9999-12-31 23:59:59.999999");
+    cr_assert_eq(last, 253402300799LL * 1000000 + 999999);
+    char *s = s_format_time(first, false);
+    cr_assert_str_eq(s, "0001-01-01 00:00:00.000000");
+    free(s);
+    s = s_format_time(last, false);
+    cr_assert_str_eq(s, "9999-12-31 23:59:59.999999");
+    free(s);
+    s_time_refused("0000-12-31 23:59:59");
+}
+
+Test(event_time, refuses_what_is_not_a_time)
+{
+    s_time_refused("2024-13-01 00:00:00");
+    s_time_refused("2024-00-10 00:00:00");
+    s_time_refused("2024-01-00 00:00:00");
+    s_time_refused("2024-01-01 24:00:00");
+    s_time_refused("2024-01-01 23:60:00");
+    s_time_refused("2024-01-01 23:59:60");
+    s_time_refused("garbage");
+    s_time_refused("");
+    s_time_refused("2024-01-01");
+    s_time_refused("2024/01/01 00:00:00");
+    s_time_refused("2024-01-01x00:00:00");
+    s_time_refused("2024-1-01 00:00:00");
+    s_time_refused("2024-01-01 00:00:00.1234567"); /* 7 fractional digits */
+    s_time_refused("2024-01-01 00:00:00.");
+    s_time_refused("2024-01-01 00:00:00 ");
+    s_time_refused("2024-01-01 00:00:00Z+01:00");
+    s_time_refused("2024-01-01 00:00:00+24:00");
+    s_time_refused("2024-01-01 00:00:00+01:60");
+    s_time_refused("2024-01-01 00:00:00+1");
+    s_time_refused("2024-01-01 00:00:00UTC");
+    s_time_refused("+024-01-01 00:00:00");
+}
+
+Test(event_time, formats_back_exactly)
+{
+    int64_t t = s_time("2024-01-31 12:00:00.000001");
+    char *s = s_format_time(t, false);
+    cr_assert_str_eq(s, "2024-01-31 12:00:00.000001");
+    free(s);
+    s = s_format_time(t, true);
+    cr_assert_str_eq(s, "2024-01-31T12:00:00.000001Z");
+    free(s);
+    s = s_format_time(0, false);
+    cr_assert_str_eq(s, "1970-01-01 00:00:00.000000");
+    free(s);
+    s = s_format_time(-1, false);
+    cr_assert_str_eq(s, "1969-12-31 23:59:59.999999", "times before 1970 round down");
+    free(s);
+    s = s_format_time(s_time("2024-02-29 23:59:59.5"), false);
+    cr_assert_str_eq(s, "2024-02-29 23:59:59.500000");
+    free(s);
+}
+
+Test(event_time, formatted_times_parse_back)
+{
+    static const int64_t samples[] = {0, 1, 999999, 1706702400000001LL, -1, -62135596800LL * 1000000,
+                                      253402300799LL * 1000000 + 999999, 951782400LL * 1000000 - 1};
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        for (int iso = 0; iso < 2; iso++) {
+            char *s = s_format_time(samples[i], iso);
+            cr_assert_eq(s_time(s), samples[i], "%s", s);
+            free(s);
+        }
+    }
+}
+
+/* ---- Text ---- */
+
+Test(event_utf8, counts_characters_not_bytes)
+{
+    cr_assert_eq(ev_utf8_chars("", 0), 0);
+    cr_assert_eq(ev_utf8_chars("abc", 3), 3);
+    cr_assert_eq(ev_utf8_chars("é", strlen("é")), 1);
+    cr_assert_eq(ev_utf8_chars("漢字", strlen("漢字")), 2);
+    cr_assert_eq(ev_utf8_chars("😀", strlen("😀")), 1);
+    cr_assert_eq(ev_utf8_chars("a\"b,c\n\t\\", 8), 8);
+    cr_assert_eq(ev_utf8_chars("\xF4\x8F\xBF\xBF", 4), 1, "U+10FFFF is the last character");
+}
+
+Test(event_utf8, refuses_invalid_sequences_and_nul)
+{
+    static const char *const bad[] = {
+        "\xC3",             /* truncated */
+        "\x80",             /* a lone continuation byte */
+        "\xC0\xAF",         /* overlong '/' */
+        "\xE0\x80\xAF",     /* overlong */
+        "\xED\xA0\x80",     /* a UTF-16 surrogate */
+        "\xF4\x90\x80\x80", /* beyond U+10FFFF */
+        "\xFF",
+        "\xE6\xBC",         /* half of 漢 */
+        "a\xC3(",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(ev_utf8_chars(bad[i], strlen(bad[i])), -1, "case %zu", i);
+    cr_assert_eq(ev_utf8_chars("a\0b", 3), -1, "a NUL byte is refused");
+}
+
+/* ---- Validation ---- */
+
+Test(event_validate, a_complete_event_is_valid)
+{
+    ev_event_t ev = s_event();
+    ev_error_t err = {.code = EV_REJECT_DATABASE};
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s", err.detail);
+    cr_assert_eq(err.code, EV_OK);
+}
+
+Test(event_validate, limits_are_in_characters_not_bytes)
+{
+    ev_event_t ev = s_event();
+    ev_error_t err = {0};
+    char *s = s_repeat("漢", 255);
+    ev.user_name = s_str(s);
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "255 characters of 3 bytes fit: %s", err.detail);
+    free(s);
+    ev = s_event();
+    s = s_repeat("😀", 255);
+    ev.user_email = s_str(s);
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "255 characters of 4 bytes fit: %s", err.detail);
+    free(s);
+    ev = s_event();
+    s = s_repeat("a", 256);
+    ev.user_name = s_str(s);
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_TOO_LONG);
+    cr_assert(strstr(err.detail, "user_name") != NULL, "%s", err.detail);
+    free(s);
+}
+
+Test(event_validate, each_text_field_has_its_own_limit)
+{
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        if (f->kind != EV_KIND_STR || i == EV_F_event_type)
+            continue;
+        ev_event_t ev = s_event();
+        ev_error_t err = {0};
+        ev_str_t *field = (ev_str_t *)((char *)&ev + f->offset);
+        char *s = s_repeat("é", f->max_chars);
+        *field = s_str(s);
+        cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s at its limit: %s", f->name, err.detail);
+        free(s);
+        s = s_repeat("é", f->max_chars + 1);
+        *field = s_str(s);
+        cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_TOO_LONG, "%s over its limit", f->name);
+        cr_assert(strstr(err.detail, f->name) != NULL, "%s", err.detail);
+        free(s);
+    }
+}
+
+Test(event_validate, refuses_bad_encoding_naming_the_field)
+{
+    ev_event_t ev = s_event();
+    ev_error_t err = {0};
+    ev.product_name = (ev_str_t){"Te\xC3", 3};
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_ENCODING);
+    cr_assert(strstr(err.detail, "product_name") != NULL, "%s", err.detail);
+    ev = s_event();
+    ev.product_category = (ev_str_t){"Fo\0d", 4};
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_ENCODING);
+    cr_assert(strstr(err.detail, "product_category") != NULL, "%s", err.detail);
+}
+
+Test(event_validate, refuses_unknown_event_types)
+{
+    ev_event_t ev = s_event();
+    ev_error_t err = {0};
+    ev.event_type = s_str("click");
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_EVENT_TYPE);
+    cr_assert(strstr(err.detail, "event_type") != NULL && strstr(err.detail, "click") != NULL, "%s", err.detail);
+    ev.event_type = s_str("");
+    cr_assert_eq(ev_event_validate_payload(&ev, &err), EV_REJECT_EVENT_TYPE);
+}
+
+Test(event_validate, refuses_a_bad_identity_but_payload_validation_ignores_it)
+{
+    ev_event_t ev = s_event();
+    ev_error_t err = {0};
+    ev.source = (ev_str_t){NULL, 0};
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_IDENTITY);
+    cr_assert(strstr(err.detail, "source") != NULL, "%s", err.detail);
+    cr_assert_eq(ev_event_validate_payload(&ev, &err), EV_OK, "%s", err.detail);
+    ev = s_event();
+    ev.partition = -1;
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_IDENTITY);
+    cr_assert(strstr(err.detail, "partition") != NULL, "%s", err.detail);
+    ev = s_event();
+    ev.seq = 0;
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_IDENTITY);
+    cr_assert(strstr(err.detail, "seq") != NULL, "%s", err.detail);
+    char *s = s_repeat("x", 65);
+    ev = s_event();
+    ev.source = s_str(s);
+    cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_TOO_LONG);
+    free(s);
+}
+
+Test(event_validate, error_set_fills_code_and_detail)
+{
+    ev_error_t err = {0};
+    cr_assert_eq(ev_error_set(&err, EV_REJECT_NUMBER, "%s: %d", "user_id", 5), EV_REJECT_NUMBER);
+    cr_assert_eq(err.code, EV_REJECT_NUMBER);
+    cr_assert_str_eq(err.detail, "user_id: 5");
+    cr_assert_eq(ev_error_set(NULL, EV_REJECT_TIME, "x"), EV_REJECT_TIME, "err may be NULL");
+    char *s = s_repeat("y", 500);
+    ev_error_set(&err, EV_REJECT_TIME, "%s", s);
+    cr_assert_eq(strlen(err.detail), sizeof err.detail - 1, "a long detail is cut, not overflowed");
+    free(s);
+}
+
+/* ---- Equality ---- */
+
+Test(event_equal, compares_text_by_content_and_only_the_fields_asked)
+{
+    ev_event_t a = s_event(), b = s_event();
+    char name[64];
+    strcpy(name, "Zoë Ångström");
+    b.user_name = s_str(name);
+    cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+    b.published_at++;
+    cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_WIRE));
+    cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY));
+    b = s_event();
+    b.seq = 2;
+    cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_IDENTITY));
+    cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
+    b = s_event();
+    name[0] = 'z';
+    b.user_name = s_str(name);
+    cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
+    b = s_event();
+    b.product_price = 1251;
+    cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
+    b = s_event();
+    b.product_name.len--;
+    cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
+}
+
+/* ---- Scalars ---- */
+
+Test(event_scalar, formats_every_kind_but_text)
+{
+    ev_event_t ev = s_event();
+    ev.user_id = -5;
+    ev.seq = 9007199254740993LL;
+    ev_buf_t b;
+    ev_buf_init(&b);
+    cr_assert(ev_format_scalar(&b, &ev, EV_F_user_id, false));
+    ev_buf_putc(&b, '|');
+    cr_assert(ev_format_scalar(&b, &ev, EV_F_seq, false));
+    ev_buf_putc(&b, '|');
+    cr_assert(ev_format_scalar(&b, &ev, EV_F_product_price, false));
+    ev_buf_putc(&b, '|');
+    cr_assert(ev_format_scalar(&b, &ev, EV_F_event_time, true));
+    cr_assert_not(ev_format_scalar(&b, &ev, EV_F_user_name, false));
+    cr_assert_str_eq(b.data, "-5|9007199254740993|12.50|2024-01-31T12:00:00.000001Z");
+    ev_buf_free(&b);
+}
+
+/* ---- Partitions ---- */
+
+Test(event_partition, is_pinned_for_16_partitions)
+{
+    /* Computed once from the mix in docs/protocol.md; a change to the hash
+     * moves users between partitions and must break this test. */
+    static const struct {
+        int32_t user_id;
+        uint32_t partition;
+    } pinned[] = {{0, 0},     {1, 7},       {2, 6},           {3, 7},  {42, 12},
+                  {1000, 8},  {123456, 11}, {2147483647, 8},  {-1, 9}, {-2147483648, 0}};
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
+        cr_assert_eq(ev_partition_of(pinned[i].user_id, 16), pinned[i].partition, "user %d",
+                     (int)pinned[i].user_id);
+}
+
+Test(event_partition, is_the_full_32_bit_mix_modulo_partitions)
+{
+    cr_assert_eq(ev_partition_of(1, 0xFFFFFFFFu), 1364076727u);
+    cr_assert_eq(ev_partition_of(123456, 0xFFFFFFFFu), 2524076747u);
+    cr_assert_eq(ev_partition_of(1, 1024), 1364076727u % 1024);
+}
+
+Test(event_partition, stays_in_range_and_spreads_users)
+{
+    static const uint32_t counts[] = {1, 2, 3, 7, 16, 1000, 1024};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        uint32_t n = counts[c];
+        for (int32_t u = -5000; u < 5000; u++) {
+            uint32_t p = ev_partition_of(u, n);
+            cr_assert_lt(p, n);
+            cr_assert_eq(p, ev_partition_of(u, n), "the same user, the same partition");
+        }
+    }
+    unsigned hits[16] = {0};
+    for (int32_t u = 1; u <= 16000; u++)
+        hits[ev_partition_of(u, 16)]++;
+    for (int p = 0; p < 16; p++)
+        cr_assert_gt(hits[p], 500, "partition %d got only %u of 16000 users", p, hits[p]);
+    cr_assert_eq(ev_partition_of(42, 0), 0, "no partitions: 0, not a division by zero");
+}
