@@ -33,13 +33,22 @@ int main(int argc, char **argv)
     tap_options_t opt = {
         .partitions = options[0].value,
         .event_type = options[1].value,
-        .count = options[2].value ? atoll(options[2].value) : 0,
-        .run_ms = options[3].value ? (int64_t)(atof(options[3].value) * 1000) : 0,
         .heartbeats = options[4].value != NULL,
         .stats = options[5].value != NULL,
     };
-    if (nargs > 0 || opt.count < 0 || opt.run_ms < 0) {
-        fprintf(stderr, "evpipe-tap: bad arguments (see --help)\n");
+    char *end = NULL;
+    if (options[2].value && ((opt.count = strtoll(options[2].value, &end, 10)) <= 0 || *end)) {
+        fprintf(stderr, "evpipe-tap: --count %s: a positive whole number was expected\n", options[2].value);
+        return 1;
+    }
+    double seconds = 0;
+    if (options[3].value && ((seconds = strtod(options[3].value, &end)) <= 0 || *end)) {
+        fprintf(stderr, "evpipe-tap: --seconds %s: a positive number was expected\n", options[3].value);
+        return 1;
+    }
+    opt.run_ms = (int64_t)(seconds * 1000);
+    if (nargs > 0) {
+        fprintf(stderr, "evpipe-tap: %s: takes no arguments (see --help)\n", args[0]);
         return 1;
     }
     evp_log_init("tap", cfg.log_level);
