@@ -1,0 +1,465 @@
+/* Unit tests of the generator's archive: the CSV rows it writes, its file
+ * names, reading seqs back after a restart (torn lines included), the
+ * source id and the directory lock. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evpipe/buf.h"
+#include "evpipe/csv.h"
+#include "evpipe/event.h"
+#include "gen_archive.h"
+#include "gen_fake.h"
+#include "gen_rng.h"
+#include "testkit.h"
+
+#define PARTS 16
+
+static char s_dir[256];
+static evp_config_t s_cfg;
+static gen_fake_t *s_fakes;
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "%s/evpipe-gen-archive-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    cr_assert_not_null(mkdtemp(s_dir));
+    evp_config_defaults(&s_cfg);
+    snprintf(s_cfg.archive_dir, sizeof s_cfg.archive_dir, "%s/archive", s_dir);
+    char why[256];
+    s_fakes = gen_fake_new("view,purchase", why, sizeof why);
+    cr_assert_not_null(s_fakes);
+}
+
+static void s_teardown(void)
+{
+    gen_fake_destroy(&s_fakes);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", s_dir);
+}
+
+TestSuite(gen_archive, .init = s_setup, .fini = s_teardown);
+
+static gen_archive_t *s_open(void)
+{
+    char why[600] = "";
+    gen_archive_t *a = gen_archive_new(&s_cfg, why, sizeof why);
+    cr_assert_not_null(a, "gen_archive_new: %s", why);
+    return a;
+}
+
+/* Makes n events as the generator does (seq per partition from last[]),
+ * with source src, and archives them with one write. */
+static void s_write(gen_archive_t *a, gen_rng_t *rng, const char *src, int64_t *last, ev_event_t *out, size_t n,
+                    int only_partition)
+{
+    ev_buf_t rows;
+    ev_buf_init(&rows);
+    for (size_t i = 0; i < n; i++) {
+        ev_event_t ev = {0};
+        do
+            gen_fake_next(s_fakes, rng, ev_now_us(), &ev);
+        while (only_partition >= 0 && ev_partition_of(ev.user_id, PARTS) != (uint32_t)only_partition);
+        ev.source = (ev_str_t){src, (uint32_t)strlen(src)};
+        ev.partition = (int32_t)ev_partition_of(ev.user_id, PARTS);
+        ev.seq = ++last[ev.partition];
+        ev_csv_append_row(&rows, &ev, EV_CSV_ARCHIVE);
+        if (out)
+            out[i] = ev;
+    }
+    char why[600] = "";
+    cr_assert_eq(gen_archive_write(a, rows.data, rows.len, n, why, sizeof why), 0, "%s", why);
+    ev_buf_free(&rows);
+}
+
+static int64_t *s_resume(gen_archive_t *a)
+{
+    int64_t *last = calloc(PARTS, sizeof *last);
+    char why[600] = "";
+    cr_assert_eq(gen_archive_resume(a, PARTS, NULL, last, why, sizeof why), 0, "%s", why);
+    return last;
+}
+
+/* The archive file names in the directory, sorted; returns how many. */
+static size_t s_files(char names[][GEN_ARCHIVE_NAME_MAX], size_t max)
+{
+    DIR *d = opendir(s_cfg.archive_dir);
+    cr_assert_not_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (gen_archive_is_file_name(e->d_name) && n < max)
+            memcpy(names[n++], e->d_name, strlen(e->d_name) + 1); /* 26 bytes, checked */
+    closedir(d);
+    qsort(names, n, GEN_ARCHIVE_NAME_MAX, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+static void s_path(char *out, size_t len, const char *name)
+{
+    snprintf(out, len, "%s/%s", s_cfg.archive_dir, name);
+}
+
+Test(gen_archive, rows_read_back_equal_the_events_written)
+{
+    gen_archive_t *a = s_open();
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 5);
+    int64_t last[PARTS] = {0};
+    ev_event_t evs[700];
+    s_write(a, &rng, src, last, evs, 500, -1);
+    s_write(a, &rng, src, last, evs + 500, 200, -1);
+    cr_assert_eq(gen_archive_rows(a), 700);
+    cr_assert_eq(gen_archive_files_opened(a), 1);
+    char path[600];
+    snprintf(path, sizeof path, "%s", gen_archive_path(a));
+    gen_archive_destroy(&a);
+    cr_assert_null(a);
+
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    ev_csv_reader_t *r = ev_csv_reader_new(fd, 0);
+    ev_csv_record_t rec;
+    ev_csv_map_t map;
+    ev_error_t err;
+    cr_assert_eq(ev_csv_reader_next(r, &rec), 1);
+    cr_assert_eq(ev_csv_map_header(&map, &rec, &err), EV_OK, "%s", err.detail);
+    cr_assert_eq(map.layout, EV_CSV_ARCHIVE);
+    size_t n = 0;
+    while (ev_csv_reader_next(r, &rec) == 1) {
+        ev_event_t ev;
+        cr_assert_eq(ev_csv_parse_row(&map, &rec, &ev, &err), EV_OK, "row %zu: %s", n, err.detail);
+        cr_assert_lt(n, 700);
+        cr_assert(ev_event_equal(&ev, &evs[n], EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY), "row %zu differs", n);
+        n++;
+    }
+    cr_assert_eq(n, 700);
+    ev_csv_reader_destroy(&r);
+    close(fd);
+}
+
+Test(gen_archive, files_are_named_events_and_the_utc_second)
+{
+    char name[GEN_ARCHIVE_NAME_MAX];
+    gen_archive_file_name(name, (time_t)1795312453); /* 2026-11-22 01:54:13 UTC */
+    cr_assert_str_eq(name, "events_20261122_015413.csv");
+    cr_assert(gen_archive_is_file_name(name));
+    cr_assert_not(gen_archive_is_file_name("events_20261122_015413.csv.tmp"));
+    cr_assert_not(gen_archive_is_file_name("events_2026112_0154133.csv"));
+    cr_assert_not(gen_archive_is_file_name(".source-id"));
+
+    time_t before = time(NULL);
+    gen_archive_t *a = s_open();
+    cr_assert_str_eq(gen_archive_path(a), "", "no file before the first write");
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 1);
+    int64_t last[PARTS] = {0};
+    char src[] = "gen-0000000000000001";
+    s_write(a, &rng, src, last, NULL, 10, -1);
+    time_t after = time(NULL);
+    const char *base = strrchr(gen_archive_path(a), '/') + 1;
+    cr_assert(gen_archive_is_file_name(base), "%s", base);
+    char lo[GEN_ARCHIVE_NAME_MAX], hi[GEN_ARCHIVE_NAME_MAX];
+    gen_archive_file_name(lo, before);
+    gen_archive_file_name(hi, after);
+    cr_assert(strcmp(base, lo) >= 0 && strcmp(base, hi) <= 0, "%s not within %s..%s", base, lo, hi);
+    gen_archive_destroy(&a);
+}
+
+Test(gen_archive, each_start_opens_a_new_file_named_after_the_previous)
+{
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 2);
+    int64_t last[PARTS] = {0};
+    char src[] = "gen-0000000000000002";
+    for (int i = 0; i < 2; i++) {
+        gen_archive_t *a = s_open();
+        s_write(a, &rng, src, last, NULL, 5, -1);
+        gen_archive_destroy(&a);
+    }
+    char names[8][GEN_ARCHIVE_NAME_MAX];
+    cr_assert_eq(s_files(names, 8), 2, "a start in the same second waits for the next");
+    cr_assert_lt(strcmp(names[0], names[1]), 0);
+}
+
+Test(gen_archive, a_restart_continues_every_partition_after_its_last_seq)
+{
+    gen_archive_t *a = s_open();
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    int64_t *none = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(none[p], 0, "an empty archive has no seqs");
+    free(none);
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 3);
+    int64_t last[PARTS] = {0};
+    s_write(a, &rng, src, last, NULL, 1000, -1);
+    s_write(a, &rng, src, last, NULL, 333, -1);
+    gen_archive_destroy(&a);
+
+    a = s_open();
+    int64_t *got = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(got[p], last[p], "partition %d: read back %lld, wrote up to %lld", p, (long long)got[p],
+                     (long long)last[p]);
+    free(got);
+    gen_archive_destroy(&a);
+}
+
+Test(gen_archive, partitions_missing_from_the_newest_file_are_found_in_older_ones)
+{
+    gen_archive_t *a = s_open();
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 4);
+    int64_t last[PARTS] = {0};
+    s_write(a, &rng, src, last, NULL, 2000, -1); /* every partition */
+    char why[600];
+    cr_assert_eq(gen_archive_rotate(a, why, sizeof why), 0, "%s", why);
+    s_write(a, &rng, src, last, NULL, 50, 3); /* the newest file: partition 3 only */
+    cr_assert_eq(gen_archive_files_opened(a), 2);
+    gen_archive_destroy(&a);
+
+    a = s_open();
+    int64_t *got = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(got[p], last[p], "partition %d", p);
+    free(got);
+    gen_archive_destroy(&a);
+}
+
+Test(gen_archive, a_partition_seen_only_early_in_a_large_file_is_still_found)
+{
+    gen_archive_t *a = s_open();
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 5);
+    int64_t last[PARTS] = {0};
+    s_write(a, &rng, src, last, NULL, 5, 9);
+    /* About 6 MB after it without partition 9: the read from the end has
+     * to widen its window several times. */
+    for (int i = 0; i < 30; i++) {
+        ev_buf_t rows;
+        ev_buf_init(&rows);
+        for (int k = 0; k < 1000; k++) {
+            ev_event_t ev = {0};
+            do
+                gen_fake_next(s_fakes, &rng, ev_now_us(), &ev);
+            while (ev_partition_of(ev.user_id, PARTS) == 9);
+            ev.source = (ev_str_t){src, (uint32_t)strlen(src)};
+            ev.partition = (int32_t)ev_partition_of(ev.user_id, PARTS);
+            ev.seq = ++last[ev.partition];
+            ev_csv_append_row(&rows, &ev, EV_CSV_ARCHIVE);
+        }
+        char why[600] = "";
+        cr_assert_eq(gen_archive_write(a, rows.data, rows.len, 1000, why, sizeof why), 0, "%s", why);
+        ev_buf_free(&rows);
+    }
+    gen_archive_destroy(&a);
+    a = s_open();
+    int64_t *got = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(got[p], last[p], "partition %d", p);
+    cr_assert_eq(got[9], 5);
+    free(got);
+    gen_archive_destroy(&a);
+}
+
+static void s_append_raw(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static off_t s_size(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    return st.st_size;
+}
+
+Test(gen_archive, a_torn_last_line_is_cut_off_and_not_counted)
+{
+    gen_archive_t *a = s_open();
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 6);
+    int64_t last[PARTS] = {0};
+    s_write(a, &rng, src, last, NULL, 300, -1);
+    char path[600];
+    snprintf(path, sizeof path, "%s", gen_archive_path(a));
+    gen_archive_destroy(&a);
+    off_t whole = s_size(path);
+
+    /* A crash in the middle of a row: everything but the line end, with a
+     * seq far above the others (it must not count). */
+    ev_event_t ev = {0};
+    gen_fake_next(s_fakes, &rng, ev_now_us(), &ev);
+    ev.source = (ev_str_t){src, (uint32_t)strlen(src)};
+    ev.partition = 0;
+    ev.seq = 999999;
+    ev_buf_t row;
+    ev_buf_init(&row);
+    ev_csv_append_row(&row, &ev, EV_CSV_ARCHIVE);
+    row.data[--row.len] = '\0';
+    s_append_raw(path, row.data);
+    ev_buf_free(&row);
+    cr_assert_gt(s_size(path), whole);
+
+    a = s_open();
+    cr_assert_eq(s_size(path), whole, "cut back to the last complete line");
+    int64_t *got = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(got[p], last[p], "partition %d: %lld", p, (long long)got[p]);
+    free(got);
+    gen_archive_destroy(&a);
+}
+
+Test(gen_archive, a_file_cut_inside_its_header_is_removed)
+{
+    cr_assert_eq(mkdir(s_cfg.archive_dir, 0755), 0);
+    char path[600];
+    s_path(path, sizeof path, "events_20200101_000000.csv");
+    tk_write_file(path, "user_id,user_na", 15);
+    gen_archive_t *a = s_open();
+    cr_assert_eq(access(path, F_OK), -1, "no complete line: removed");
+    int64_t *got = s_resume(a);
+    free(got);
+    gen_archive_destroy(&a);
+}
+
+Test(gen_archive, rows_of_another_source_do_not_count)
+{
+    gen_archive_t *a = s_open();
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 8);
+    int64_t ours[PARTS] = {0}, theirs[PARTS];
+    for (int p = 0; p < PARTS; p++)
+        theirs[p] = 5000;
+    s_write(a, &rng, src, ours, NULL, 400, -1);
+    s_write(a, &rng, "gen-ffffffffffffffff", theirs, NULL, 400, -1);
+    gen_archive_destroy(&a);
+    a = s_open();
+    int64_t *got = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(got[p], ours[p], "partition %d", p);
+    free(got);
+    gen_archive_destroy(&a);
+}
+
+static void s_read_source(char *out, size_t len)
+{
+    char path[600];
+    s_path(path, sizeof path, ".source-id");
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(out, (int)len, f));
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+Test(gen_archive, the_source_id_is_made_once_and_kept_across_restarts)
+{
+    gen_archive_t *a = s_open();
+    ev_str_t s = gen_archive_source(a);
+    char first[64];
+    snprintf(first, sizeof first, "%.*s", (int)s.len, s.ptr);
+    cr_assert_eq(strlen(first), 20);
+    cr_assert_eq(strncmp(first, "gen-", 4), 0);
+    cr_assert_eq(strspn(first + 4, "0123456789abcdef"), 16, "%s", first);
+    char stored[64];
+    s_read_source(stored, sizeof stored);
+    cr_assert_str_eq(stored, first);
+    gen_archive_destroy(&a);
+
+    a = s_open();
+    s = gen_archive_source(a);
+    cr_assert_eq(s.len, strlen(first));
+    cr_assert_eq(memcmp(s.ptr, first, s.len), 0, "the same id after a restart");
+    gen_archive_destroy(&a);
+
+    /* Another directory: another generator, another id. */
+    evp_config_t other = s_cfg;
+    snprintf(other.archive_dir, sizeof other.archive_dir, "%s/archive2", s_dir);
+    char why[600] = "";
+    gen_archive_t *b = gen_archive_new(&other, why, sizeof why);
+    cr_assert_not_null(b, "%s", why);
+    s = gen_archive_source(b);
+    cr_assert(s.len != strlen(first) || memcmp(s.ptr, first, s.len) != 0);
+    gen_archive_destroy(&b);
+}
+
+Test(gen_archive, a_damaged_source_id_is_refused_not_replaced)
+{
+    cr_assert_eq(mkdir(s_cfg.archive_dir, 0755), 0);
+    char path[600];
+    s_path(path, sizeof path, ".source-id");
+    tk_write_file(path, "gen-xyz\n", 8);
+    char why[600] = "";
+    gen_archive_t *a = gen_archive_new(&s_cfg, why, sizeof why);
+    cr_assert_null(a);
+    cr_assert_not_null(strstr(why, ".source-id"), "%s", why);
+    cr_assert_not_null(strstr(why, "ARCHIVE_DIR="), "%s", why);
+    char stored[64];
+    s_read_source(stored, sizeof stored);
+    cr_assert_str_eq(stored, "gen-xyz");
+}
+
+Test(gen_archive, a_second_open_of_a_locked_directory_fails_naming_archive_dir)
+{
+    gen_archive_t *a = s_open();
+    char why[600] = "";
+    gen_archive_t *b = gen_archive_new(&s_cfg, why, sizeof why);
+    cr_assert_null(b);
+    cr_assert_not_null(strstr(why, "ARCHIVE_DIR="), "%s", why);
+    cr_assert_not_null(strstr(why, s_cfg.archive_dir), "%s", why);
+    cr_assert_not_null(strstr(why, "in use"), "%s", why);
+    cr_assert_null(strchr(why, '\n'), "one line");
+    gen_archive_destroy(&a);
+    /* Released with the archive. */
+    b = gen_archive_new(&s_cfg, why, sizeof why);
+    cr_assert_not_null(b, "%s", why);
+    gen_archive_destroy(&b);
+}
+
+Test(gen_archive, a_new_file_is_opened_after_archive_rotate_seconds)
+{
+    s_cfg.archive_rotate_seconds = 1;
+    gen_archive_t *a = s_open();
+    gen_rng_t rng;
+    gen_rng_seed(&rng, 10);
+    int64_t last[PARTS] = {0};
+    char src[32];
+    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
+    s_write(a, &rng, src, last, NULL, 10, -1);
+    s_write(a, &rng, src, last, NULL, 10, -1);
+    cr_assert_eq(gen_archive_files_opened(a), 1, "within the period: one file");
+    usleep(1100 * 1000);
+    s_write(a, &rng, src, last, NULL, 10, -1);
+    cr_assert_eq(gen_archive_files_opened(a), 2, "after the period: a new file");
+    gen_archive_destroy(&a);
+    char names[8][GEN_ARCHIVE_NAME_MAX];
+    cr_assert_eq(s_files(names, 8), 2);
+    a = s_open();
+    int64_t *got = s_resume(a);
+    for (int p = 0; p < PARTS; p++)
+        cr_assert_eq(got[p], last[p], "partition %d", p);
+    free(got);
+    gen_archive_destroy(&a);
+}
