@@ -1,8 +1,10 @@
 /* The bus broker (see bus.h). A hand-written loop rather than zmq_proxy: the
- * tap copy must never block, and zmq_proxy's capture socket does. */
+ * tap copy must never block, and zmq_proxy's capture socket does. Its
+ * counters are metrics (evpipe_bus_*, docs/metrics.md); bus_stats reads them. */
 #include "bus.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,19 +13,30 @@
 #include <zmq.h>
 
 #include "evpipe/log.h"
+#include "evpipe/metrics.h"
 #include "evpipe/sig.h"
 #include "evpipe/zmqutil.h"
 
 #define WELCOME "!welcome"
 #define MAX_FRAMES 4
+/* /healthz fails when the loop has not turned for this long. */
+#define HEALTH_MAX_AGE_S 5.0
 
 struct bus_t {
     void *ctx;           /* ZeroMQ context, owned */
     void *front;         /* XSUB: publishers connect here */
     void *back;          /* XPUB: writers, NODROP, blocking sends */
     void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
-    bus_stats_t stats;   /* counters */
-    int64_t next_report; /* when the next periodic log line is due (ms) */
+    evp_metrics_t *metrics;     /* registry "bus", owned; serves METRICS_PORT */
+    evp_counter_t *messages_in; /* messages received from publishers */
+    evp_counter_t *delivered;   /* messages handed to the writer side */
+    evp_counter_t *tap_sent;    /* messages handed to the tap side */
+    evp_counter_t *tap_dropped; /* messages taps did not get */
+    evp_counter_t *malformed;   /* messages not of two frames, dropped */
+    evp_gauge_t *writers;       /* current subscribers on the writer side */
+    evp_gauge_t *taps;          /* current subscribers on the tap side */
+    atomic_bool running;        /* bus_run is looping (read by /healthz) */
+    int64_t next_report;        /* when the next periodic log line is due (ms) */
 };
 
 static int64_t s_now_ms(void)
@@ -61,13 +74,56 @@ static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, c
     return s;
 }
 
+/* /healthz: the loop turns (it beats at least every 100 ms, also while
+ * writers push back, which is their slowness, not the bus's). Runs on the
+ * HTTP thread: atomics only. */
+static bool s_health(void *arg, char *detail, size_t len)
+{
+    bus_t *self = arg;
+    if (!atomic_load(&self->running)) {
+        snprintf(detail, len, "bus loop is not running");
+        return false;
+    }
+    if (!evp_metrics_loop_ok(self->metrics, HEALTH_MAX_AGE_S, detail, len))
+        return false;
+    snprintf(detail, len, "writers=%lld taps=%lld", (long long)evp_gauge_value(self->writers),
+             (long long)evp_gauge_value(self->taps));
+    return true;
+}
+
+bool bus_healthy(bus_t *self, char *detail, size_t len)
+{
+    return s_health(self, detail, len);
+}
+
+evp_metrics_t *bus_metrics(bus_t *self)
+{
+    return self->metrics;
+}
+
+static void s_metrics_new(bus_t *self)
+{
+    evp_metrics_t *m = self->metrics;
+    self->messages_in = evp_counter_new(m, "messages_in_total", "Messages received from publishers (topic and body).");
+    self->delivered = evp_counter_new(m, "delivered_total", "Messages handed to the writer side (lossless).");
+    self->tap_sent = evp_counter_new(m, "tap_sent_total", "Messages handed to the tap side.");
+    self->tap_dropped = evp_counter_new(m, "tap_dropped_total",
+                                        "Messages the bus dropped for taps whose queue was full (writers never lose any).");
+    self->malformed = evp_counter_new(m, "malformed_total", "Messages dropped because they were not two frames.");
+    self->writers = evp_gauge_new(m, "writer_subscribers", "Subscribers connected on the writer side.");
+    self->taps = evp_gauge_new(m, "tap_subscribers", "Subscribers connected on the tap side.");
+}
+
 bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
 {
     bus_t *self = calloc(1, sizeof *self);
-    if (!self) {
+    if (!self || !(self->metrics = evp_metrics_new("bus"))) {
         snprintf(why, whylen, "out of memory");
+        free(self);
         return NULL;
     }
+    atomic_init(&self->running, false);
+    s_metrics_new(self);
     self->ctx = zmq_ctx_new();
     if (!self->ctx || !(self->front = s_socket(self, ZMQ_XSUB, cfg, cfg->bus_hwm, cfg->bus_publish_endpoint,
                                                 "BUS_PUBLISH_ENDPOINT", why, whylen)) ||
@@ -75,6 +131,10 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
                                 "BUS_SUBSCRIBE_ENDPOINT", why, whylen)) ||
         !(self->tap = s_socket(self, ZMQ_XPUB, cfg, cfg->tap_hwm, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT", why,
                                whylen))) {
+        bus_destroy(&self);
+        return NULL;
+    }
+    if (evp_metrics_serve(self->metrics, cfg->metrics_port, s_health, self, why, whylen) != 0) {
         bus_destroy(&self);
         return NULL;
     }
@@ -90,6 +150,8 @@ void bus_destroy(bus_t **self_p)
     if (!self_p || !*self_p)
         return;
     bus_t *self = *self_p;
+    /* First: stops the HTTP thread, which reads self. */
+    evp_metrics_destroy(&self->metrics);
     if (self->front)
         zmq_close(self->front);
     if (self->back)
@@ -104,11 +166,19 @@ void bus_destroy(bus_t **self_p)
 
 void bus_stats(const bus_t *self, bus_stats_t *out)
 {
-    *out = self->stats;
+    *out = (bus_stats_t){
+        .messages_in = evp_counter_value(self->messages_in),
+        .delivered = evp_counter_value(self->delivered),
+        .tap_sent = evp_counter_value(self->tap_sent),
+        .tap_dropped = evp_counter_value(self->tap_dropped),
+        .malformed = evp_counter_value(self->malformed),
+        .subscriptions = evp_gauge_value(self->writers),
+        .tap_subscriptions = evp_gauge_value(self->taps),
+    };
 }
 
 /* Reads (un)subscriptions arriving on an XPUB side. */
-static void s_drain_subscriptions(void *sock, int64_t *count, const char *side)
+static void s_drain_subscriptions(void *sock, evp_gauge_t *count, const char *side)
 {
     char buf[256];
     for (;;) {
@@ -122,9 +192,9 @@ static void s_drain_subscriptions(void *sock, int64_t *count, const char *side)
         bool welcome = len - 1 == (int)strlen(WELCOME) && memcmp(buf + 1, WELCOME, strlen(WELCOME)) == 0;
         if (!welcome)
             continue;
-        *count += buf[0] == 1 ? 1 : -1;
+        evp_gauge_add(count, buf[0] == 1 ? 1 : -1);
         evp_info(buf[0] == 1 ? "subscriber joined" : "subscriber left", "side=%s subscribers=%lld", side,
-                 (long long)*count);
+                 (long long)evp_gauge_value(count));
     }
 }
 
@@ -169,24 +239,26 @@ static void s_relay(bus_t *self)
         }
     }
     if (n != 2 || malformed) {
-        self->stats.malformed++;
+        evp_counter_inc(self->malformed);
         evp_warn("dropped a malformed message", "frames=%d", n);
     } else {
-        self->stats.messages_in++;
+        evp_counter_inc(self->messages_in);
         /* Taps first and never waiting: a full tap loses the message. */
         if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
-            self->stats.tap_sent++;
-        else if (self->stats.tap_subscriptions > 0)
-            self->stats.tap_dropped++;
+            evp_counter_inc(self->tap_sent);
+        else if (evp_gauge_value(self->taps) > 0)
+            evp_counter_inc(self->tap_dropped);
         /* Writers: wait while they push back (checking for shutdown). */
         while (!s_forward(self->back, frames, n, 0)) {
             if (errno != EAGAIN && errno != EINTR)
                 break;
-            s_drain_subscriptions(self->tap, &self->stats.tap_subscriptions, "tap");
+            s_drain_subscriptions(self->tap, self->taps, "tap");
+            /* Writers pushing back is not the bus failing: still alive. */
+            evp_metrics_beat(self->metrics);
             if (evp_stopping())
                 break;
         }
-        self->stats.delivered++;
+        evp_counter_inc(self->delivered);
     }
     for (int i = 0; i < n; i++)
         zmq_msg_close(&frames[i]);
@@ -201,14 +273,16 @@ int bus_run(bus_t *self)
         {self->tap, 0, ZMQ_POLLIN, 0},
     };
     uint64_t last_dropped = 0;
+    atomic_store(&self->running, true);
     while (!evp_stopping()) {
+        evp_metrics_beat(self->metrics);
         int rc = zmq_poll(items, 3, 100);
         if (rc < 0 && errno != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
-            s_drain_subscriptions(self->back, &self->stats.subscriptions, "writer");
+            s_drain_subscriptions(self->back, self->writers, "writer");
         if (items[2].revents & ZMQ_POLLIN)
-            s_drain_subscriptions(self->tap, &self->stats.tap_subscriptions, "tap");
+            s_drain_subscriptions(self->tap, self->taps, "tap");
         /* A bounded run of messages, then look at the other sockets again. */
         for (int i = 0; i < 1024 && (items[0].revents & ZMQ_POLLIN); i++) {
             s_relay(self);
@@ -221,18 +295,23 @@ int bus_run(bus_t *self)
         int64_t now = s_now_ms();
         if (now >= self->next_report) {
             self->next_report = now + 10000;
-            if (self->stats.tap_dropped != last_dropped)
+            bus_stats_t st;
+            bus_stats(self, &st);
+            if (st.tap_dropped != last_dropped)
                 evp_warn("taps are slow: messages dropped for them", "tap_dropped=%llu",
-                         (unsigned long long)(self->stats.tap_dropped - last_dropped));
-            last_dropped = self->stats.tap_dropped;
+                         (unsigned long long)(st.tap_dropped - last_dropped));
+            last_dropped = st.tap_dropped;
             evp_info("bus stats", "messages_in=%llu delivered=%llu tap_sent=%llu tap_dropped=%llu writers=%lld taps=%lld",
-                     (unsigned long long)self->stats.messages_in, (unsigned long long)self->stats.delivered,
-                     (unsigned long long)self->stats.tap_sent, (unsigned long long)self->stats.tap_dropped,
-                     (long long)self->stats.subscriptions, (long long)self->stats.tap_subscriptions);
+                     (unsigned long long)st.messages_in, (unsigned long long)st.delivered,
+                     (unsigned long long)st.tap_sent, (unsigned long long)st.tap_dropped,
+                     (long long)st.subscriptions, (long long)st.tap_subscriptions);
         }
     }
+    atomic_store(&self->running, false);
+    bus_stats_t st;
+    bus_stats(self, &st);
     evp_info("bus stopped", "messages_in=%llu delivered=%llu tap_dropped=%llu",
-             (unsigned long long)self->stats.messages_in, (unsigned long long)self->stats.delivered,
-             (unsigned long long)self->stats.tap_dropped);
+             (unsigned long long)st.messages_in, (unsigned long long)st.delivered,
+             (unsigned long long)st.tap_dropped);
     return 0;
 }

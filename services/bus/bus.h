@@ -1,12 +1,16 @@
 /* The bus: a broker between publishers (XSUB side), writers (XPUB side,
  * lossless: a slow writer pushes back) and debug taps (a separate XPUB that
- * drops instead of waiting, so a slow or stopped tap never slows writers). */
+ * drops instead of waiting, so a slow or stopped tap never slows writers).
+ * With METRICS_PORT it serves /metrics (evpipe_bus_*) and /healthz. */
 #ifndef EVPIPE_BUS_H
 #define EVPIPE_BUS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "evpipe/config.h"
+#include "evpipe/metrics.h"
 
 typedef struct bus_t bus_t;
 
@@ -20,11 +24,18 @@ typedef struct {
     int64_t tap_subscriptions; /* current subscriptions on the tap side */
 } bus_stats_t;
 
-/* Binds the three endpoints; NULL with why (naming the setting) on failure. */
+/* Binds the three endpoints and, when METRICS_PORT is not 0, starts the
+ * metrics server; NULL with why (naming the setting) on failure. */
 bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen);
 /* Forwards until evp_stopping(); returns 0. */
 int bus_run(bus_t *self);
+/* The counters, read from the metrics (safe from any thread). */
 void bus_stats(const bus_t *self, bus_stats_t *out);
+/* What /healthz answers: true while bus_run loops and has turned within the
+ * last 5 s; detail says why not, or the subscriber counts. */
+bool bus_healthy(bus_t *self, char *detail, size_t len);
+/* The bus's registry (rendering in tests). */
+evp_metrics_t *bus_metrics(bus_t *self);
 void bus_destroy(bus_t **self_p);
 
 #endif

@@ -72,8 +72,6 @@ void tk_sleep_ms(int ms);
 /* A free TCP port on 127.0.0.1. */
 int tk_free_port(void);
 
-#endif
-
 /* ---- Comparing the table with files ---- */
 
 /* Every row of `events` with an identity, as COPY text lines (ev_copy_append_row
@@ -88,3 +86,5 @@ char *tk_archive_as_copy(const char *path, size_t *rows);
  * (source restricts to one source when not NULL) or from CSV files. */
 char *tk_events_payload_lines(PGconn *c, const char *source, size_t *rows);
 char *tk_csv_payload_lines(const char *path, size_t *rows);
+
+#endif

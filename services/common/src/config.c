@@ -85,6 +85,16 @@ const evp_setting_t evp_settings[] = {
      "events held back behind holes, at most"},
     {"WRITER_REPAIR_TIMEOUT_MS", "repair-timeout-ms", EVP_SET_INT, "5000", OFF(writer_repair_timeout_ms), 100,
      600000, W, "a repair request unanswered for this long is sent again"},
+    {"CURVE", "curve", EVP_SET_INT, "0", OFF(curve), 0, 1, EVP_SVC_ALL,
+     "1: the bus and the repair endpoint admit only CURVE clients with allowed keys"},
+    {"CURVE_SERVER_KEY", "curve-server-key", EVP_SET_PATH, "./var/keys/bus.key_secret", OFF(curve_server_key), 0, 0,
+     B | I, "the server key pair (made by evpipe-bus --keygen bus)"},
+    {"CURVE_ALLOWED_DIR", "curve-allowed-dir", EVP_SET_PATH, "./var/keys/allowed", OFF(curve_allowed_dir), 0, 0,
+     B | I, "folder of the public keys (*.key) of allowed clients"},
+    {"CURVE_SERVER_PUBLIC_KEY", "curve-server-public-key", EVP_SET_PATH, "./var/keys/bus.key",
+     OFF(curve_server_public_key), 0, 0, G | I | W | T, "the server's public key, for clients"},
+    {"CURVE_CLIENT_KEY", "curve-client-key", EVP_SET_PATH, "./var/keys/client.key_secret", OFF(curve_client_key), 0,
+     0, G | I | W | T, "this client's key pair"},
     {"LOG_LEVEL", "log-level", EVP_SET_LEVEL, "info", OFF(log_level), 0, 0, EVP_SVC_ALL,
      "debug, info, warn or error"},
     {"METRICS_PORT", "metrics-port", EVP_SET_INT, "0", OFF(metrics_port), 0, 65535, EVP_SVC_ALL,
@@ -157,6 +167,7 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, cha
             return FAIL("%s=%s: a comma-separated list of view, purchase was expected", s->env, shown);
         strcpy(p, v);
         return 0;
+    case EVP_SET_PATH:
     case EVP_SET_DIR:
         if (strlen(v) >= EVP_PATH_MAX || !*v)
             return FAIL("%s=%s: an empty or too long path", s->env, shown);

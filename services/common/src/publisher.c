@@ -8,6 +8,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/sig.h"
 #include "evpipe/wire.h"
@@ -171,6 +172,7 @@ evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t wh
      * and heartbeats let writers repair) instead of blocking at BUS_HWM. */
     zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     if (evp_zmq_tune(self->sock, cfg, cfg->bus_hwm, 0) != 0 ||
+        evp_curve_client_apply(self->sock, cfg, why, whylen) != 0 ||
         evp_zmq_connect(self->sock, cfg->bus_publish_endpoint, "BUS_PUBLISH_ENDPOINT", why, whylen) != 0) {
         if (!*why)
             snprintf(why, whylen, "cannot set socket options: %s", zmq_strerror(errno));

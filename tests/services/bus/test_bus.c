@@ -1,10 +1,15 @@
 /* The bus, driven through its API with real sockets on 127.0.0.1: it relays
  * in order from publishers to writers, filters by partition, drops malformed
- * messages, and drops for a tap that does not read instead of waiting. */
+ * messages, and drops for a tap that does not read instead of waiting; its
+ * counters are metrics, served with /healthz on METRICS_PORT. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "bus.h"
@@ -25,9 +30,10 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-static void s_setup(fixture_t *f, int tap_hwm)
+static void s_setup_with(fixture_t *f, int tap_hwm, int metrics_port)
 {
     evp_config_defaults(&f->cfg);
+    f->cfg.metrics_port = metrics_port;
     snprintf(f->cfg.bus_publish_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
     snprintf(f->cfg.bus_subscribe_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
     snprintf(f->cfg.bus_tap_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
@@ -38,6 +44,11 @@ static void s_setup(fixture_t *f, int tap_hwm)
     cr_assert_not_null(f->bus, "%s", why);
     pthread_create(&f->thread, NULL, s_run, f->bus);
     f->ctx = zmq_ctx_new();
+}
+
+static void s_setup(fixture_t *f, int tap_hwm)
+{
+    s_setup_with(f, tap_hwm, 0);
 }
 
 static void s_teardown(fixture_t *f)
@@ -171,8 +182,13 @@ Test(bus, a_tap_that_does_not_read_loses_messages_but_the_writer_gets_all, .time
         cr_assert_eq(s_recv(writer, &partition, &n), 0, "writer lost message %u", i);
         cr_assert_eq(n, i);
     }
+    /* The bus counts a delivery just after handing it over: wait (bounded). */
     bus_stats_t st;
-    bus_stats(f.bus, &st);
+    for (int64_t end = tk_now_ms() + 10000; tk_now_ms() < end; tk_sleep_ms(10)) {
+        bus_stats(f.bus, &st);
+        if (st.delivered == N)
+            break;
+    }
     cr_assert_eq(st.delivered, N);
     cr_assert_gt(st.tap_dropped, 0, "the bus never dropped for the tap");
     cr_assert_eq(st.tap_sent + st.tap_dropped, N);
@@ -180,4 +196,115 @@ Test(bus, a_tap_that_does_not_read_loses_messages_but_the_writer_gets_all, .time
     zmq_close(tap);
     zmq_close(writer);
     s_teardown(&f);
+}
+
+/* GET path on 127.0.0.1:port (HTTP/1.0); the status, and the body in body. */
+static int s_http_get(int port, const char *path, char *body, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    char reply[16384];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof reply - 1 && (r = recv(fd, reply + got, sizeof reply - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    close(fd);
+    reply[got] = '\0';
+    int status = 0;
+    cr_assert_eq(sscanf(reply, "HTTP/1.%*d %d", &status), 1, "bad reply: %s", reply);
+    const char *b = strstr(reply, "\r\n\r\n");
+    snprintf(body, len, "%s", b ? b + 4 : "");
+    return status;
+}
+
+Test(bus, exports_its_counters_as_metrics_that_bus_stats_reads)
+{
+    fixture_t f;
+    s_setup(&f, 1000);
+    void *sub = s_subscriber(&f, f.cfg.bus_subscribe_endpoint, "p", 1000);
+    void *pub = s_publisher(&f);
+    zmq_send(pub, "p0001/ev", 8, 0);
+    for (uint32_t i = 1; i <= 10; i++)
+        s_send(pub, 1, i);
+    uint32_t partition, n;
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(s_recv(sub, &partition, &n), 0);
+    /* The bus counts a delivery just after handing it over: wait (bounded). */
+    bus_stats_t st;
+    for (int64_t end = tk_now_ms() + 10000; tk_now_ms() < end; tk_sleep_ms(10)) {
+        bus_stats(f.bus, &st);
+        if (st.delivered == 10 && st.subscriptions == 1)
+            break;
+    }
+    cr_assert_eq(st.delivered, 10);
+    cr_assert_eq(st.messages_in, 10);
+    cr_assert_eq(st.malformed, 1);
+    cr_assert_eq(st.subscriptions, 1);
+    ev_buf_t text;
+    ev_buf_init(&text);
+    evp_metrics_render(bus_metrics(f.bus), &text);
+    cr_assert(strstr(text.data, "\nevpipe_bus_messages_in_total 10\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "\nevpipe_bus_delivered_total 10\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "\nevpipe_bus_malformed_total 1\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "\nevpipe_bus_writer_subscribers 1\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "\nevpipe_bus_tap_dropped_total 0\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "\nevpipe_bus_tap_subscribers 0\n") != NULL, "%s", text.data);
+    ev_buf_free(&text);
+    zmq_close(pub);
+    zmq_close(sub);
+    s_teardown(&f);
+}
+
+Test(bus, serves_metrics_and_is_healthy_only_while_its_loop_runs)
+{
+    fixture_t f;
+    int port = tk_free_port();
+    s_setup_with(&f, 1000, port);
+    char body[16384];
+    /* The loop thread may not have turned yet: wait for it (bounded). */
+    int status = 0;
+    for (int64_t end = tk_now_ms() + 10000; tk_now_ms() < end; tk_sleep_ms(20))
+        if ((status = s_http_get(port, "/healthz", body, sizeof body)) == 200)
+            break;
+    cr_assert_eq(status, 200, "%s", body);
+    cr_assert_str_eq(body, "ok\nwriters=0 taps=0\n");
+    cr_assert_eq(s_http_get(port, "/metrics", body, sizeof body), 200);
+    cr_assert(strstr(body, "# TYPE evpipe_bus_tap_dropped_total counter\n") != NULL, "%s", body);
+    /* Stopped loop, server still up: unhealthy, with the reason. */
+    evp_request_stop();
+    pthread_join(f.thread, NULL);
+    cr_assert_eq(s_http_get(port, "/healthz", body, sizeof body), 503);
+    cr_assert_str_eq(body, "bus loop is not running\n");
+    char detail[128];
+    cr_assert_not(bus_healthy(f.bus, detail, sizeof detail));
+    bus_destroy(&f.bus);
+    zmq_ctx_term(f.ctx);
+}
+
+Test(bus, a_metrics_port_in_use_fails_naming_the_setting)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    snprintf(cfg.bus_publish_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(cfg.bus_subscribe_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(cfg.bus_tap_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
+    cfg.metrics_port = ntohs(a.sin_port);
+    char why[256] = "";
+    bus_t *bus = bus_new(&cfg, why, sizeof why);
+    cr_assert_null(bus);
+    cr_assert(strncmp(why, "METRICS_PORT", 12) == 0 && strstr(why, "already in use"), "%s", why);
+    close(fd);
 }

@@ -62,6 +62,12 @@ typedef struct {
     int writer_linger_ms;
     int writer_holdback_max;
     int writer_repair_timeout_ms;
+    /* CURVE (docs/security.md) */
+    int curve;                                  /* 1: the bus and repair endpoint require CURVE */
+    char curve_server_key[EVP_PATH_MAX];        /* servers: their key pair (.key_secret) */
+    char curve_allowed_dir[EVP_PATH_MAX];       /* servers: public keys (*.key) of allowed clients */
+    char curve_server_public_key[EVP_PATH_MAX]; /* clients: the server's public key (.key) */
+    char curve_client_key[EVP_PATH_MAX];        /* clients: their own key pair (.key_secret) */
     /* All */
     evp_log_level_t log_level;
     int metrics_port;
@@ -74,6 +80,7 @@ typedef enum {
     EVP_SET_PORT,     /* TCP port 1..65535 */
     EVP_SET_ENDPOINT, /* tcp://host:port or ipc://path */
     EVP_SET_DIR,      /* a directory, created if missing */
+    EVP_SET_PATH,     /* a file or directory path (checked where it is used) */
     EVP_SET_SECONDS,  /* a non-negative number of seconds */
     EVP_SET_RATE,     /* events/s, empty for bursts, or "max" */
     EVP_SET_TYPES,    /* comma-separated event types, each allowed */
