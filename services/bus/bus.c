@@ -12,6 +12,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/metrics.h"
 #include "evpipe/sig.h"
@@ -27,6 +28,7 @@ struct bus_t {
     void *front;         /* XSUB: publishers connect here */
     void *back;          /* XPUB: writers, NODROP, blocking sends */
     void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
+    evp_curve_server_t *curve;  /* CURVE authentication, when CURVE=1 */
     evp_metrics_t *metrics;     /* registry "bus", owned; serves METRICS_PORT */
     evp_counter_t *messages_in; /* messages received from publishers */
     evp_counter_t *delivered;   /* messages handed to the writer side */
@@ -56,6 +58,10 @@ static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, c
     }
     if (evp_zmq_tune(s, cfg, hwm, 0) != 0) {
         snprintf(why, whylen, "%s: cannot set socket options: %s", setting, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    if (self->curve && evp_curve_server_apply(self->curve, s, why, whylen) != 0) {
         zmq_close(s);
         return NULL;
     }
@@ -125,6 +131,10 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
     atomic_init(&self->running, false);
     s_metrics_new(self);
     self->ctx = zmq_ctx_new();
+    if (self->ctx && cfg->curve && !(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen))) {
+        bus_destroy(&self);
+        return NULL;
+    }
     if (!self->ctx || !(self->front = s_socket(self, ZMQ_XSUB, cfg, cfg->bus_hwm, cfg->bus_publish_endpoint,
                                                 "BUS_PUBLISH_ENDPOINT", why, whylen)) ||
         !(self->back = s_socket(self, ZMQ_XPUB, cfg, cfg->bus_hwm, cfg->bus_subscribe_endpoint,
@@ -158,6 +168,7 @@ void bus_destroy(bus_t **self_p)
         zmq_close(self->back);
     if (self->tap)
         zmq_close(self->tap);
+    evp_curve_server_destroy(&self->curve);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     free(self);
@@ -174,6 +185,7 @@ void bus_stats(const bus_t *self, bus_stats_t *out)
         .malformed = evp_counter_value(self->malformed),
         .subscriptions = evp_gauge_value(self->writers),
         .tap_subscriptions = evp_gauge_value(self->taps),
+        .curve_refused = self->curve ? evp_curve_server_refused(self->curve) : 0,
     };
 }
 

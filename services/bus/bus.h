@@ -22,6 +22,7 @@ typedef struct {
     uint64_t malformed;     /* messages not of two frames, dropped */
     int64_t subscriptions;  /* current subscriptions on the writer side */
     int64_t tap_subscriptions; /* current subscriptions on the tap side */
+    uint64_t curve_refused;  /* clients refused by CURVE authentication */
 } bus_stats_t;
 
 /* Binds the three endpoints and, when METRICS_PORT is not 0, starts the

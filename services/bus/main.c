@@ -2,16 +2,23 @@
 #include <stdio.h>
 
 #include "bus.h"
+#include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/sig.h"
 
 int main(int argc, char **argv)
 {
-    static const evp_program_t prog = {
+    evp_option_t options[] = {
+        {"keygen", "NAME", "write a CURVE key pair NAME.key and NAME.key_secret into --keys-dir, and exit", NULL},
+        {"keys-dir", "DIR", "where --keygen writes (default ./var/keys)", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    const evp_program_t prog = {
         .program = "evpipe-bus",
         .service = EVP_SVC_BUS,
         .summary = "The evpipe bus: publishers connect to BUS_PUBLISH_ENDPOINT, writers subscribe on\n"
                    "BUS_SUBSCRIBE_ENDPOINT (lossless), debug taps on BUS_TAP_ENDPOINT (lossy).",
+        .options = options,
     };
     evp_config_t cfg;
     char *args[argc];
@@ -23,9 +30,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "evpipe-bus: takes no arguments (see --help)\n");
         return 1;
     }
+    char why[512] = "";
+    if (options[0].value) {
+        const char *dir = options[1].value ? options[1].value : "./var/keys";
+        if (evp_curve_keygen(dir, options[0].value, why, sizeof why) != 0) {
+            fprintf(stderr, "evpipe-bus: --keygen %s: %s\n", options[0].value, why);
+            return 1;
+        }
+        printf("wrote %s/%s.key (public) and %s/%s.key_secret (keep it secret)\n", dir, options[0].value, dir,
+               options[0].value);
+        return 0;
+    }
     evp_log_init("bus", cfg.log_level);
     evp_signals_install();
-    char why[512] = "";
     bus_t *bus = bus_new(&cfg, why, sizeof why);
     if (!bus) {
         fprintf(stderr, "evpipe-bus: %s\n", why);

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "evpipe/buf.h"
+#include "evpipe/curve.h"
 #include "evpipe/json.h"
 #include "evpipe/log.h"
 #include "evpipe/sig.h"
@@ -99,7 +100,8 @@ tap_t *tap_new(const evp_config_t *cfg, const tap_options_t *opt, FILE *out, cha
         return NULL;
     }
     /* Subscriptions before connecting, so the welcome message reaches us. */
-    if (evp_zmq_tune(self->sock, cfg, cfg->tap_hwm, 0) != 0 || s_subscribe(self->sock, WELCOME, strlen(WELCOME)) ||
+    if (evp_zmq_tune(self->sock, cfg, cfg->tap_hwm, 0) != 0 || evp_curve_client_apply(self->sock, cfg, why, whylen) ||
+        s_subscribe(self->sock, WELCOME, strlen(WELCOME)) ||
         s_subscribe_partitions(self, why, whylen) != 0 ||
         evp_zmq_connect(self->sock, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT", why, whylen) != 0) {
         if (!*why)
