@@ -1,0 +1,29 @@
+/* Asking PostgreSQL what the writers have committed: for every (source,
+ * partition) ingest published, whether checkpoints.seq has reached the last
+ * seq published. Used by --wait, and in watch mode to stop heartbeating
+ * sources that are fully committed. Connects on first use and again after a
+ * lost connection. */
+#ifndef INGEST_COMMIT_H
+#define INGEST_COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evpipe/buf.h"
+#include "evpipe/config.h"
+#include "ingest_heads.h"
+
+typedef struct ingest_commit_t ingest_commit_t;
+
+ingest_commit_t *ingest_commit_new(const evp_config_t *cfg);
+void ingest_commit_destroy(ingest_commit_t **self_p);
+
+/* Events published and not yet committed: the sum over the heads of the last
+ * seq minus the checkpoint (when below). per_source (ingest_heads_count
+ * entries, or NULL) gets each source's part. report (or NULL) gets one line
+ * per (source, partition) still short. -1 with why when the database cannot
+ * be asked. */
+int64_t ingest_commit_missing(ingest_commit_t *self, const ingest_heads_t *heads, int64_t *per_source,
+                              ev_buf_t *report, char *why, size_t whylen);
+
+#endif

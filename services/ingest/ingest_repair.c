@@ -1,0 +1,319 @@
+/* The repair server (see ingest_repair.h). */
+#include "ingest_repair.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "evpipe/log.h"
+#include "evpipe/wire.h"
+#include "evpipe/zmqutil.h"
+#include "ingest_archive.h"
+
+/* How long one reply may wait for a writer that does not read. */
+#define SEND_PATIENCE_MS 30000
+/* Files of one source looked up in the ledger, at most. */
+#define LEDGER_FILES_MAX 64
+
+struct ingest_repair_t {
+    void *ctx;                   /* ZeroMQ context of the server, owned */
+    void *router;                /* ROUTER bound on REPLAY_ENDPOINT */
+    pthread_t thread;            /* serves requests */
+    bool started;                /* thread is running */
+    atomic_bool stop;            /* asks the thread to end */
+    atomic_uint_fast64_t served; /* requests answered */
+    ingest_ledger_t *ledger;     /* files ingested (not owned) */
+    ingest_archive_t *index;     /* the archive index (used by the thread only) */
+    ev_codec_t *codec;           /* encodes replies (thread only) */
+    ingest_ledger_entry_t *found;/* LEDGER_FILES_MAX entries of scratch */
+    bool warm;                   /* index the folder before the first request */
+    char endpoint[EVP_TEXT_MAX]; /* for logs */
+};
+
+/* The request being answered. */
+typedef struct {
+    ingest_repair_t *self;   /* the server */
+    zmq_msg_t *identity;     /* the asker's routing id */
+    bool delimiter;          /* the asker sent an empty frame first (REQ style) */
+    bool gone;               /* the asker cannot be reached any more */
+} s_reply_t;
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Replies ---- */
+
+/* Sends [identity][""][command][body], waiting while the asker's queue is
+ * full. Returns 0, or -1 when the asker is gone, does not read, or the
+ * server stops. */
+static int s_send(s_reply_t *rp, const char *command, const void *body, size_t blen)
+{
+    ingest_repair_t *self = rp->self;
+    if (rp->gone)
+        return -1;
+    int64_t give_up = s_now_ms() + SEND_PATIENCE_MS;
+    for (;;) {
+        zmq_msg_t id;
+        zmq_msg_init(&id);
+        zmq_msg_copy(&id, rp->identity);
+        int rc = zmq_msg_send(&id, self->router, ZMQ_SNDMORE);
+        if (rc < 0)
+            zmq_msg_close(&id);
+        if (rc >= 0) {
+            const void *parts[3] = {"", command, body};
+            size_t lens[3] = {0, strlen(command), blen};
+            int first = rp->delimiter ? 0 : 1;
+            if (evp_zmq_send_parts(self->router, 0, 3 - first, parts + first, lens + first) == 0)
+                return 0;
+            /* The routing frame is queued: the rest cannot fail for lack of room. */
+            evp_warn("repair reply cut short", "error=\"%s\"", zmq_strerror(errno));
+            rp->gone = true;
+            return -1;
+        }
+        if (errno == EHOSTUNREACH) {
+            evp_info("repair asker went away", "%s", "");
+            rp->gone = true;
+            return -1;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            evp_warn("repair reply failed", "error=\"%s\"", zmq_strerror(errno));
+            rp->gone = true;
+            return -1;
+        }
+        if (atomic_load(&self->stop) || s_now_ms() >= give_up) {
+            if (!atomic_load(&self->stop))
+                evp_warn("repair asker does not read its replies; giving up", "waited_ms=%d", SEND_PATIENCE_MS);
+            rp->gone = true;
+            return -1;
+        }
+    }
+}
+
+static int s_send_event(const ev_event_t *ev, void *arg)
+{
+    s_reply_t *rp = arg;
+    ev_event_t out = *ev;
+    out.published_at = ev_now_us();
+    const void *body;
+    size_t blen;
+    ev_codec_encode_event(rp->self->codec, &out, &body, &blen);
+    return s_send(rp, EV_REPAIR_EVENT, body, blen);
+}
+
+/* ---- Finding a source ---- */
+
+/* Brings the index up to date for source: the folder, then the files the
+ * ledger names for it. */
+static void s_locate(ingest_repair_t *self, const char *source)
+{
+    ingest_archive_refresh(self->index);
+    size_t n = ingest_ledger_find_source(self->ledger, source, self->found, LEDGER_FILES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const ingest_ledger_entry_t *e = &self->found[i];
+        /* An old-format file has exactly one source, its file- source: known,
+         * so it is not hashed again. */
+        const char *known = strcmp(e->sources, source) == 0 && strncmp(source, "file-", 5) == 0 ? source : NULL;
+        char why[512];
+        if (ingest_archive_add(self->index, e->path, known, e->size, e->mtime_ns, why, sizeof why) != 0)
+            evp_warn("ingested file cannot serve repairs", "source=%s error=\"%s\"", source, why);
+    }
+}
+
+static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size_t len)
+{
+    ev_repair_t req;
+    ev_error_t err;
+    if (ev_codec_decode_repair(self->codec, data, len, &req, &err) != EV_OK) {
+        evp_warn("repair request refused", "reason=%s error=\"%s\"", ev_reject_name(err.code), err.detail);
+        return;
+    }
+    char source[80];
+    if (req.source.len >= sizeof source) {
+        evp_warn("repair request refused", "error=\"source longer than the protocol allows\"");
+        return;
+    }
+    memcpy(source, req.source.ptr, req.source.len);
+    source[req.source.len] = '\0';
+    int64_t t0 = s_now_ms();
+    s_locate(self, source);
+    bool found = ingest_archive_knows(self->index, source);
+    int64_t sent = 0;
+    if (found) {
+        int64_t n = ingest_archive_read(self->index, source, req.partition, req.from, req.to, s_send_event, rp);
+        sent = n < 0 ? 0 : n;
+        if (n < 0) {
+            /* The asker is gone or the server stops: no END to send. */
+            evp_info("repair abandoned", "id=%" PRIu64 " source=%s partition=%d", req.id, source,
+                     (int)req.partition);
+            return;
+        }
+    }
+    ev_repair_t end = req;
+    end.source.ptr = source;
+    end.sent = sent;
+    end.found_source = found;
+    const void *body;
+    size_t blen;
+    ev_codec_encode_repair(self->codec, &end, &body, &blen);
+    if (s_send(rp, EV_REPAIR_END, body, blen) != 0)
+        return;
+    atomic_fetch_add(&self->served, 1);
+    evp_info("repair served", "id=%" PRIu64 " source=%s partition=%d from=%" PRId64 " to=%" PRId64
+             " sent=%" PRId64 " found_source=%s ms=%" PRId64,
+             req.id, source, (int)req.partition, req.from, req.to, sent, found ? "true" : "false",
+             s_now_ms() - t0);
+}
+
+/* ---- The thread ---- */
+
+/* Receives one whole message; frames go into parts (at most max; the rest
+ * are dropped). Returns the number of frames, 0 when nothing came. */
+static int s_recv(ingest_repair_t *self, zmq_msg_t *parts, int max)
+{
+    int n = 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return n;
+        }
+        bool more = zmq_msg_more(&m);
+        if (n < max)
+            parts[n++] = m;
+        else
+            zmq_msg_close(&m);
+        if (!more)
+            return n;
+    }
+}
+
+static bool s_cancelled(void *arg)
+{
+    ingest_repair_t *self = arg;
+    return atomic_load(&self->stop);
+}
+
+static void *s_run(void *arg)
+{
+    ingest_repair_t *self = arg;
+    if (self->warm) {
+        int64_t t0 = s_now_ms();
+        ingest_archive_refresh(self->index);
+        if (!atomic_load(&self->stop))
+            evp_info("archive indexed", "files=%zu bytes_read=%" PRIu64 " ms=%" PRId64,
+                     ingest_archive_file_count(self->index), ingest_archive_bytes_read(self->index),
+                     s_now_ms() - t0);
+    }
+    while (!atomic_load(&self->stop)) {
+        zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) <= 0 || !(item.revents & ZMQ_POLLIN))
+            continue;
+        zmq_msg_t parts[4];
+        int n = s_recv(self, parts, 4);
+        if (n == 0)
+            continue;
+        /* [identity] ([""]) ["REPAIR"] [body] */
+        int cmd = 1;
+        bool delimiter = n > 1 && zmq_msg_size(&parts[1]) == 0;
+        if (delimiter)
+            cmd = 2;
+        if (n == cmd + 2 && zmq_msg_size(&parts[cmd]) == strlen(EV_REPAIR_REQUEST) &&
+            memcmp(zmq_msg_data(&parts[cmd]), EV_REPAIR_REQUEST, strlen(EV_REPAIR_REQUEST)) == 0) {
+            s_reply_t rp = {self, &parts[0], delimiter, false};
+            s_serve(self, &rp, zmq_msg_data(&parts[cmd + 1]), zmq_msg_size(&parts[cmd + 1]));
+        } else {
+            evp_warn("repair endpoint got a message that is not a repair request", "frames=%d", n);
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&parts[i]);
+    }
+    return NULL;
+}
+
+/* ---- Life cycle ---- */
+
+ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *ledger, bool warm, char *why,
+                                   size_t whylen)
+{
+    ingest_repair_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&self->stop, false);
+    atomic_init(&self->served, 0);
+    self->ledger = ledger;
+    self->warm = warm;
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->replay_endpoint);
+    ingest_archive_opts_t ao = {cfg->archive_dir, cfg->partitions, (size_t)cfg->ingest_max_line, 0, s_cancelled,
+                                self};
+    self->index = ingest_archive_new(&ao);
+    self->codec = ev_codec_new();
+    self->found = calloc(LEDGER_FILES_MAX, sizeof *self->found);
+    self->ctx = zmq_ctx_new();
+    self->router = self->ctx ? zmq_socket(self->ctx, ZMQ_ROUTER) : NULL;
+    if (!self->index || !self->codec || !self->found || !self->router) {
+        snprintf(why, whylen, "cannot create the repair server: %s",
+                 self->router ? "out of memory" : zmq_strerror(errno));
+        ingest_repair_destroy(&self);
+        return NULL;
+    }
+    int one = 1, timeout = 100;
+    zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(self->router, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    if (evp_zmq_tune(self->router, cfg, cfg->bus_hwm, 0) != 0) {
+        snprintf(why, whylen, "cannot set socket options: %s", zmq_strerror(errno));
+        ingest_repair_destroy(&self);
+        return NULL;
+    }
+    if (evp_zmq_bind(self->router, cfg->replay_endpoint, "REPLAY_ENDPOINT", why, whylen) != 0) {
+        ingest_repair_destroy(&self);
+        return NULL;
+    }
+    /* Thread creation is a full barrier: the socket moves to the thread. */
+    if (pthread_create(&self->thread, NULL, s_run, self) != 0) {
+        snprintf(why, whylen, "cannot start the repair thread: %s", strerror(errno));
+        ingest_repair_destroy(&self);
+        return NULL;
+    }
+    self->started = true;
+    evp_info("repair server listening", "endpoint=%s archive_dir=\"%s\"", cfg->replay_endpoint, cfg->archive_dir);
+    return self;
+}
+
+void ingest_repair_destroy(ingest_repair_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ingest_repair_t *self = *self_p;
+    if (self->started) {
+        atomic_store(&self->stop, true);
+        pthread_join(self->thread, NULL);
+    }
+    if (self->router)
+        zmq_close(self->router);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    ingest_archive_destroy(&self->index);
+    ev_codec_destroy(&self->codec);
+    free(self->found);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t ingest_repair_requests(const ingest_repair_t *self)
+{
+    return atomic_load(&((ingest_repair_t *)self)->served);
+}
