@@ -70,6 +70,8 @@ int ev_field_index(const char *name, size_t len)
 
 long ev_utf8_chars(const char *s, size_t len)
 {
+    if (len == 0)
+        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     long chars = 0;
     while (p < end) {
@@ -116,6 +118,8 @@ bool ev_event_type_allowed(ev_str_t type)
 
 /* ---- Validation ---- */
 
+static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d);
+
 static ev_reject_t s_validate(const ev_event_t *ev, unsigned where, ev_error_t *err)
 {
     for (int i = 0; i < EV_FIELD_COUNT; i++) {
@@ -141,6 +145,13 @@ static ev_reject_t s_validate(const ev_event_t *ev, unsigned where, ev_error_t *
         if (ev->product_price > EV_PRICE_MAX_CENTS || ev->product_price < -EV_PRICE_MAX_CENTS)
             return ev_error_set(err, EV_REJECT_PRICE, "product_price: %lld cents is outside numeric(10,2)",
                                 (long long)ev->product_price);
+        /* Years 1 to 9999, as ev_parse_time reads them: a valid event can be
+         * archived and read back (and COPY refuses years before 1 as written). */
+        const int64_t day_us = 86400LL * 1000000;
+        if (ev->event_time < s_days_from_civil(1, 1, 1) * day_us ||
+            ev->event_time >= s_days_from_civil(10000, 1, 1) * day_us)
+            return ev_error_set(err, EV_REJECT_TIME, "event_time: %lld us is outside years 1 to 9999",
+                                (long long)ev->event_time);
     }
     if (where & EV_WHERE_IDENTITY) {
         if (ev->source.len == 0)

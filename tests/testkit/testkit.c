@@ -68,12 +68,17 @@ static PGconn *s_connect(const tk_world_t *w, const char *db)
 
 tk_world_t *tk_world_new(const char *name)
 {
-    tk_world_t *w = calloc(1, sizeof *w);
-    cr_assert_not_null(w);
     const char *port = getenv("EVPIPE_TEST_PGPORT");
     if (!port)
         cr_fatal("EVPIPE_TEST_PGPORT is not set: integration tests run through scripts/test, which starts "
                  "their PostgreSQL");
+    return tk_world_new_on(name, port);
+}
+
+tk_world_t *tk_world_new_on(const char *name, const char *port)
+{
+    tk_world_t *w = calloc(1, sizeof *w);
+    cr_assert_not_null(w);
     snprintf(w->pg_host, sizeof w->pg_host, "%s", s_env("EVPIPE_TEST_PGHOST", "127.0.0.1"));
     snprintf(w->pg_port, sizeof w->pg_port, "%s", port);
     snprintf(w->pg_user, sizeof w->pg_user, "%s", s_env("EVPIPE_TEST_PGUSER", "postgres"));
@@ -104,6 +109,12 @@ tk_world_t *tk_world_new(const char *name)
     PQfinish(admin);
     w->conn = s_connect(w, w->db);
     return w;
+}
+
+void tk_world_reconnect(tk_world_t *w)
+{
+    PQfinish(w->conn);
+    w->conn = s_connect(w, w->db);
 }
 
 void tk_world_destroy(tk_world_t **self_p)
@@ -535,4 +546,69 @@ char *tk_archive_as_copy(const char *path, size_t *rows)
 char *tk_csv_payload_lines(const char *path, size_t *rows)
 {
     return s_csv_lines(path, true, rows);
+}
+
+/* ---- A private PostgreSQL cluster ---- */
+
+struct tk_cluster_t {
+    char dir[256];  /* holds data/ */
+    char port[16];  /* its port */
+};
+
+/* Runs a function of scripts/lib/common.sh; returns its exit status. */
+static int s_pg_script(const tk_cluster_t *c, const char *call)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash -c 'source \"%s/scripts/lib/common.sh\" && %s' >>'%s/pg.log' 2>&1",
+             s_env("EVPIPE_SOURCE_DIR", "."), call, c->dir);
+    return system(cmd);
+}
+
+tk_cluster_t *tk_cluster_new(void)
+{
+    tk_cluster_t *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    snprintf(c->dir, sizeof c->dir, "%s/evpipe-cluster-XXXXXX", s_env("TMPDIR", "/tmp"));
+    cr_assert_not_null(mkdtemp(c->dir));
+    chmod(c->dir, 0777); /* the cluster's owner (postgres, when we are root) writes here */
+    snprintf(c->port, sizeof c->port, "%d", tk_free_port());
+    char call[512];
+    snprintf(call, sizeof call, "evp_pg_start %s/data %s trust postgres", c->dir, c->port);
+    cr_assert_eq(s_pg_script(c, call), 0, "the private cluster did not start (see %s/pg.log)", c->dir);
+    return c;
+}
+
+const char *tk_cluster_port(const tk_cluster_t *c)
+{
+    return c->port;
+}
+
+void tk_cluster_stop(tk_cluster_t *c)
+{
+    char call[512];
+    snprintf(call, sizeof call, "evp_pg_stop %s/data", c->dir);
+    cr_assert_eq(s_pg_script(c, call), 0, "pg_ctl stop failed");
+}
+
+void tk_cluster_start(tk_cluster_t *c)
+{
+    char call[512];
+    snprintf(call, sizeof call, "evp_pg_start %s/data %s trust postgres", c->dir, c->port);
+    cr_assert_eq(s_pg_script(c, call), 0, "pg_ctl start failed");
+}
+
+void tk_cluster_destroy(tk_cluster_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    tk_cluster_t *c = *cp;
+    char call[512];
+    snprintf(call, sizeof call, "evp_pg_stop %s/data", c->dir);
+    s_pg_script(c, call);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "testkit: could not remove %s\n", c->dir);
+    free(c);
+    *cp = NULL;
 }

@@ -28,7 +28,20 @@ typedef struct {
 /* Creates a database named after the test, free endpoints and folders.
  * Fails the test (cr_fatal) when the test cluster is not configured. */
 tk_world_t *tk_world_new(const char *name);
+/* The same on another cluster (a tk_cluster_t's port). */
+tk_world_t *tk_world_new_on(const char *name, const char *port);
+/* A new connection to the world's database (after a cluster restart). */
+void tk_world_reconnect(tk_world_t *w);
 void tk_world_destroy(tk_world_t **self_p);
+
+/* ---- A private PostgreSQL cluster, for tests that stop and start it ---- */
+
+typedef struct tk_cluster_t tk_cluster_t;
+tk_cluster_t *tk_cluster_new(void);
+const char *tk_cluster_port(const tk_cluster_t *c);
+void tk_cluster_stop(tk_cluster_t *c);
+void tk_cluster_start(tk_cluster_t *c);
+void tk_cluster_destroy(tk_cluster_t **c);
 
 /* ---- Processes ---- */
 

@@ -98,7 +98,9 @@ ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...
 int ev_field_index(const char *name, size_t len);
 
 /* Checks what the table would refuse: text encoding and length, event_type,
- * price range and the identity. Returns EV_OK or the reason (in err). */
+ * price range, event_time within years 1..9999 (what ev_parse_time reads, so
+ * a valid event survives the archive) and the identity. Returns EV_OK or the
+ * reason (in err). */
 ev_reject_t ev_event_validate(const ev_event_t *ev, ev_error_t *err);
 
 /* Checks only the payload fields (an old-format row before it has an identity). */

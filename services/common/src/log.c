@@ -22,6 +22,19 @@ bool evp_log_enabled(evp_log_level_t level)
     return level >= s_level;
 }
 
+char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len)
+{
+    if (dstlen == 0)
+        return dst;
+    size_t n = len < dstlen - 1 ? len : dstlen - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    dst[n] = '\0';
+    return dst;
+}
+
 void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
 {
     if (level < s_level)

@@ -12,6 +12,11 @@ bool evp_log_enabled(evp_log_level_t level);
 /* msg is quoted; kv is a printf format of "key=value key2=value2" (may be ""). */
 void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...) __attribute__((format(printf, 3, 4)));
 
+/* Copies text that came from outside (an event, a server message) into dst
+ * so it can sit inside a quoted value: control characters, '"' and '\\'
+ * become '?'; cut to dstlen-1 bytes. Returns dst. */
+char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len);
+
 #define evp_debug(msg, ...) evp_log(EVP_LOG_DEBUG, msg, __VA_ARGS__)
 #define evp_info(msg, ...) evp_log(EVP_LOG_INFO, msg, __VA_ARGS__)
 #define evp_warn(msg, ...) evp_log(EVP_LOG_WARN, msg, __VA_ARGS__)

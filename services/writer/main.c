@@ -1,0 +1,46 @@
+/* evpipe-writer: reads settings, runs the writer until SIGTERM/SIGINT (or
+ * only applies the database migrations with --migrate-only). */
+#include <stdio.h>
+
+#include "evpipe/log.h"
+#include "evpipe/sig.h"
+#include "writer.h"
+
+/* How long --migrate-only waits for PostgreSQL. */
+#define MIGRATE_ONLY_WAIT_MS 30000
+
+int main(int argc, char **argv)
+{
+    static evp_option_t options[] = {
+        {"migrate-only", NULL, "apply the database migrations and exit", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    static const evp_program_t prog = {
+        .program = "evpipe-writer",
+        .service = EVP_SVC_WRITER,
+        .summary = "The evpipe writer: takes events from the bus in order per (source, partition), asks\n"
+                   "ingest to repair holes, and commits them to PostgreSQL in batches, exactly once.",
+        .options = options,
+    };
+    evp_config_t cfg;
+    char *args[argc];
+    int nargs = 0;
+    int rc = evp_config_load(&cfg, &prog, argc, argv, args, &nargs);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    if (nargs > 0) {
+        fprintf(stderr, "evpipe-writer: takes no arguments (see --help)\n");
+        return 1;
+    }
+    evp_log_init("writer", cfg.log_level);
+    evp_signals_install();
+    char why[512] = "";
+    writer_t *writer = writer_new(&cfg, why, sizeof why);
+    if (!writer) {
+        fprintf(stderr, "evpipe-writer: %s\n", why);
+        return 1;
+    }
+    rc = options[0].value ? writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS) : writer_run(writer);
+    writer_destroy(&writer);
+    return rc;
+}

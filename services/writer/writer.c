@@ -1,0 +1,809 @@
+/* The writer's loop (see writer.h): bus and repair sockets in, batches out. */
+#include "writer.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "evpipe/curve.h"
+#include "evpipe/log.h"
+#include "evpipe/sig.h"
+#include "evpipe/wire.h"
+#include "evpipe/zmqutil.h"
+#include "writer_batch.h"
+#include "writer_db.h"
+#include "writer_metrics.h"
+#include "writer_migrate.h"
+#include "writer_stream.h"
+
+#define S_WELCOME "!welcome"
+/* Messages taken from one socket per turn before looking at the others. */
+#define S_READ_BURST 10000
+/* How often repair timeouts are checked and a progress line may be logged. */
+#define S_CHECK_MS 100
+#define S_PROGRESS_MS 10000
+/* Publishers' heads are recorded at most this often per stream. */
+#define S_HEAD_EVERY_MS 1000
+/* How long writer_finish keeps trying to commit. */
+#define S_FINISH_MS 10000
+/* Log lines about bad messages per second, at most. */
+#define S_LOG_BURST 20
+
+struct writer_t {
+    evp_config_t cfg;              /* settings (a copy) */
+    void *zctx;                    /* ZeroMQ context */
+    void *sub;                     /* SUB to BUS_SUBSCRIBE_ENDPOINT */
+    void *dealer;                  /* DEALER to REPLAY_ENDPOINT */
+    bool connected;                /* sockets connected (writer_start done) */
+    ev_codec_t *codec;             /* decodes bodies, encodes repair requests */
+    writer_streams_t *streams;     /* ordering state per (source, partition) */
+    writer_batch_t *batch;         /* what the next transaction writes */
+    writer_db_t *db;               /* PostgreSQL */
+    writer_metrics_t *metrics;     /* Prometheus metrics and /healthz (METRICS_PORT) */
+    writer_stats_t stats;          /* counters */
+    bool owned[EV_PARTITIONS_MAX]; /* partitions this writer takes */
+    size_t nowned;                 /* how many */
+    size_t pending_max;            /* rows the batch may hold while PostgreSQL is down */
+    uint64_t next_repair_id;       /* ids of repair requests */
+    bool stop;                     /* writer_stop was called */
+    int64_t next_check_ms;         /* next repair timeout check */
+    int64_t next_progress_ms;      /* next progress line */
+    uint64_t progress_committed;   /* committed at the last progress line */
+    int64_t log_window_ms;         /* start of the current second of bad-message logs */
+    int log_count;                 /* bad-message lines logged in it */
+    uint64_t log_suppressed;       /* lines not logged in it */
+};
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !evp_stopping()) {
+    }
+}
+
+/* ---- Lifecycle ---- */
+
+writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
+{
+    writer_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    self->pending_max = (size_t)(cfg->writer_holdback_max > cfg->writer_batch_size ? cfg->writer_holdback_max
+                                                                                   : cfg->writer_batch_size);
+    self->next_repair_id = 1;
+    self->zctx = zmq_ctx_new();
+    self->codec = ev_codec_new();
+    self->streams = writer_streams_new((size_t)cfg->writer_holdback_max);
+    self->batch = writer_batch_new((size_t)cfg->writer_batch_size);
+    self->metrics = writer_metrics_new();
+    self->db = writer_db_new(&self->cfg, self->metrics);
+    if (!self->zctx || !self->codec || !self->streams || !self->batch || !self->metrics || !self->db) {
+        snprintf(why, whylen, "out of memory");
+        writer_destroy(&self);
+        return NULL;
+    }
+    self->sub = zmq_socket(self->zctx, ZMQ_SUB);
+    self->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
+    int immediate = 1;
+    if (!self->sub || !self->dealer || evp_zmq_tune(self->sub, &self->cfg, cfg->bus_hwm, 0) != 0 ||
+        evp_zmq_tune(self->dealer, &self->cfg, cfg->bus_hwm, 0) != 0 ||
+        /* Requests are not queued for a repair service that is not there: they are re-sent. */
+        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, S_WELCOME, strlen(S_WELCOME)) != 0) {
+        snprintf(why, whylen, "cannot set up the sockets: %s", zmq_strerror(errno));
+        writer_destroy(&self);
+        return NULL;
+    }
+    /* With CURVE=1 both the bus and the repair endpoint admit only known keys. */
+    if (evp_curve_client_apply(self->sub, &self->cfg, why, whylen) != 0 ||
+        evp_curve_client_apply(self->dealer, &self->cfg, why, whylen) != 0) {
+        writer_destroy(&self);
+        return NULL;
+    }
+    if (writer_metrics_serve(self->metrics, cfg->metrics_port, why, whylen) != 0) {
+        writer_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void writer_destroy(writer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    writer_t *self = *self_p;
+    /* First: the HTTP thread stops before anything it reads goes. */
+    writer_metrics_destroy(&self->metrics);
+    if (self->sub)
+        zmq_close(self->sub);
+    if (self->dealer)
+        zmq_close(self->dealer);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    ev_codec_destroy(&self->codec);
+    writer_streams_destroy(&self->streams);
+    writer_batch_destroy(&self->batch);
+    writer_db_destroy(&self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+void writer_stop(writer_t *self)
+{
+    self->stop = true;
+}
+
+bool writer_stopping(const writer_t *self)
+{
+    return self->stop || evp_stopping();
+}
+
+const writer_stats_t *writer_stats(const writer_t *self)
+{
+    return &self->stats;
+}
+
+void writer_render_metrics(writer_t *self, ev_buf_t *out)
+{
+    writer_metrics_sync(self->metrics, &self->stats, self->nowned, writer_db_connected(self->db));
+    writer_metrics_render(self->metrics, out);
+}
+
+size_t writer_held(const writer_t *self)
+{
+    return writer_streams_held(self->streams);
+}
+
+/* ---- Bad messages ---- */
+
+/* True when one more line about a bad message may be logged this second. */
+static bool s_log_allowed(writer_t *self)
+{
+    int64_t now = s_mono_ms();
+    if (now - self->log_window_ms >= 1000) {
+        if (self->log_suppressed)
+            evp_warn("bad message lines suppressed", "count=%llu", (unsigned long long)self->log_suppressed);
+        self->log_window_ms = now;
+        self->log_count = 0;
+        self->log_suppressed = 0;
+    }
+    if (self->log_count < S_LOG_BURST) {
+        self->log_count++;
+        return true;
+    }
+    self->log_suppressed++;
+    return false;
+}
+
+/* Printable copy of at most 64 bytes (quotes and backslashes too become '?'). */
+static void s_printable(char out[65], const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    size_t n = len > 64 ? 64 : len;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\') ? (char)p[i] : '?';
+    out[n] = '\0';
+}
+
+static void s_undecodable(writer_t *self, const char *where, const void *topic, size_t topic_len, const char *why)
+{
+    self->stats.undecodable++;
+    if (!s_log_allowed(self))
+        return;
+    char t[65], reason[256];
+    s_printable(t, topic, topic_len);
+    evp_log_text(reason, sizeof reason, why, strlen(why));
+    evp_warn("undecodable message dropped", "from=%s topic=\"%s\" reason=\"%s\"", where, t, reason);
+}
+
+/* ---- Repair requests ---- */
+
+static void s_send_repair(writer_t *self, writer_stream_t *s, int64_t from, int64_t to, int64_t now)
+{
+    ev_repair_t req = {.id = self->next_repair_id++,
+                       .source = {s->source, s->source_len},
+                       .partition = s->partition,
+                       .from = from,
+                       .to = to};
+    const void *body;
+    size_t len;
+    ev_codec_encode_repair(self->codec, &req, &body, &len);
+    const void *parts[] = {EV_REPAIR_REQUEST, body};
+    size_t lens[] = {strlen(EV_REPAIR_REQUEST), len};
+    if (evp_zmq_send_parts(self->dealer, ZMQ_DONTWAIT, 2, parts, lens) != 0)
+        evp_debug("repair request not sent", "source=%s partition=%d reason=\"%s\"", s->name, (int)s->partition,
+                  zmq_strerror(errno));
+    self->stats.repair_requests++;
+    writer_stream_repair_sent(s, req.id, from, to, now);
+}
+
+/* Sends a repair request when the stream misses something and none is in
+ * flight, or sends it again when the one in flight timed out. */
+static void s_check_repair(writer_t *self, writer_stream_t *s, int64_t now)
+{
+    bool resend;
+    if (!self->connected || !writer_stream_repair_due(s, now, self->cfg.writer_repair_timeout_ms, &resend))
+        return;
+    int64_t from, to;
+    writer_stream_missing(s, &from, &to);
+    if (resend) {
+        self->stats.repair_timeouts++;
+        evp_warn("no answer from the repair service", "source=%s partition=%d from=%lld to=%lld waited_ms=%lld",
+                 s->name, (int)s->partition, (long long)s->repair_from, (long long)s->repair_to,
+                 (long long)(now - s->repair_sent_ms));
+    } else {
+        self->stats.holes++;
+        evp_info("missing events, asking for a repair", "source=%s partition=%d from=%lld to=%lld held=%zu",
+                 s->name, (int)s->partition, (long long)from, (long long)to, writer_stream_held_count(s));
+    }
+    s_send_repair(self, s, from, to, now);
+}
+
+/* ---- Events ---- */
+
+/* Puts a taken event into the batch (as a row or a reject). */
+static void s_take(writer_t *self, writer_stream_t *s, const ev_event_t *ev, const void *raw, size_t len,
+                   int32_t topic_partition, bool from_repair, int64_t now)
+{
+    ev_error_t err;
+    ev_reject_t rc =
+        writer_batch_add_event(self->batch, s, ev, raw, len, topic_partition, from_repair, now, &err);
+    if (rc != EV_OK && s_log_allowed(self)) {
+        char detail[sizeof err.detail];
+        evp_log_text(detail, sizeof detail, err.detail, strlen(err.detail));
+        evp_warn("event rejected", "source=%s partition=%d seq=%lld reason=%s detail=\"%s\"", s->name,
+                 (int)s->partition, (long long)ev->seq, ev_reject_name(rc), detail);
+    }
+}
+
+/* Takes what the stream can take now: held events that come next, and the
+ * gaps a finished repair left. Then asks for the next hole, if any. */
+static void s_drain(writer_t *self, writer_stream_t *s, int64_t now)
+{
+    for (;;) {
+        int64_t first, last;
+        if (writer_stream_next_gap(s, &first, &last)) {
+            writer_batch_add_gap(self->batch, s, first, last, now);
+            evp_error("events cannot be repaired, recorded as a gap", "source=%s partition=%d first_seq=%lld "
+                      "last_seq=%lld count=%lld",
+                      s->name, (int)s->partition, (long long)first, (long long)last,
+                      (long long)(last - first + 1));
+            continue;
+        }
+        writer_held_t h;
+        if (!writer_stream_pop_ready(self->streams, s, &h))
+            break;
+        ev_event_t ev;
+        ev_error_t err;
+        if (ev_codec_decode_event(self->codec, h.raw, h.len, &ev, &err) == EV_OK) {
+            s_take(self, s, &ev, h.raw, h.len, h.topic_partition, h.from_repair, now);
+        } else {
+            /* It decoded when it came; keep the seq accounted for anyway. */
+            memset(&ev, 0, sizeof ev);
+            ev.source = (ev_str_t){s->source, s->source_len};
+            ev.partition = s->partition;
+            ev.seq = h.seq;
+            writer_batch_add_reject(self->batch, s, &ev, h.raw, h.len, EV_REJECT_DECODE, err.detail, now);
+            writer_batch_checkpoint(self->batch, s, h.seq);
+        }
+        free(h.raw);
+    }
+    s_check_repair(self, s, now);
+}
+
+/* Whether an event's identity names a stream this writer can keep; else
+ * err says why. */
+static bool s_identity_ok(const writer_t *self, const ev_event_t *ev, ev_error_t *err)
+{
+    long chars = ev->source.ptr ? ev_utf8_chars(ev->source.ptr, ev->source.len) : -1;
+    if (chars < 1 || (unsigned long)chars > ev_fields[EV_F_source].max_chars) {
+        if (ev_event_validate(ev, err) == EV_OK)
+            ev_error_set(err, EV_REJECT_IDENTITY, "source: empty, too long or not text");
+        return false;
+    }
+    if (ev->seq < 1) {
+        ev_error_set(err, EV_REJECT_IDENTITY, "seq: %lld, it starts at 1", (long long)ev->seq);
+        return false;
+    }
+    if (ev->partition < 0 || ev->partition >= self->cfg.partitions) {
+        ev_error_set(err, EV_REJECT_IDENTITY, "partition: %d is outside 0..%d", (int)ev->partition,
+                     self->cfg.partitions - 1);
+        return false;
+    }
+    return true;
+}
+
+/* An event from the bus (topic_partition >= 0) or a repair answer (-1). */
+static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, size_t len, int32_t topic_partition,
+                       int64_t now)
+{
+    bool from_repair = topic_partition < 0;
+    self->stats.received++;
+    ev_error_t err;
+    bool usable = s_identity_ok(self, ev, &err);
+    if (usable && !self->owned[ev->partition]) {
+        /* The topic was ours, the body names another partition. */
+        usable = false;
+        ev_error_set(&err, EV_REJECT_IDENTITY, "partition: %d in the body, %d in the topic", (int)ev->partition,
+                     (int)topic_partition);
+    }
+    if (!usable) {
+        if (from_repair) {
+            self->stats.foreign++; /* not an answer to anything this writer asked */
+            return;
+        }
+        /* No stream of ours to account it to: a reject, no seq taken. */
+        writer_batch_add_reject(self->batch, NULL, ev, raw, len, err.code, err.detail, now);
+        if (s_log_allowed(self)) {
+            char detail[sizeof err.detail];
+            evp_log_text(detail, sizeof detail, err.detail, strlen(err.detail));
+            evp_warn("event rejected", "topic_partition=%d seq=%lld reason=%s detail=\"%s\"", (int)topic_partition,
+                     (long long)ev->seq, ev_reject_name(err.code), detail);
+        }
+        return;
+    }
+    writer_stream_t *s = writer_streams_get(self->streams, ev->source.ptr, ev->source.len, ev->partition, true);
+    if (!s)
+        abort(); /* out of memory */
+    if (from_repair)
+        writer_stream_repair_progress(s, now);
+    switch (writer_stream_offer(self->streams, s, ev->seq, raw, len, topic_partition, from_repair)) {
+    case WRITER_OFFER_DUPLICATE:
+        self->stats.duplicates++;
+        break;
+    case WRITER_OFFER_HELD:
+        s_check_repair(self, s, now);
+        break;
+    case WRITER_OFFER_TAKE:
+        s_take(self, s, ev, raw, len, topic_partition, from_repair, now);
+        if (writer_stream_held_count(s) > 0 || s->gap_until > s->accepted)
+            s_drain(self, s, now);
+        break;
+    }
+}
+
+static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_t topic_partition, int64_t now)
+{
+    ev_heartbeat_t hb;
+    ev_error_t err;
+    if (ev_codec_decode_heartbeat(self->codec, body, len, &hb, &err) != EV_OK) {
+        char topic[EV_TOPIC_MAX];
+        size_t n = ev_topic_format(topic, topic_partition, EV_MSG_HEARTBEAT);
+        s_undecodable(self, "bus", topic, n, err.detail);
+        return;
+    }
+    self->stats.heartbeats++;
+    long chars = hb.source.ptr ? ev_utf8_chars(hb.source.ptr, hb.source.len) : -1;
+    if (chars < 1 || (unsigned long)chars > ev_fields[EV_F_source].max_chars || hb.partition != (int32_t)topic_partition ||
+        hb.partition >= self->cfg.partitions || !self->owned[hb.partition]) {
+        char topic[EV_TOPIC_MAX];
+        size_t n = ev_topic_format(topic, topic_partition, EV_MSG_HEARTBEAT);
+        s_undecodable(self, "bus", topic, n, "heartbeat: bad source or partition");
+        return;
+    }
+    writer_stream_t *s = writer_streams_get(self->streams, hb.source.ptr, hb.source.len, hb.partition, true);
+    if (!s)
+        abort();
+    if (writer_stream_heartbeat(s, hb.seq, now, S_HEAD_EVERY_MS))
+        writer_batch_add_head(self->batch, s, hb.seq, now);
+    s_check_repair(self, s, now);
+}
+
+/* ---- Commit ---- */
+
+static bool s_commit(writer_t *self, int64_t now)
+{
+    if (writer_db_commit(self->db, self->batch, self->streams, &self->stats, now) != WRITER_COMMIT_OK)
+        return false;
+    writer_batch_reset(self->batch);
+    return true;
+}
+
+static size_t s_batch_items(const writer_t *self)
+{
+    return self->batch->nrows + self->batch->nrejects;
+}
+
+/* Whether new events may be read from the bus: not when the holdback bound
+ * is reached, nor when the batch is full and cannot be committed. */
+static bool s_may_read_bus(const writer_t *self)
+{
+    return !writer_streams_full(self->streams) && s_batch_items(self) < self->pending_max;
+}
+
+static void s_commit_if_due(writer_t *self, int64_t now)
+{
+    if (writer_batch_empty(self->batch))
+        return;
+    bool full = s_batch_items(self) >= (size_t)self->cfg.writer_batch_size;
+    bool old = now - self->batch->first_ms >= self->cfg.writer_linger_ms;
+    if ((full || old) && (writer_db_connected(self->db) || now >= writer_db_next_attempt_ms(self->db)))
+        s_commit(self, now);
+}
+
+/* ---- Messages ---- */
+
+/* Receives one whole message: up to two frames kept, the rest counted.
+ * False when there is none waiting. */
+static bool s_recv(void *sock, zmq_msg_t frames[2], int *nframes)
+{
+    *nframes = 0;
+    zmq_msg_t extra;
+    for (;;) {
+        zmq_msg_t *m = *nframes < 2 ? &frames[*nframes] : &extra;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, *nframes == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(m);
+            if (*nframes == 0)
+                return false;
+            break; /* interrupted within a message: what came is judged */
+        }
+        bool more = zmq_msg_more(m);
+        if (*nframes >= 2)
+            zmq_msg_close(m);
+        (*nframes)++;
+        if (!more)
+            break;
+    }
+    return true;
+}
+
+static void s_close_frames(zmq_msg_t frames[2], int nframes)
+{
+    for (int i = 0; i < nframes && i < 2; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, int64_t now)
+{
+    const void *topic = zmq_msg_data(&frames[0]);
+    size_t topic_len = zmq_msg_size(&frames[0]);
+    if (nframes == 1 && topic_len == strlen(S_WELCOME) && memcmp(topic, S_WELCOME, topic_len) == 0) {
+        evp_info("subscribed to the bus", "partitions=%zu endpoint=%s", self->nowned,
+                 self->cfg.bus_subscribe_endpoint);
+        return;
+    }
+    uint32_t partition;
+    ev_msg_kind_t kind;
+    if (nframes != 2) {
+        char why[64];
+        snprintf(why, sizeof why, "%d frames, 2 were expected", nframes);
+        s_undecodable(self, "bus", topic, topic_len, why);
+        return;
+    }
+    if (!ev_topic_parse(topic, topic_len, &partition, &kind)) {
+        s_undecodable(self, "bus", topic, topic_len, "not a topic like p0007/ev");
+        return;
+    }
+    if (!self->owned[partition]) {
+        self->stats.foreign++; /* still in flight after giving the partition up */
+        return;
+    }
+    const void *body = zmq_msg_data(&frames[1]);
+    size_t len = zmq_msg_size(&frames[1]);
+    if (kind == EV_MSG_HEARTBEAT) {
+        s_on_heartbeat(self, body, len, partition, now);
+        return;
+    }
+    ev_event_t ev;
+    ev_error_t err;
+    if (ev_codec_decode_event(self->codec, body, len, &ev, &err) != EV_OK) {
+        s_undecodable(self, "bus", topic, topic_len, err.detail);
+        return;
+    }
+    s_on_event(self, &ev, body, len, (int32_t)partition, now);
+}
+
+static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes, int64_t now)
+{
+    const void *kind = zmq_msg_data(&frames[0]);
+    size_t kind_len = zmq_msg_size(&frames[0]);
+    if (nframes != 2) {
+        s_undecodable(self, "repair", kind, kind_len, "2 frames were expected");
+        return;
+    }
+    const void *body = zmq_msg_data(&frames[1]);
+    size_t len = zmq_msg_size(&frames[1]);
+    ev_error_t err;
+    if (kind_len == strlen(EV_REPAIR_EVENT) && memcmp(kind, EV_REPAIR_EVENT, kind_len) == 0) {
+        ev_event_t ev;
+        if (ev_codec_decode_event(self->codec, body, len, &ev, &err) != EV_OK) {
+            s_undecodable(self, "repair", kind, kind_len, err.detail);
+            return;
+        }
+        s_on_event(self, &ev, body, len, -1, now);
+        return;
+    }
+    if (kind_len == strlen(EV_REPAIR_END) && memcmp(kind, EV_REPAIR_END, kind_len) == 0) {
+        ev_repair_t end;
+        if (ev_codec_decode_repair(self->codec, body, len, &end, &err) != EV_OK) {
+            s_undecodable(self, "repair", kind, kind_len, err.detail);
+            return;
+        }
+        writer_stream_t *s = writer_streams_get(self->streams, end.source.ptr, end.source.len, end.partition, false);
+        if (!s || !writer_stream_repair_end(s, end.id)) {
+            evp_debug("stale repair answer ignored", "id=%llu", (unsigned long long)end.id);
+            return;
+        }
+        if (!end.found_source)
+            evp_warn("the repair service does not know this source", "source=%s partition=%d", s->name,
+                     (int)s->partition);
+        evp_info("repair answered", "source=%s partition=%d from=%lld to=%lld sent=%lld", s->name,
+                 (int)s->partition, (long long)end.from, (long long)end.to, (long long)end.sent);
+        s_drain(self, s, now);
+        return;
+    }
+    s_undecodable(self, "repair", kind, kind_len, "neither EVENT nor END");
+}
+
+/* ---- Periodic work ---- */
+
+static void s_check_timeouts(writer_t *self, int64_t now)
+{
+    uint32_t n = writer_streams_id_limit(self->streams);
+    for (uint32_t i = 0; i < n; i++) {
+        writer_stream_t *s = writer_streams_by_id(self->streams, i);
+        if (s && s->repair_busy)
+            s_check_repair(self, s, now);
+    }
+}
+
+static void s_progress(writer_t *self)
+{
+    writer_stats_t *st = &self->stats;
+    if (st->latency_window.count > 0 || st->committed != self->progress_committed)
+        evp_info("progress", "committed=%llu total=%llu duplicates=%llu rejects=%llu gaps=%llu held=%zu "
+                 "p50_ms=%.1f p99_ms=%.1f",
+                 (unsigned long long)(st->committed - self->progress_committed), (unsigned long long)st->committed,
+                 (unsigned long long)st->duplicates, (unsigned long long)st->rejects_total,
+                 (unsigned long long)st->gaps, writer_streams_held(self->streams),
+                 (double)writer_latency_percentile(&st->latency_window, 50) / 1000.0,
+                 (double)writer_latency_percentile(&st->latency_window, 99) / 1000.0);
+    self->progress_committed = st->committed;
+    writer_latency_reset(&st->latency_window);
+}
+
+/* ---- The loop ---- */
+
+void writer_step(writer_t *self, int max_wait_ms)
+{
+    assert(self->connected);
+    int64_t now = s_mono_ms();
+    int64_t wait = max_wait_ms;
+    if (!writer_batch_empty(self->batch)) {
+        int64_t due = self->batch->first_ms + self->cfg.writer_linger_ms - now;
+        if (!writer_db_connected(self->db) && writer_db_next_attempt_ms(self->db) - now > due)
+            due = writer_db_next_attempt_ms(self->db) - now;
+        if (due < wait)
+            wait = due < 0 ? 0 : due;
+    }
+    if (wait > S_CHECK_MS)
+        wait = S_CHECK_MS;
+    bool read_bus = s_may_read_bus(self);
+    zmq_pollitem_t items[] = {{self->dealer, 0, ZMQ_POLLIN, 0}, {self->sub, 0, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, read_bus ? 2 : 1, (long)wait) < 0 && errno != EINTR)
+        evp_error("zmq_poll failed", "reason=\"%s\"", zmq_strerror(errno));
+
+    zmq_msg_t frames[2];
+    int nframes;
+    /* Repair answers first: they are what frees held events. */
+    now = s_mono_ms();
+    for (int i = 0; i < S_READ_BURST && s_recv(self->dealer, frames, &nframes); i++) {
+        s_on_repair_message(self, frames, nframes, now);
+        s_close_frames(frames, nframes);
+        if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size)
+            s_commit_if_due(self, now);
+    }
+    for (int i = 0; i < S_READ_BURST && s_may_read_bus(self) && s_recv(self->sub, frames, &nframes); i++) {
+        s_on_bus_message(self, frames, nframes, now);
+        s_close_frames(frames, nframes);
+        if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size) {
+            s_commit_if_due(self, now);
+            now = s_mono_ms();
+        }
+    }
+    now = s_mono_ms();
+    s_commit_if_due(self, now);
+    if (now >= self->next_check_ms) {
+        s_check_timeouts(self, now);
+        self->next_check_ms = now + S_CHECK_MS;
+    }
+    if (now >= self->next_progress_ms) {
+        s_progress(self);
+        self->next_progress_ms = now + S_PROGRESS_MS;
+    }
+    writer_metrics_sync(self->metrics, &self->stats, self->nowned, writer_db_connected(self->db));
+}
+
+/* ---- Start and finish ---- */
+
+/* Waits for a connection; false when stopping or past deadline_ms (< 0: none). */
+static bool s_connect_wait(writer_t *self, int deadline_ms)
+{
+    int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
+    for (;;) {
+        int64_t now = s_mono_ms();
+        if (writer_db_ensure(self->db, now))
+            return true;
+        if (writer_stopping(self) || now >= end)
+            return false;
+        int64_t wait = writer_db_next_attempt_ms(self->db) - now;
+        s_sleep_ms((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
+    }
+}
+
+/* Connects and applies the migrations, retrying on a lost connection. */
+static int s_migrate(writer_t *self, int deadline_ms)
+{
+    int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
+    for (;;) {
+        int64_t left = end - s_mono_ms();
+        if (!s_connect_wait(self, deadline_ms >= 0 ? (int)(left > 0 ? left : 0) : -1)) {
+            if (!writer_stopping(self))
+                evp_error("PostgreSQL stayed unavailable", "waited_ms=%d", deadline_ms);
+            return -1;
+        }
+        char why[600];
+        int applied;
+        bool lost;
+        if (writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why) == 0) {
+            evp_info("migrations up to date", "applied=%d known=%zu", applied, writer_migrations_count);
+            return 0;
+        }
+        if (!lost) {
+            char reason[sizeof why];
+            evp_error("migration failed", "reason=\"%s\"", evp_log_text(reason, sizeof reason, why, strlen(why)));
+            return -1;
+        }
+        writer_db_fail(self->db, s_mono_ms(), why);
+    }
+}
+
+int writer_migrate_only(writer_t *self, int deadline_ms)
+{
+    return s_migrate(self, deadline_ms) == 0 ? 0 : 1;
+}
+
+/* Loads the checkpoints of partitions[0..n) and marks them owned. */
+static int s_own(writer_t *self, const int32_t *partitions, size_t n)
+{
+    char why[600];
+    if (writer_db_load_checkpoints(self->db, partitions, n, self->streams, s_mono_ms(), why, sizeof why) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int32_t p = partitions[i];
+        if (self->owned[p])
+            continue;
+        char prefix[EV_TOPIC_MAX];
+        size_t len = ev_topic_prefix(prefix, (uint32_t)p);
+        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, prefix, len);
+        self->owned[p] = true;
+        self->nowned++;
+    }
+    return 0;
+}
+
+int writer_start(writer_t *self)
+{
+    if (s_migrate(self, -1) != 0)
+        return -1;
+    int32_t all[EV_PARTITIONS_MAX];
+    size_t n = 0;
+    for (int p = 0; p < self->cfg.partitions; p++)
+        all[n++] = p;
+    /* Subscriptions first, then connect: nothing is missed while joining. */
+    while (s_own(self, all, n) != 0)
+        if (!s_connect_wait(self, -1))
+            return -1;
+    char why[600];
+    if (evp_zmq_connect(self->sub, self->cfg.bus_subscribe_endpoint, "BUS_SUBSCRIBE_ENDPOINT", why, sizeof why) !=
+            0 ||
+        evp_zmq_connect(self->dealer, self->cfg.replay_endpoint, "REPLAY_ENDPOINT", why, sizeof why) != 0) {
+        evp_error("cannot connect to the bus or the repair service", "reason=\"%s\"", why);
+        return -1;
+    }
+    self->connected = true;
+    self->next_progress_ms = s_mono_ms() + S_PROGRESS_MS;
+    evp_info("writer ready", "batch_size=%d linger_ms=%d holdback_max=%d repair_timeout_ms=%d partitions=%zu "
+             "bus=%s replay=%s",
+             self->cfg.writer_batch_size, self->cfg.writer_linger_ms, self->cfg.writer_holdback_max,
+             self->cfg.writer_repair_timeout_ms, self->nowned, self->cfg.bus_subscribe_endpoint,
+             self->cfg.replay_endpoint);
+    return 0;
+}
+
+int writer_finish(writer_t *self)
+{
+    int rc = 0;
+    int64_t end = s_mono_ms() + S_FINISH_MS;
+    while (!writer_batch_empty(self->batch)) {
+        int64_t now = s_mono_ms();
+        if (s_commit(self, now))
+            break;
+        if (now >= end) {
+            evp_error("the last batch could not be committed; its events will be repaired from the archive",
+                      "rows=%zu", self->batch->nrows);
+            rc = 1;
+            break;
+        }
+        int64_t wait = writer_db_next_attempt_ms(self->db) - now;
+        if (wait > end - now)
+            wait = end - now;
+        /* Signals are ignored here: the 10 s bound is what ends this wait. */
+        struct timespec ts = {0, (long)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    const writer_stats_t *st = &self->stats;
+    evp_info("writer stopped", "committed=%llu duplicates=%llu rejects=%llu undecodable=%llu gaps=%llu "
+             "repaired=%llu batches=%llu held_dropped=%zu",
+             (unsigned long long)st->committed, (unsigned long long)st->duplicates,
+             (unsigned long long)st->rejects_total, (unsigned long long)st->undecodable,
+             (unsigned long long)st->gaps, (unsigned long long)st->repaired, (unsigned long long)st->batches,
+             writer_streams_held(self->streams));
+    return rc;
+}
+
+int writer_run(writer_t *self)
+{
+    if (writer_start(self) != 0)
+        return writer_stopping(self) ? 0 : 1;
+    while (!writer_stopping(self))
+        writer_step(self, S_CHECK_MS);
+    return writer_finish(self);
+}
+
+/* ---- Partitions ---- */
+
+int writer_take_partition(writer_t *self, int32_t partition)
+{
+    if (partition < 0 || partition >= self->cfg.partitions)
+        return -1;
+    if (self->owned[partition])
+        return 0;
+    if (s_own(self, &partition, 1) != 0)
+        return -1;
+    evp_info("partition taken", "partition=%d partitions=%zu", (int)partition, self->nowned);
+    return 0;
+}
+
+int writer_release_partition(writer_t *self, int32_t partition)
+{
+    if (partition < 0 || partition >= self->cfg.partitions)
+        return -1;
+    if (!self->owned[partition])
+        return 0;
+    if (!writer_batch_empty(self->batch) && !s_commit(self, s_mono_ms()))
+        return -1;
+    char prefix[EV_TOPIC_MAX];
+    size_t len = ev_topic_prefix(prefix, (uint32_t)partition);
+    zmq_setsockopt(self->sub, ZMQ_UNSUBSCRIBE, prefix, len);
+    self->owned[partition] = false;
+    self->nowned--;
+    writer_streams_drop_partition(self->streams, partition);
+    evp_info("partition released", "partition=%d partitions=%zu", (int)partition, self->nowned);
+    return 0;
+}
+
+bool writer_owns(const writer_t *self, int32_t partition)
+{
+    return partition >= 0 && partition < EV_PARTITIONS_MAX && self->owned[partition];
+}
+
+size_t writer_owned_count(const writer_t *self)
+{
+    return self->nowned;
+}

@@ -1,0 +1,617 @@
+/* The writer's PostgreSQL side (see writer_db.h). */
+#include "writer_db.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evpipe/copy.h"
+#include "evpipe/log.h"
+#include "evpipe/pg.h"
+
+/* ---- SQL ---- */
+
+static const char S_UPSERT_CHECKPOINTS[] =
+    "INSERT INTO checkpoints (source, partition, seq)"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+    " ON CONFLICT (source, partition) DO UPDATE"
+    " SET seq = GREATEST(checkpoints.seq, EXCLUDED.seq), updated_at = now()";
+static const char S_UPSERT_HEADS[] =
+    "INSERT INTO publisher_heads (source, partition, seq)"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+    " ON CONFLICT (source, partition) DO UPDATE SET seq = EXCLUDED.seq, seen_at = now()";
+static const char S_INSERT_GAPS[] =
+    "INSERT INTO gaps (source, partition, first_seq, last_seq)"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])";
+static const char S_COPY_REJECTS[] = "COPY rejects (source, partition, seq, reason, detail, raw) FROM STDIN";
+static const char S_RELOAD[] =
+    "SELECT k.i, c.seq FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS k(source, partition, i)"
+    " JOIN checkpoints c USING (source, partition)";
+static const char S_LOAD[] = "SELECT source, partition, seq FROM checkpoints WHERE partition = ANY($1::int[])";
+
+/* Bytes per PQputCopyData call. */
+#define S_COPY_CHUNK (1 << 20)
+
+struct writer_db_t {
+    const evp_config_t *cfg; /* settings (connection) */
+    writer_metrics_t *metrics; /* commit timing and latencies, or NULL */
+    PGconn *conn;            /* the connection, or NULL */
+    char describe[300];      /* where it connects, without the password */
+    char copy_sql[1200];     /* COPY events (columns) FROM STDIN */
+    int backoff_ms;          /* delay after the next failure */
+    int64_t next_attempt_ms; /* no connection attempt before this */
+    bool verify;             /* a commit failed: it may have committed, reread checkpoints first */
+    ev_buf_t a1, a2, a3, a4; /* array parameters, as text literals */
+    int64_t *upto;           /* per stream id: committed seq read back, or -1 */
+    size_t upto_cap;         /* entries in upto */
+};
+
+/* ---- Connection ---- */
+
+static void s_notice(void *arg, const char *message)
+{
+    (void)arg;
+    /* "relation ... already exists, skipping" and the like. */
+    if (evp_log_enabled(EVP_LOG_DEBUG))
+        evp_debug("PostgreSQL notice", "notice=\"%.*s\"", (int)strcspn(message, "\n"), message);
+}
+
+writer_db_t *writer_db_new(const evp_config_t *cfg, writer_metrics_t *metrics)
+{
+    writer_db_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->metrics = metrics;
+    self->backoff_ms = WRITER_DB_BACKOFF_MIN_MS;
+    evp_pg_describe(cfg, self->describe, sizeof self->describe);
+    snprintf(self->copy_sql, sizeof self->copy_sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
+    ev_buf_init(&self->a1);
+    ev_buf_init(&self->a2);
+    ev_buf_init(&self->a3);
+    ev_buf_init(&self->a4);
+    return self;
+}
+
+void writer_db_destroy(writer_db_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    writer_db_t *self = *self_p;
+    if (self->conn)
+        PQfinish(self->conn);
+    ev_buf_free(&self->a1);
+    ev_buf_free(&self->a2);
+    ev_buf_free(&self->a3);
+    ev_buf_free(&self->a4);
+    free(self->upto);
+    free(self);
+    *self_p = NULL;
+}
+
+bool writer_db_connected(const writer_db_t *self)
+{
+    return self->conn != NULL;
+}
+
+int64_t writer_db_next_attempt_ms(const writer_db_t *self)
+{
+    return self->next_attempt_ms;
+}
+
+PGconn *writer_db_conn(writer_db_t *self)
+{
+    return self->conn;
+}
+
+/* Schedules the next attempt after the current delay, then doubles it. */
+static int s_backoff(writer_db_t *self, int64_t now_ms)
+{
+    int delay = self->backoff_ms;
+    self->next_attempt_ms = now_ms + delay;
+    self->backoff_ms = delay * 2 > WRITER_DB_BACKOFF_MAX_MS ? WRITER_DB_BACKOFF_MAX_MS : delay * 2;
+    return delay;
+}
+
+bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
+{
+    if (self->conn)
+        return true;
+    if (now_ms < self->next_attempt_ms)
+        return false;
+    char why[512];
+    PGconn *c = evp_pg_connect(self->cfg, "evpipe-writer", why, sizeof why);
+    if (!c) {
+        int delay = s_backoff(self, now_ms);
+        char reason[sizeof why];
+        evp_warn("PostgreSQL unavailable", "%s reason=\"%s\" retry_in_ms=%d", self->describe,
+                 evp_log_text(reason, sizeof reason, why, strlen(why)), delay);
+        return false;
+    }
+    PQsetNoticeProcessor(c, s_notice, NULL);
+    self->conn = c;
+    self->backoff_ms = WRITER_DB_BACKOFF_MIN_MS;
+    evp_info("connected to PostgreSQL", "%s", self->describe);
+    return true;
+}
+
+void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why)
+{
+    bool lost = evp_pg_lost(self->conn);
+    char reason[700];
+    evp_error(lost ? "lost the PostgreSQL connection" : "PostgreSQL failed", "%s reason=\"%s\"", self->describe,
+              evp_log_text(reason, sizeof reason, why, strlen(why)));
+    if (self->conn)
+        PQfinish(self->conn);
+    self->conn = NULL;
+    /* A lost connection is tried again at once; after an error, wait. */
+    if (lost)
+        self->next_attempt_ms = now_ms;
+    else
+        s_backoff(self, now_ms);
+}
+
+/* ---- Array parameters as text literals ---- */
+
+static void s_array_begin(ev_buf_t *b)
+{
+    ev_buf_reset(b);
+    ev_buf_putc(b, '{');
+}
+
+static void s_array_sep(ev_buf_t *b)
+{
+    if (b->len > 1)
+        ev_buf_putc(b, ',');
+}
+
+static void s_array_text(ev_buf_t *b, const char *s, size_t len)
+{
+    s_array_sep(b);
+    ev_buf_reserve(b, 2 * len + 2);
+    ev_buf_putc(b, '"');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            ev_buf_putc(b, '\\');
+        ev_buf_putc(b, s[i]);
+    }
+    ev_buf_putc(b, '"');
+}
+
+static void s_array_int(ev_buf_t *b, int64_t v)
+{
+    s_array_sep(b);
+    ev_buf_put_i64(b, v);
+}
+
+static void s_array_end(ev_buf_t *b)
+{
+    ev_buf_putc(b, '}');
+}
+
+/* a1/a2/a3: sources, partitions and seqs of marks (checkpoints or heads). */
+static void s_marks_arrays(writer_db_t *self, const writer_mark_t *marks, size_t n, const writer_streams_t *ss)
+{
+    s_array_begin(&self->a1);
+    s_array_begin(&self->a2);
+    s_array_begin(&self->a3);
+    for (size_t i = 0; i < n; i++) {
+        const writer_stream_t *s = writer_streams_by_id(ss, marks[i].stream);
+        assert(s);
+        s_array_text(&self->a1, s->source, s->source_len);
+        s_array_int(&self->a2, s->partition);
+        s_array_int(&self->a3, marks[i].seq);
+    }
+    s_array_end(&self->a1);
+    s_array_end(&self->a2);
+    s_array_end(&self->a3);
+}
+
+/* ---- Statements ---- */
+
+typedef enum {
+    S_OK,       /* done */
+    S_DATA,     /* PostgreSQL refused a value (SQLSTATE class 22 or 23) */
+    S_IDENTITY, /* the identity index: a row is already there */
+    S_FAIL,     /* anything else: the transaction is lost, retry later */
+} s_rc_t;
+
+typedef struct {
+    char why[700];    /* what failed, for the log */
+    char detail[600]; /* PostgreSQL's message and SQLSTATE, for a reject */
+    long line;        /* COPY line that failed, 1-based; 0 when unknown */
+    bool conflict;    /* a deadlock or serialization failure (SQLSTATE class 40): try again at once */
+} s_err_t;
+
+/* Classifies a failed result (clears it). */
+static s_rc_t s_classify(PGresult *r, const char *what, s_err_t *err)
+{
+    err->line = 0;
+    err->conflict = false;
+    if (!r) {
+        snprintf(err->why, sizeof err->why, "%s: no result (connection lost?)", what);
+        snprintf(err->detail, sizeof err->detail, "%.500s", err->why);
+        return S_FAIL;
+    }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    const char *context = PQresultErrorField(r, PG_DIAG_CONTEXT);
+    if (!primary)
+        primary = PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQresStatus(PQresultStatus(r));
+    snprintf(err->detail, sizeof err->detail, "%s (SQLSTATE %s)", primary, state ? state : "none");
+    for (char *p = err->detail; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    snprintf(err->why, sizeof err->why, "%s: %.500s", what, err->detail);
+    const char *at = context ? strstr(context, ", line ") : NULL;
+    if (at)
+        err->line = strtol(at + 7, NULL, 10);
+    s_rc_t rc = S_FAIL;
+    err->conflict = state && strncmp(state, "40", 2) == 0;
+    if (state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
+        rc = strcmp(state, "23505") == 0 && constraint && strcmp(constraint, "events_identity") == 0 ? S_IDENTITY
+                                                                                                     : S_DATA;
+    PQclear(r);
+    return rc;
+}
+
+static s_rc_t s_exec(PGconn *c, const char *sql, const char *what, s_err_t *err)
+{
+    PGresult *r = PQexec(c, sql);
+    if (r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)) {
+        PQclear(r);
+        return S_OK;
+    }
+    return s_classify(r, what, err);
+}
+
+static s_rc_t s_params(PGconn *c, const char *sql, int n, const char *const *vals, const char *what, s_err_t *err)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+    if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+        PQclear(r);
+        return S_OK;
+    }
+    return s_classify(r, what, err);
+}
+
+/* COPY ... FROM STDIN of len bytes of text, in large chunks. */
+static s_rc_t s_copy(PGconn *c, const char *sql, const char *data, size_t len, const char *what, s_err_t *err)
+{
+    PGresult *r = PQexec(c, sql);
+    if (!r || PQresultStatus(r) != PGRES_COPY_IN)
+        return s_classify(r, what, err);
+    PQclear(r);
+    bool sent = true;
+    for (size_t off = 0; off < len && sent; off += S_COPY_CHUNK) {
+        size_t n = len - off < S_COPY_CHUNK ? len - off : S_COPY_CHUNK;
+        sent = PQputCopyData(c, data + off, (int)n) == 1;
+    }
+    if (sent)
+        sent = PQputCopyEnd(c, NULL) == 1;
+    r = PQgetResult(c);
+    s_rc_t rc = S_OK;
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = s_classify(r, what, err);
+    else
+        PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    if (rc == S_OK && !sent) {
+        snprintf(err->why, sizeof err->why, "%s: sending data failed: %s", what, PQerrorMessage(c));
+        rc = S_FAIL;
+    }
+    return rc;
+}
+
+/* ---- Rows ---- */
+
+/* COPY of rows [lo, hi) (contiguous in the COPY text). */
+static s_rc_t s_copy_rows(writer_db_t *self, const writer_batch_t *b, size_t lo, size_t hi, s_err_t *err)
+{
+    size_t start = b->rows[lo].off, end = b->rows[hi - 1].off + b->rows[hi - 1].len;
+    return s_copy(self->conn, self->copy_sql, b->copy.data + start, end - start, "COPY events", err);
+}
+
+/* Copies rows [lo, hi) under savepoints, isolating each row PostgreSQL
+ * refuses: the failing line PostgreSQL names is tried alone, or the range is
+ * halved when it names none. A refused row becomes a reject; a row whose
+ * identity is already there is skipped (counted as a duplicate). */
+static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, size_t lo,
+                               size_t hi, writer_stats_t *st, s_err_t *err)
+{
+    while (lo < hi) {
+        if (s_exec(self->conn, "SAVEPOINT w", "SAVEPOINT", err) != S_OK)
+            return S_FAIL;
+        s_rc_t rc = s_copy_rows(self, b, lo, hi, err);
+        if (rc == S_OK)
+            return s_exec(self->conn, "RELEASE SAVEPOINT w", "RELEASE SAVEPOINT", err) == S_OK ? S_OK : S_FAIL;
+        if (rc == S_FAIL)
+            return S_FAIL;
+        s_err_t undo;
+        if (s_exec(self->conn, "ROLLBACK TO SAVEPOINT w", "ROLLBACK TO SAVEPOINT", &undo) != S_OK) {
+            *err = undo;
+            return S_FAIL;
+        }
+        if (hi - lo == 1) {
+            const writer_stream_t *s = writer_streams_by_id(ss, b->rows[lo].stream);
+            if (rc == S_IDENTITY) {
+                writer_batch_refuse_row(b, s, lo, NULL);
+                st->duplicates++;
+            } else {
+                writer_batch_refuse_row(b, s, lo, err->detail);
+                char reason[sizeof err->detail];
+                evp_log_text(reason, sizeof reason, err->detail, strlen(err->detail));
+                evp_warn("PostgreSQL refused an event", "source=%s partition=%d seq=%lld reason=\"%s\"", s->name,
+                         (int)s->partition, (long long)b->rows[lo].seq, reason);
+            }
+            return S_OK;
+        }
+        if (err->line >= 1 && (size_t)err->line <= hi - lo) {
+            size_t bad = lo + (size_t)err->line - 1;
+            if (bad > lo && (rc = s_copy_isolating(self, b, ss, lo, bad, st, err)) != S_OK)
+                return rc;
+            if ((rc = s_copy_isolating(self, b, ss, bad, bad + 1, st, err)) != S_OK)
+                return rc;
+            lo = bad + 1;
+            continue;
+        }
+        size_t mid = lo + (hi - lo) / 2;
+        if ((rc = s_copy_isolating(self, b, ss, lo, mid, st, err)) != S_OK)
+            return rc;
+        lo = mid;
+    }
+    return S_OK;
+}
+
+/* ---- The transaction ---- */
+
+static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
+{
+    if (!evp_pg_lost(self->conn)) {
+        PGresult *r = PQexec(self->conn, "ROLLBACK");
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* One attempt. isolate: copy under savepoints (a row was refused before). */
+static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, bool isolate,
+                        writer_stats_t *st, s_err_t *err)
+{
+    PGconn *c = self->conn;
+    if (s_exec(c, "BEGIN", "BEGIN", err) != S_OK)
+        return s_rollback(self, S_FAIL);
+    s_rc_t rc = S_OK;
+    if (b->nrows > 0)
+        rc = isolate ? s_copy_isolating(self, b, ss, 0, b->nrows, st, err) : s_copy_rows(self, b, 0, b->nrows, err);
+    if (rc != S_OK)
+        return s_rollback(self, rc);
+    if (b->nckpts > 0) {
+        s_marks_arrays(self, b->ckpts, b->nckpts, ss);
+        const char *vals[] = {self->a1.data, self->a2.data, self->a3.data};
+        if (s_params(c, S_UPSERT_CHECKPOINTS, 3, vals, "upserting checkpoints", err) != S_OK)
+            return s_rollback(self, S_FAIL);
+    }
+    if (b->nrejects > 0 &&
+        s_copy(c, S_COPY_REJECTS, b->reject_copy.data, b->reject_copy.len, "COPY rejects", err) != S_OK)
+        return s_rollback(self, S_FAIL);
+    if (b->ngaps > 0) {
+        s_array_begin(&self->a1);
+        s_array_begin(&self->a2);
+        s_array_begin(&self->a3);
+        s_array_begin(&self->a4);
+        for (size_t i = 0; i < b->ngaps; i++) {
+            const writer_stream_t *s = writer_streams_by_id(ss, b->gaps[i].stream);
+            s_array_text(&self->a1, s->source, s->source_len);
+            s_array_int(&self->a2, s->partition);
+            s_array_int(&self->a3, b->gaps[i].first);
+            s_array_int(&self->a4, b->gaps[i].last);
+        }
+        s_array_end(&self->a1);
+        s_array_end(&self->a2);
+        s_array_end(&self->a3);
+        s_array_end(&self->a4);
+        const char *vals[] = {self->a1.data, self->a2.data, self->a3.data, self->a4.data};
+        if (s_params(c, S_INSERT_GAPS, 4, vals, "inserting gaps", err) != S_OK)
+            return s_rollback(self, S_FAIL);
+    }
+    if (b->nheads > 0) {
+        s_marks_arrays(self, b->heads, b->nheads, ss);
+        const char *vals[] = {self->a1.data, self->a2.data, self->a3.data};
+        if (s_params(c, S_UPSERT_HEADS, 3, vals, "upserting publisher heads", err) != S_OK)
+            return s_rollback(self, S_FAIL);
+    }
+    if (s_exec(c, "COMMIT", "COMMIT", err) != S_OK)
+        return s_rollback(self, S_FAIL);
+    return S_OK;
+}
+
+/* Reads back the checkpoints of the streams the batch touches, raises the
+ * streams to them and drops what they cover. Returns the rows dropped, or -1. */
+static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, s_err_t *err)
+{
+    if (b->nckpts == 0)
+        return 0;
+    s_marks_arrays(self, b->ckpts, b->nckpts, ss);
+    const char *vals[] = {self->a1.data, self->a2.data};
+    PGresult *r = PQexecParams(self->conn, S_RELOAD, 2, NULL, vals, NULL, NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        s_classify(r, "reading checkpoints back", err);
+        return -1;
+    }
+    size_t n = writer_streams_id_limit(ss);
+    if (n > self->upto_cap) {
+        int64_t *u = realloc(self->upto, n * sizeof *u);
+        if (!u)
+            abort();
+        self->upto = u;
+        self->upto_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        self->upto[i] = -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long k = strtol(PQgetvalue(r, i, 0), NULL, 10) - 1;
+        int64_t seq = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        if (k < 0 || (size_t)k >= b->nckpts)
+            continue;
+        writer_stream_t *s = writer_streams_by_id(ss, b->ckpts[k].stream);
+        self->upto[s->id] = seq;
+        writer_stream_advance(ss, s, seq);
+    }
+    PQclear(r);
+    return (long)writer_batch_drop_upto(b, self->upto, n);
+}
+
+static int64_t s_clock_us(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Counts what a committed batch did. */
+static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
+                        int64_t took_us)
+{
+    int64_t now = s_clock_us(CLOCK_REALTIME);
+    size_t rows = 0, repaired = 0;
+    for (size_t i = 0; i < b->nrows; i++) {
+        const writer_row_t *row = &b->rows[i];
+        if (row->refused)
+            continue;
+        rows++;
+        repaired += row->from_repair;
+        int64_t latency = now - row->published_at;
+        writer_latency_add(&st->latency, latency);
+        writer_latency_add(&st->latency_window, latency);
+        writer_metrics_latency(self->metrics, (double)latency / 1e6);
+    }
+    for (size_t i = 0; i < b->nrejects; i++) {
+        st->rejects[b->rejects[i].reason < EV_REJECT__COUNT ? b->rejects[i].reason : EV_REJECT_DECODE]++;
+        st->rejects_total++;
+    }
+    for (size_t i = 0; i < b->ngaps; i++) {
+        st->gaps++;
+        st->gap_events += (uint64_t)(b->gaps[i].last - b->gaps[i].first + 1);
+    }
+    for (size_t i = 0; i < b->nckpts; i++) {
+        writer_stream_t *s = writer_streams_by_id(ss, b->ckpts[i].stream);
+        if (s && b->ckpts[i].seq > s->committed)
+            s->committed = b->ckpts[i].seq;
+    }
+    st->committed += rows;
+    st->repaired += repaired;
+    st->batches++;
+    writer_metrics_batch(self->metrics, rows, (double)took_us / 1e6);
+    evp_debug("batch committed", "rows=%zu rejects=%zu gaps=%zu heads=%zu took_ms=%.1f", rows, b->nrejects,
+              b->ngaps, b->nheads, (double)took_us / 1000.0);
+}
+
+writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
+                                 int64_t now_ms)
+{
+    if (writer_batch_empty(b))
+        return WRITER_COMMIT_OK;
+    if (!writer_db_ensure(self, now_ms))
+        return WRITER_COMMIT_RETRY;
+    s_err_t err = {0};
+    size_t nrejects = b->nrejects;
+    int64_t started_us = s_clock_us(CLOCK_MONOTONIC);
+    /* After a failed attempt the outcome of its COMMIT is unknown. */
+    if (self->verify) {
+        long dropped = s_drop_committed(self, b, ss, &err);
+        if (dropped < 0)
+            goto fail;
+        if (dropped > 0) {
+            evp_info("rows already committed were dropped from the batch", "rows=%ld", dropped);
+            st->duplicates += (uint64_t)dropped;
+        }
+        self->verify = false;
+        nrejects = b->nrejects;
+        if (writer_batch_empty(b))
+            return WRITER_COMMIT_OK;
+    }
+    bool isolate = false;
+    for (int round = 0; round < 4; round++) {
+        s_rc_t rc = s_attempt(self, b, ss, isolate, st, &err);
+        if (rc == S_OK) {
+            s_committed(self, b, ss, st, s_clock_us(CLOCK_MONOTONIC) - started_us);
+            return WRITER_COMMIT_OK;
+        }
+        writer_batch_unrefuse(b, nrejects);
+        if (rc == S_FAIL && err.conflict && !evp_pg_lost(self->conn)) {
+            /* Another writer's transaction got in the way: what it
+             * committed goes, the rest is tried again. */
+            char reason[sizeof err.detail];
+            evp_info("commit conflicted with another transaction, trying again", "reason=\"%s\"",
+                     evp_log_text(reason, sizeof reason, err.detail, strlen(err.detail)));
+            long dropped = s_drop_committed(self, b, ss, &err);
+            if (dropped < 0)
+                goto fail;
+            st->duplicates += (uint64_t)dropped;
+            nrejects = b->nrejects;
+            if (writer_batch_empty(b))
+                return WRITER_COMMIT_OK;
+            continue;
+        }
+        if (rc == S_FAIL)
+            goto fail;
+        if (rc == S_IDENTITY && !isolate) {
+            /* Another writer committed some of these seqs. */
+            long dropped = s_drop_committed(self, b, ss, &err);
+            if (dropped < 0)
+                goto fail;
+            evp_info("another writer committed some of these events; dropped from the batch", "rows=%ld",
+                     dropped);
+            st->duplicates += (uint64_t)dropped;
+            nrejects = b->nrejects;
+            if (writer_batch_empty(b))
+                return WRITER_COMMIT_OK;
+            if (dropped > 0)
+                continue;
+        }
+        isolate = true;
+    }
+    snprintf(err.why, sizeof err.why, "the batch could not be committed after isolating refused rows");
+fail:
+    writer_batch_unrefuse(b, nrejects);
+    self->verify = true;
+    st->commit_failures++;
+    writer_db_fail(self, now_ms, err.why);
+    return WRITER_COMMIT_RETRY;
+}
+
+/* ---- Loading checkpoints ---- */
+
+int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, size_t n, writer_streams_t *ss,
+                               int64_t now_ms, char *why, size_t whylen)
+{
+    if (!writer_db_ensure(self, now_ms)) {
+        snprintf(why, whylen, "PostgreSQL unavailable");
+        return -1;
+    }
+    s_array_begin(&self->a1);
+    for (size_t i = 0; i < n; i++)
+        s_array_int(&self->a1, partitions[i]);
+    s_array_end(&self->a1);
+    const char *vals[] = {self->a1.data};
+    PGresult *r = PQexecParams(self->conn, S_LOAD, 1, NULL, vals, NULL, NULL, 0);
+    if (!evp_pg_ok(r, PGRES_TUPLES_OK, "loading checkpoints", why, whylen)) {
+        writer_db_fail(self, now_ms, why);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *source = PQgetvalue(r, i, 0);
+        int32_t partition = (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10);
+        int64_t seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        writer_stream_t *s = writer_streams_get(ss, source, strlen(source), partition, true);
+        if (s)
+            writer_stream_advance(ss, s, seq);
+    }
+    PQclear(r);
+    return 0;
+}

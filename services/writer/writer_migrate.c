@@ -1,0 +1,103 @@
+/* Applying the embedded migrations (see writer_migrate.h). */
+#include "writer_migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evpipe/log.h"
+#include "evpipe/pg.h"
+
+#define S_MAX_MIGRATIONS 1000
+
+static const char S_CREATE[] = "CREATE TABLE IF NOT EXISTS evpipe_migrations ("
+                               " version int PRIMARY KEY,"
+                               " name text NOT NULL,"
+                               " checksum text NOT NULL,"
+                               " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char S_RECORDED[] = "SELECT version, checksum FROM evpipe_migrations";
+static const char S_RECORD[] = "INSERT INTO evpipe_migrations (version, name, checksum) VALUES ($1, $2, $3)";
+
+/* Rolls back what can be; tells whether the connection is gone. */
+static int s_fail(PGconn *c, bool *lost)
+{
+    *lost = evp_pg_lost(c);
+    if (!*lost) {
+        PGresult *r = PQexec(c, "ROLLBACK");
+        PQclear(r);
+        *lost = evp_pg_lost(c);
+    }
+    return -1;
+}
+
+/* The checksum recorded for a version, or NULL when it is not recorded. */
+static const char *s_recorded(PGresult *r, int version)
+{
+    for (int i = 0; i < PQntuples(r); i++)
+        if (atoi(PQgetvalue(r, i, 0)) == version)
+            return PQgetvalue(r, i, 1);
+    return NULL;
+}
+
+int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t whylen)
+{
+    *applied = 0;
+    *lost = false;
+    if (!evp_pg_exec(c, "BEGIN", "BEGIN", why, whylen))
+        return s_fail(c, lost);
+    const char *key[] = {WRITER_MIGRATE_LOCK_KEY};
+    if (!evp_pg_exec_params(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key, "taking the migration lock",
+                            why, whylen) ||
+        !evp_pg_exec(c, S_CREATE, "creating evpipe_migrations", why, whylen))
+        return s_fail(c, lost);
+    PGresult *rec = PQexec(c, S_RECORDED);
+    if (!evp_pg_ok(rec, PGRES_TUPLES_OK, "reading evpipe_migrations", why, whylen))
+        return s_fail(c, lost);
+
+    const writer_migration_t *done[S_MAX_MIGRATIONS];
+    int ndone = 0;
+    for (size_t i = 0; i < writer_migrations_count; i++) {
+        const writer_migration_t *m = &writer_migrations[i];
+        const char *sum = s_recorded(rec, m->version);
+        if (sum) {
+            if (strcmp(sum, m->checksum) != 0)
+                evp_warn("migration changed since it was applied", "version=%d name=%s", m->version, m->name);
+            continue;
+        }
+        char what[200];
+        snprintf(what, sizeof what, "migration %s", m->name);
+        PGresult *r = PQexec(c, m->sql);
+        /* A file of several statements answers with the last one's result. */
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+            PQclear(r);
+        } else if (!evp_pg_ok(r, PGRES_COMMAND_OK, what, why, whylen)) {
+            PQclear(rec);
+            return s_fail(c, lost);
+        } else {
+            PQclear(r);
+        }
+        char version[16];
+        snprintf(version, sizeof version, "%d", m->version);
+        const char *vals[] = {version, m->name, m->checksum};
+        if (!evp_pg_exec_params(c, S_RECORD, 3, vals, "recording a migration", why, whylen)) {
+            PQclear(rec);
+            return s_fail(c, lost);
+        }
+        if (ndone < S_MAX_MIGRATIONS)
+            done[ndone++] = m;
+    }
+    int known = 0;
+    for (int i = 0; i < PQntuples(rec); i++)
+        for (size_t k = 0; k < writer_migrations_count; k++)
+            if (atoi(PQgetvalue(rec, i, 0)) == writer_migrations[k].version)
+                known++;
+    if (known < PQntuples(rec))
+        evp_warn("the database has migrations this writer does not know", "unknown=%d", PQntuples(rec) - known);
+    PQclear(rec);
+    if (!evp_pg_exec(c, "COMMIT", "COMMIT of the migrations", why, whylen))
+        return s_fail(c, lost);
+    for (int i = 0; i < ndone; i++)
+        evp_info("migration applied", "version=%d name=%s", done[i]->version, done[i]->name);
+    *applied = ndone;
+    return 0;
+}

@@ -1,0 +1,377 @@
+/* Ordering state per (source, partition) and the registry that finds it (see
+ * writer_stream.h). */
+#include "writer_stream.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct writer_streams_t {
+    writer_stream_t **by_id; /* streams by id; NULL where one was dropped */
+    uint32_t id_count;       /* ids handed out */
+    uint32_t id_cap;         /* entries allocated in by_id */
+    uint32_t *table;         /* open addressing: id + 1, 0 when empty */
+    uint32_t table_cap;      /* a power of two, at least twice the streams */
+    uint32_t live;           /* streams in the table */
+    writer_stream_t *last;   /* the stream found last (events come in runs) */
+    size_t held_total;       /* events held back across all streams */
+    size_t holdback_max;     /* the bound for writer_streams_full */
+};
+
+/* ---- Registry ---- */
+
+static uint32_t s_hash(const char *source, size_t len, int32_t partition)
+{
+    /* FNV-1a over the source, then the partition mixed in. */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)source[i]) * 16777619u;
+    h ^= (uint32_t)partition * 0x9e3779b1u;
+    h ^= h >> 15;
+    return h;
+}
+
+writer_streams_t *writer_streams_new(size_t holdback_max)
+{
+    writer_streams_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->holdback_max = holdback_max;
+    self->table_cap = 64;
+    self->table = calloc(self->table_cap, sizeof *self->table);
+    if (!self->table) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+static void s_free_stream(writer_stream_t *s)
+{
+    for (size_t i = s->held_head; i < s->held_len; i++)
+        free(s->held[i].raw);
+    free(s->held);
+    free(s);
+}
+
+void writer_streams_destroy(writer_streams_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    writer_streams_t *self = *self_p;
+    for (uint32_t i = 0; i < self->id_count; i++)
+        if (self->by_id[i])
+            s_free_stream(self->by_id[i]);
+    free(self->by_id);
+    free(self->table);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_table_put(uint32_t *table, uint32_t cap, const writer_stream_t *s)
+{
+    uint32_t i = s->hash & (cap - 1);
+    while (table[i])
+        i = (i + 1) & (cap - 1);
+    table[i] = s->id + 1;
+}
+
+/* Rebuilds the table at cap slots from the live streams. */
+static void s_rebuild(writer_streams_t *self, uint32_t cap)
+{
+    uint32_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        abort(); /* a few KB; nothing can go on without it */
+    for (uint32_t i = 0; i < self->id_count; i++)
+        if (self->by_id[i])
+            s_table_put(t, cap, self->by_id[i]);
+    free(self->table);
+    self->table = t;
+    self->table_cap = cap;
+}
+
+static bool s_same(const writer_stream_t *s, const char *source, size_t len, int32_t partition)
+{
+    return s->partition == partition && s->source_len == len && memcmp(s->source, source, len) == 0;
+}
+
+writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, size_t len, int32_t partition,
+                                    bool create)
+{
+    assert(self);
+    if (len > WRITER_SOURCE_MAX)
+        return NULL;
+    if (self->last && s_same(self->last, source, len, partition))
+        return self->last;
+    uint32_t h = s_hash(source, len, partition);
+    for (uint32_t i = h & (self->table_cap - 1); self->table[i]; i = (i + 1) & (self->table_cap - 1)) {
+        writer_stream_t *s = self->by_id[self->table[i] - 1];
+        if (s->hash == h && s_same(s, source, len, partition))
+            return self->last = s;
+    }
+    if (!create)
+        return NULL;
+    writer_stream_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    if (self->id_count == self->id_cap) {
+        uint32_t cap = self->id_cap ? self->id_cap * 2 : 64;
+        writer_stream_t **n = realloc(self->by_id, cap * sizeof *n);
+        if (!n) {
+            free(s);
+            return NULL;
+        }
+        self->by_id = n;
+        self->id_cap = cap;
+    }
+    s->id = self->id_count++;
+    memcpy(s->source, source, len);
+    s->source[len] = '\0';
+    s->source_len = (uint32_t)len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)source[i];
+        s->name[i] = (c <= 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    s->name[len] = '\0';
+    s->partition = partition;
+    s->hash = h;
+    self->by_id[s->id] = s;
+    if ((self->live + 1) * 2 > self->table_cap)
+        s_rebuild(self, self->table_cap * 2);
+    s_table_put(self->table, self->table_cap, s);
+    self->live++;
+    return self->last = s;
+}
+
+writer_stream_t *writer_streams_by_id(const writer_streams_t *self, uint32_t id)
+{
+    return id < self->id_count ? self->by_id[id] : NULL;
+}
+
+uint32_t writer_streams_id_limit(const writer_streams_t *self)
+{
+    return self->id_count;
+}
+
+void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
+{
+    bool dropped = false;
+    for (uint32_t i = 0; i < self->id_count; i++) {
+        writer_stream_t *s = self->by_id[i];
+        if (!s || s->partition != partition)
+            continue;
+        self->held_total -= s->held_len - s->held_head;
+        s_free_stream(s);
+        self->by_id[i] = NULL;
+        self->live--;
+        dropped = true;
+    }
+    if (dropped) {
+        self->last = NULL;
+        s_rebuild(self, self->table_cap);
+    }
+}
+
+size_t writer_streams_held(const writer_streams_t *self)
+{
+    return self->held_total;
+}
+
+bool writer_streams_full(const writer_streams_t *self)
+{
+    return self->held_total >= self->holdback_max;
+}
+
+/* ---- Held events ---- */
+
+size_t writer_stream_held_count(const writer_stream_t *s)
+{
+    return s->held_len - s->held_head;
+}
+
+int64_t writer_stream_first_held(const writer_stream_t *s)
+{
+    return s->held_head < s->held_len ? s->held[s->held_head].seq : 0;
+}
+
+/* Frees held entries at or below accepted from the front. */
+static void s_drop_stale(writer_streams_t *self, writer_stream_t *s)
+{
+    while (s->held_head < s->held_len && s->held[s->held_head].seq <= s->accepted) {
+        free(s->held[s->held_head].raw);
+        s->held_head++;
+        self->held_total--;
+    }
+    if (s->held_head == s->held_len)
+        s->held_head = s->held_len = 0;
+}
+
+/* Inserts keeping seq order; false when that seq is already held. */
+static bool s_hold(writer_streams_t *self, writer_stream_t *s, int64_t seq, const void *raw, size_t len,
+                   int32_t topic_partition, bool from_repair)
+{
+    /* Most held events arrive in order behind one hole: append is the usual case. */
+    size_t pos = s->held_len;
+    if (pos > s->held_head && s->held[pos - 1].seq >= seq) {
+        size_t lo = s->held_head, hi = s->held_len;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (s->held[mid].seq < seq)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < s->held_len && s->held[lo].seq == seq)
+            return false;
+        pos = lo;
+    }
+    if (s->held_len == s->held_cap) {
+        if (s->held_head > 0 && s->held_head >= s->held_cap / 2) {
+            /* Reclaim the drained front instead of growing. */
+            size_t n = s->held_len - s->held_head;
+            memmove(s->held, s->held + s->held_head, n * sizeof *s->held);
+            pos -= s->held_head;
+            s->held_head = 0;
+            s->held_len = n;
+        } else {
+            size_t cap = s->held_cap ? s->held_cap * 2 : 16;
+            writer_held_t *n = realloc(s->held, cap * sizeof *n);
+            if (!n)
+                abort(); /* held events cannot be dropped silently */
+            s->held = n;
+            s->held_cap = cap;
+        }
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        abort();
+    memcpy(copy, raw, len);
+    memmove(s->held + pos + 1, s->held + pos, (s->held_len - pos) * sizeof *s->held);
+    s->held[pos] = (writer_held_t){seq, topic_partition, from_repair, (uint32_t)len, copy};
+    s->held_len++;
+    self->held_total++;
+    return true;
+}
+
+writer_offer_t writer_stream_offer(writer_streams_t *self, writer_stream_t *s, int64_t seq, const void *raw,
+                                   size_t len, int32_t topic_partition, bool from_repair)
+{
+    if (seq > s->seen)
+        s->seen = seq;
+    if (seq <= s->accepted)
+        return WRITER_OFFER_DUPLICATE;
+    if (seq == s->accepted + 1) {
+        s->accepted = seq;
+        return WRITER_OFFER_TAKE;
+    }
+    return s_hold(self, s, seq, raw, len, topic_partition, from_repair) ? WRITER_OFFER_HELD
+                                                                        : WRITER_OFFER_DUPLICATE;
+}
+
+bool writer_stream_pop_ready(writer_streams_t *self, writer_stream_t *s, writer_held_t *out)
+{
+    s_drop_stale(self, s);
+    if (s->held_head == s->held_len || s->held[s->held_head].seq != s->accepted + 1)
+        return false;
+    *out = s->held[s->held_head++];
+    self->held_total--;
+    s->accepted = out->seq;
+    if (s->held_head == s->held_len)
+        s->held_head = s->held_len = 0;
+    return true;
+}
+
+bool writer_stream_next_gap(writer_stream_t *s, int64_t *first, int64_t *last)
+{
+    if (s->gap_until <= s->accepted)
+        return false;
+    int64_t held = writer_stream_first_held(s);
+    if (held == s->accepted + 1)
+        return false; /* the next one is here: pop it first */
+    int64_t to = s->gap_until;
+    if (held && held - 1 < to)
+        to = held - 1;
+    *first = s->accepted + 1;
+    *last = to;
+    s->accepted = to;
+    return true;
+}
+
+void writer_stream_advance(writer_streams_t *self, writer_stream_t *s, int64_t seq)
+{
+    if (seq > s->accepted)
+        s->accepted = seq;
+    if (seq > s->committed)
+        s->committed = seq;
+    if (seq > s->seen)
+        s->seen = seq;
+    s_drop_stale(self, s);
+}
+
+/* ---- Repair ---- */
+
+bool writer_stream_missing(const writer_stream_t *s, int64_t *from, int64_t *to)
+{
+    int64_t held = writer_stream_first_held(s);
+    int64_t end = held ? held - 1 : s->seen;
+    if (end <= s->accepted)
+        return false;
+    *from = s->accepted + 1;
+    *to = end - *from + 1 > WRITER_REPAIR_RANGE_MAX ? *from + WRITER_REPAIR_RANGE_MAX - 1 : end;
+    return true;
+}
+
+bool writer_stream_repair_due(const writer_stream_t *s, int64_t now_ms, int timeout_ms, bool *resend)
+{
+    int64_t from, to;
+    *resend = false;
+    if (!writer_stream_missing(s, &from, &to))
+        return false;
+    if (!s->repair_busy)
+        return true;
+    /* The request in flight still covers the hole's start: wait for it. */
+    if (now_ms - s->repair_sent_ms >= timeout_ms) {
+        *resend = true;
+        return true;
+    }
+    return false;
+}
+
+void writer_stream_repair_sent(writer_stream_t *s, uint64_t id, int64_t from, int64_t to, int64_t now_ms)
+{
+    s->repair_busy = true;
+    s->repair_id = id;
+    s->repair_from = from;
+    s->repair_to = to;
+    s->repair_sent_ms = now_ms;
+}
+
+void writer_stream_repair_progress(writer_stream_t *s, int64_t now_ms)
+{
+    if (s->repair_busy)
+        s->repair_sent_ms = now_ms;
+}
+
+bool writer_stream_repair_end(writer_stream_t *s, uint64_t id)
+{
+    if (!s->repair_busy || s->repair_id != id)
+        return false;
+    s->repair_busy = false;
+    if (s->repair_to > s->gap_until)
+        s->gap_until = s->repair_to;
+    return true;
+}
+
+/* ---- Heartbeats ---- */
+
+bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, int64_t now_ms, int record_every_ms)
+{
+    if (seq > s->seen)
+        s->seen = seq;
+    s->head_seq = seq;
+    if (s->head_recorded && now_ms - s->head_recorded_ms < record_every_ms)
+        return false;
+    s->head_recorded = true;
+    s->head_recorded_ms = now_ms;
+    return true;
+}

@@ -1,0 +1,133 @@
+/* Ordering state of each (source, partition) stream: what has been taken,
+ * which events wait behind a hole, which range to ask the repair service for
+ * and what it could not send (gaps). Pure bookkeeping: no sockets, no SQL.
+ *
+ * A stream takes seq accepted+1 and anything held back right after it; an
+ * event at or below accepted is a duplicate; one further on waits (a copy of
+ * its body) until the hole before it is filled by a repair or declared a gap.
+ * The registry (writer_streams_t) finds streams by identity and bounds the
+ * number of events held back across all of them. */
+#ifndef WRITER_STREAM_H
+#define WRITER_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest source, in bytes (64 characters of at most 4 bytes). */
+#define WRITER_SOURCE_MAX 256
+/* Largest range one repair request asks for; the rest comes in later ones. */
+#define WRITER_REPAIR_RANGE_MAX 100000
+
+/* An event waiting behind a hole. */
+typedef struct {
+    int64_t seq;             /* its seq */
+    int32_t topic_partition; /* partition of the topic it came on; -1 from a repair */
+    bool from_repair;        /* it came in a repair answer */
+    uint32_t len;            /* bytes in raw */
+    uint8_t *raw;            /* the msgpack body, owned (malloc) */
+} writer_held_t;
+
+/* Fields are read-only outside writer_stream.c. */
+typedef struct {
+    uint32_t id;                   /* index in the registry, stable while the stream lives */
+    char source[WRITER_SOURCE_MAX + 1]; /* the publisher, NUL-terminated */
+    uint32_t source_len;           /* bytes in source */
+    char name[WRITER_SOURCE_MAX + 1]; /* source safe in a log line (spaces, quotes, controls as '?') */
+    int32_t partition;             /* the partition */
+    uint32_t hash;                 /* of (source, partition), for the registry */
+    int64_t accepted;              /* highest seq taken contiguously (committed or in the batch) */
+    int64_t committed;             /* highest seq known to be committed */
+    int64_t seen;                  /* highest seq seen in an event or a heartbeat */
+    writer_held_t *held;           /* events held back, sorted by seq, from held_head */
+    size_t held_head;              /* first live entry of held */
+    size_t held_len;               /* entries used in held (from 0) */
+    size_t held_cap;               /* entries allocated */
+    bool repair_busy;              /* a repair request is in flight */
+    uint64_t repair_id;            /* its id */
+    int64_t repair_from, repair_to; /* its range */
+    int64_t repair_sent_ms;        /* when it was sent or last answered (monotonic ms) */
+    int64_t gap_until;             /* after an END: seqs up to here that are not held are gaps */
+    int64_t head_seq;              /* latest seq the publisher announced */
+    bool head_recorded;            /* head_seq has been put in a batch once */
+    int64_t head_recorded_ms;      /* when head_seq was last put in a batch */
+} writer_stream_t;
+
+typedef struct writer_streams_t writer_streams_t;
+
+/* What happened to an event offered to its stream. */
+typedef enum {
+    WRITER_OFFER_TAKE,      /* seq == accepted+1: taken (accepted is now seq) */
+    WRITER_OFFER_DUPLICATE, /* seq <= accepted, or already held: skip it */
+    WRITER_OFFER_HELD,      /* seq > accepted+1: a copy waits behind the hole */
+} writer_offer_t;
+
+/* ---- The registry ---- */
+
+/* holdback_max: events held back across all streams before
+ * writer_streams_full says so. NULL when out of memory. */
+writer_streams_t *writer_streams_new(size_t holdback_max);
+void writer_streams_destroy(writer_streams_t **self_p);
+
+/* The stream of (source, partition); created (accepted = 0) when create is
+ * true and it does not exist yet, else NULL. source is at most
+ * WRITER_SOURCE_MAX bytes (longer: NULL). */
+writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, size_t len, int32_t partition,
+                                    bool create);
+/* By id; NULL when it was dropped. */
+writer_stream_t *writer_streams_by_id(const writer_streams_t *self, uint32_t id);
+/* One more than the highest id in use (ids are below this). */
+uint32_t writer_streams_id_limit(const writer_streams_t *self);
+/* Forgets every stream of a partition (and what they hold back). */
+void writer_streams_drop_partition(writer_streams_t *self, int32_t partition);
+/* Events held back across all streams. */
+size_t writer_streams_held(const writer_streams_t *self);
+/* True when the holdback bound is reached: stop reading new events. */
+bool writer_streams_full(const writer_streams_t *self);
+
+/* ---- One stream ---- */
+
+/* Offers an event. raw (len bytes) is copied only when the event is held.
+ * A held event may take the total past the bound (events from a repair
+ * answer must be kept); the bound is enforced by the reader through
+ * writer_streams_full. */
+writer_offer_t writer_stream_offer(writer_streams_t *self, writer_stream_t *s, int64_t seq, const void *raw,
+                                   size_t len, int32_t topic_partition, bool from_repair);
+/* Pops the held event that comes next (seq == accepted+1) into *out and makes
+ * it taken; drops held duplicates on the way. The caller frees out->raw.
+ * False when the next one is not held. */
+bool writer_stream_pop_ready(writer_streams_t *self, writer_stream_t *s, writer_held_t *out);
+/* After a repair END: the next run of seqs that cannot be repaired (not held,
+ * up to gap_until). Makes them taken; false when there is none. */
+bool writer_stream_next_gap(writer_stream_t *s, int64_t *first, int64_t *last);
+/* Raises accepted (and committed) to at least seq, e.g. after reading a
+ * checkpoint another writer committed; held events at or below go. */
+void writer_stream_advance(writer_streams_t *self, writer_stream_t *s, int64_t seq);
+/* Seq of the first held event, or 0 when none is held. */
+int64_t writer_stream_first_held(const writer_stream_t *s);
+size_t writer_stream_held_count(const writer_stream_t *s);
+
+/* ---- Repair ---- */
+
+/* The missing range after accepted: up to the first held event, or up to the
+ * highest seq seen; at most WRITER_REPAIR_RANGE_MAX seqs. False: nothing missing. */
+bool writer_stream_missing(const writer_stream_t *s, int64_t *from, int64_t *to);
+/* Whether a repair request should be sent now: something is missing and no
+ * request is in flight, or the one in flight is older than timeout_ms.
+ * *resend tells the second case. */
+bool writer_stream_repair_due(const writer_stream_t *s, int64_t now_ms, int timeout_ms, bool *resend);
+/* Notes a request sent (replacing any in flight). */
+void writer_stream_repair_sent(writer_stream_t *s, uint64_t id, int64_t from, int64_t to, int64_t now_ms);
+/* An answer (an EVENT) arrived for this stream: the request is alive. */
+void writer_stream_repair_progress(writer_stream_t *s, int64_t now_ms);
+/* END of request id: true when it is the request in flight; then whatever of
+ * its range is still missing becomes gaps (writer_stream_next_gap). */
+bool writer_stream_repair_end(writer_stream_t *s, uint64_t id);
+
+/* ---- Heartbeats ---- */
+
+/* The publisher announced seq as its latest. Returns true when its head
+ * should be recorded now (at most once per record_every_ms). */
+bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, int64_t now_ms, int record_every_ms);
+
+#endif

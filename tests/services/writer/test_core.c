@@ -1,0 +1,134 @@
+/* Integration test of the writer's library driven directly (no process):
+ * its counters, and taking and giving up a partition at run time, against a
+ * real PostgreSQL and real sockets. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "evpipe/config.h"
+#include "evpipe/log.h"
+#include "peers.h"
+#include "testkit.h"
+#include "writer.h"
+
+#define PARTITIONS 4
+#define WAIT_MS 30000
+
+static tk_world_t *w;
+static wt_bus_t *bus;
+static writer_t *wr;
+static evp_config_t cfg;
+
+static void setup(void)
+{
+    w = tk_world_new(criterion_current_test->name);
+    bus = wt_bus_new(w->sub_ep);
+    evp_config_defaults(&cfg);
+    snprintf(cfg.postgres_host, sizeof cfg.postgres_host, "%s", w->pg_host);
+    cfg.postgres_port = atoi(w->pg_port);
+    snprintf(cfg.postgres_user, sizeof cfg.postgres_user, "%s", w->pg_user);
+    snprintf(cfg.postgres_db, sizeof cfg.postgres_db, "%s", w->db);
+    snprintf(cfg.bus_subscribe_endpoint, sizeof cfg.bus_subscribe_endpoint, "%s", w->sub_ep);
+    snprintf(cfg.replay_endpoint, sizeof cfg.replay_endpoint, "%s", w->replay_ep);
+    cfg.partitions = PARTITIONS;
+    evp_log_init("writer", EVP_LOG_WARN);
+    char why[256];
+    wr = writer_new(&cfg, why, sizeof why);
+    cr_assert_not_null(wr, "%s", why);
+}
+
+static void teardown(void)
+{
+    writer_destroy(&wr);
+    cr_assert_null(wr);
+    wt_bus_destroy(&bus);
+    tk_world_destroy(&w);
+}
+
+TestSuite(writer_core, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Turns the writer's loop and the bus until done(st) holds; false at the deadline. */
+static bool s_pump(bool (*done)(const writer_stats_t *st), int subscriptions)
+{
+    int64_t end = tk_now_ms() + WAIT_MS;
+    while (tk_now_ms() < end) {
+        writer_step(wr, 10);
+        bool subscribed = wt_bus_wait_subscriptions(bus, subscriptions, 0);
+        if (subscribed && (!done || done(writer_stats(wr))))
+            return true;
+    }
+    return false;
+}
+
+static bool s_first_round(const writer_stats_t *st)
+{
+    return st->committed == 10 && st->rejects_total == 1 && st->undecodable == 1 && st->duplicates == 3 &&
+           st->holes == 1 && writer_held(wr) == 1;
+}
+
+static bool s_second_round(const writer_stats_t *st)
+{
+    return st->committed == 11;
+}
+
+Test(writer_core, counts_what_happens_and_takes_partitions_at_run_time)
+{
+    cr_assert_eq(writer_start(wr), 0);
+    cr_assert_eq(writer_owned_count(wr), PARTITIONS);
+    cr_assert(s_pump(NULL, PARTITIONS + 1), "the writer did not subscribe");
+
+    wt_bus_publish_range(bus, "gen-core", 1, 1, 10);
+    wt_bus_publish_range(bus, "gen-core", 1, 3, 5);
+    const void *garbage[] = {"p0001/ev", "\xc1"};
+    size_t garbage_len[] = {8, 1};
+    wt_bus_send_raw(bus, 2, garbage, garbage_len);
+    ev_event_t bad = wt_event("gen-core", 1, 11);
+    bad.product_category = (ev_str_t){"\xff", 1};
+    wt_bus_publish(bus, &bad);
+    wt_bus_publish_range(bus, "gen-core", 1, 13, 13); /* 12 is missing: held */
+    cr_assert(s_pump(s_first_round, PARTITIONS + 1), "counters: committed %llu rejects %llu undecodable %llu "
+              "duplicates %llu holes %llu held %zu",
+              (unsigned long long)writer_stats(wr)->committed, (unsigned long long)writer_stats(wr)->rejects_total,
+              (unsigned long long)writer_stats(wr)->undecodable, (unsigned long long)writer_stats(wr)->duplicates,
+              (unsigned long long)writer_stats(wr)->holes, writer_held(wr));
+    const writer_stats_t *st = writer_stats(wr);
+    cr_assert_eq(st->received, 15, "10 + 3 duplicates + the refused one + the held one");
+    cr_assert_eq(st->rejects[EV_REJECT_ENCODING], 1);
+    cr_assert_eq(st->latency.count, 10, "one latency per committed row");
+    cr_assert(writer_latency_percentile(&st->latency, 99) > 0);
+    cr_assert(st->batches >= 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT seq FROM checkpoints WHERE source = 'gen-core' AND partition = 1"), 11);
+
+    /* Giving partition 1 up forgets what it held back; taking it again
+     * starts from its checkpoint. */
+    cr_assert_eq(writer_release_partition(wr, 1), 0);
+    cr_assert_not(writer_owns(wr, 1));
+    cr_assert_eq(writer_owned_count(wr), PARTITIONS - 1);
+    cr_assert_eq(writer_held(wr), 0);
+    cr_assert_eq(writer_take_partition(wr, 1), 0);
+    cr_assert(writer_owns(wr, 1));
+    cr_assert(s_pump(NULL, PARTITIONS + 2), "the writer did not subscribe again");
+    wt_bus_publish_range(bus, "gen-core", 1, 12, 12);
+    cr_assert(s_pump(s_second_round, PARTITIONS + 2));
+    cr_assert_eq(st->duplicates, 3);
+
+    ev_buf_t text;
+    ev_buf_init(&text);
+    writer_render_metrics(wr, &text);
+    cr_assert(strstr(text.data, "evpipe_writer_events_committed_total 11\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "evpipe_writer_duplicates_total 3\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "evpipe_writer_undecodable_total 1\n") != NULL, "%s", text.data);
+    cr_assert(strstr(text.data, "evpipe_writer_rejects_total{reason=\"bad_encoding\"} 1\n") != NULL, "%s",
+              text.data);
+    cr_assert(strstr(text.data, "evpipe_writer_holes_found_total 1\n") != NULL, "%s", text.data);
+    ev_buf_free(&text);
+
+    writer_stop(wr);
+    cr_assert(writer_stopping(wr));
+    cr_assert_eq(writer_finish(wr), 0);
+    cr_assert_eq(wt_rows(w->conn), 11);
+    wt_check_rows(w->conn, "gen-core", 1, 1, 10, NULL);
+    wt_check_rows(w->conn, "gen-core", 1, 12, 12, NULL);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE seq = 11 AND reason = 'bad_encoding'"), 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT seq FROM checkpoints WHERE source = 'gen-core' AND partition = 1"), 12);
+}

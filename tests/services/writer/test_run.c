@@ -1,0 +1,490 @@
+/* Integration tests of the running writer (evpipe-writer processes) against
+ * a real PostgreSQL, with the bus and the repair service played by real
+ * sockets of the test: rows equal the events, duplicates add nothing, bad
+ * events go to rejects, holes are repaired or recorded as gaps, nothing is
+ * lost when the connection to PostgreSQL goes, and SIGTERM commits. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evpipe/wire.h"
+#include "peers.h"
+#include "testkit.h"
+
+#define PARTITIONS 4
+#define WAIT_MS 30000
+
+static tk_world_t *w;
+static wt_bus_t *bus;
+static wt_router_t *router;
+static tk_proc_t *writer;
+
+static void setup(void)
+{
+    w = tk_world_new(criterion_current_test->name);
+    bus = wt_bus_new(w->sub_ep);
+}
+
+static void teardown(void)
+{
+    tk_proc_destroy(&writer);
+    wt_router_destroy(&router);
+    wt_bus_destroy(&bus);
+    tk_world_destroy(&w);
+}
+
+TestSuite(writer_run, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Starts a writer with extra settings (not waiting). */
+static tk_proc_t *s_spawn(const char *const *extra)
+{
+    const char *env[16] = {"PARTITIONS=4", NULL};
+    int n = 1;
+    for (int i = 0; extra && extra[i] && n < 15; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    return tk_start(w, "writer", NULL, env);
+}
+
+/* Waits until the bus saw `subscriptions` subscriptions in all (the stand-in
+ * bus works only while it is polled: it sends "!welcome" then) and p logged
+ * that it is attached. */
+static void s_attached(tk_proc_t *p, int subscriptions)
+{
+    bool ok = wt_bus_wait_subscriptions(bus, subscriptions, WAIT_MS) &&
+              tk_wait_log(p, "\"subscribed to the bus\" partitions=4", WAIT_MS);
+    char *log = wt_log(p);
+    if (!ok)
+        cr_assert_fail("the writer did not attach to the bus: %s", log);
+    free(log);
+}
+
+/* Starts a writer and waits until it is attached to the bus. */
+static tk_proc_t *s_start(const char *const *extra)
+{
+    tk_proc_t *p = s_spawn(extra);
+    s_attached(p, PARTITIONS + 1);
+    return p;
+}
+
+/* Waits for a count; fails with the writer's log when it does not come. */
+static void s_wait_sql(const char *sql, int64_t want)
+{
+    int64_t got = tk_wait_sql_int(w->conn, sql, want, WAIT_MS);
+    if (got != want) {
+        char *log = writer ? wt_log(writer) : strdup("");
+        cr_assert_fail("%s: %lld expected, %lld found; writer log:\n%s", sql, (long long)want, (long long)got, log);
+    }
+}
+
+static void s_stop_writer(void)
+{
+    tk_signal(writer, SIGTERM);
+    cr_assert(tk_wait_exit(writer, WAIT_MS), "the writer did not stop");
+    char *log = wt_log(writer);
+    cr_assert_eq(tk_exit_code(writer), 0, "%s", log);
+    cr_assert(strstr(log, "\"writer stopped\"") != NULL, "%s", log);
+    free(log);
+    tk_proc_destroy(&writer);
+}
+
+Test(writer_run, commits_rows_equal_to_the_events_published)
+{
+    writer = s_start(NULL);
+    for (int32_t p = 0; p < PARTITIONS; p++)
+        wt_bus_publish_range(bus, "gen-00000000000000aa", p, 1, 300 + p);
+    wt_bus_publish_range(bus, "file-0123456789abcdef0123456789abcdef", 2, 1, 50);
+    wt_bus_heartbeat(bus, "gen-00000000000000aa", 1, 301);
+    s_wait_sql("SELECT count(*) FROM events", 4 * 300 + 6 + 50);
+    for (int32_t p = 0; p < PARTITIONS; p++)
+        wt_check_rows(w->conn, "gen-00000000000000aa", p, 1, 300 + p, NULL);
+    wt_check_rows(w->conn, "file-0123456789abcdef0123456789abcdef", 2, 1, 50, NULL);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-00000000000000aa' AND partition = 3", 303);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source LIKE 'file-%' AND partition = 2", 50);
+    s_wait_sql("SELECT seq FROM publisher_heads WHERE source = 'gen-00000000000000aa' AND partition = 1", 301);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects"), 0);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    s_stop_writer();
+}
+
+Test(writer_run, duplicates_and_replays_add_nothing)
+{
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-dup", 1, 1, 100);
+    s_wait_sql("SELECT count(*) FROM events", 100);
+    /* The same again, and part of it a third time, then one new event: when
+     * it is in, everything before it was seen. */
+    wt_bus_publish_range(bus, "gen-dup", 1, 1, 100);
+    wt_bus_publish_range(bus, "gen-dup", 1, 40, 60);
+    wt_bus_publish_range(bus, "gen-dup", 1, 101, 101);
+    s_wait_sql("SELECT count(*) FROM events WHERE seq = 101", 1);
+    cr_assert_eq(wt_rows(w->conn), 101);
+    s_stop_writer();
+
+    /* A new writer starts from the checkpoint: a replay of everything adds only what is new. */
+    writer = s_spawn(NULL);
+    s_attached(writer, 2 * (PARTITIONS + 1));
+    wt_bus_publish_range(bus, "gen-dup", 1, 1, 102);
+    s_wait_sql("SELECT count(*) FROM events WHERE seq = 102", 1);
+    cr_assert_eq(wt_rows(w->conn), 102);
+    wt_check_rows(w->conn, "gen-dup", 1, 1, 102, NULL);
+    tk_signal(writer, SIGTERM);
+    cr_assert(tk_wait_exit(writer, WAIT_MS));
+    char *log = wt_log(writer);
+    cr_assert(strstr(log, "duplicates=101") != NULL, "the summary counts the duplicates: %s", log);
+    free(log);
+}
+
+/* In the next test seq 5 is refused by validation, these by PostgreSQL. */
+static bool s_refused_by_postgresql(int64_t seq)
+{
+    return seq == 8 || seq == 77 || seq == 150 || seq == 151 || seq == 200;
+}
+
+static bool s_stored(int64_t seq)
+{
+    return seq != 5 && !s_refused_by_postgresql(seq);
+}
+
+Test(writer_run, refused_events_go_to_rejects_and_the_rest_of_the_batch_commits)
+{
+    const char *env[] = {"WRITER_LINGER_MS=500", NULL};
+    writer = s_start(env);
+    /* A rule validation does not know, as a table may get one day. */
+    tk_sql_exec(w->conn, "ALTER TABLE events ADD CONSTRAINT test_refuses CHECK (user_email <> 'refuse@example.com')");
+    for (int64_t seq = 1; seq <= 200; seq++) {
+        ev_event_t ev = wt_event("gen-bad", 0, seq);
+        if (seq == 5)
+            ev.user_name = (ev_str_t){"bad \xc3\x28 text", 12}; /* not UTF-8 */
+        if (s_refused_by_postgresql(seq))
+            ev.user_email = (ev_str_t){"refuse@example.com", 18};
+        wt_bus_publish(bus, &ev);
+    }
+    s_wait_sql("SELECT count(*) FROM checkpoints WHERE seq = 200", 1);
+    cr_assert_eq(wt_rows(w->conn), 194);
+    tk_sql_exec(w->conn, "ALTER TABLE events DROP CONSTRAINT test_refuses");
+    wt_check_rows(w->conn, "gen-bad", 0, 1, 200, s_stored);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE source = 'gen-bad' AND partition = 0 AND"
+                                     " seq = 5 AND reason = 'bad_encoding' AND detail LIKE 'user_name:%'"
+                                     " AND length(raw) > 100"),
+                 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE seq IN (8, 77, 150, 151, 200)"
+                                     " AND reason = 'database' AND detail LIKE '%test_refuses%SQLSTATE 23514%'"),
+                 5);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects"), 6);
+    /* The raw body is the event as it came: it decodes to seq 8. */
+    PGresult *r = PQexecParams(w->conn, "SELECT raw FROM rejects WHERE seq = 8", 0, NULL, NULL, NULL, NULL, 1);
+    cr_assert_eq(PQntuples(r), 1);
+    ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev;
+    ev_error_t err;
+    cr_assert_eq(ev_codec_decode_event(codec, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &ev, &err), EV_OK);
+    cr_assert_eq(ev.seq, 8);
+    ev_codec_destroy(&codec);
+    PQclear(r);
+    s_stop_writer();
+}
+
+Test(writer_run, an_event_with_a_partition_other_than_its_topic_is_rejected)
+{
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-x", 1, 1, 2);
+    ev_event_t ev = wt_event("gen-x", 1, 3);
+    const void *body;
+    size_t len;
+    ev_codec_t *codec = ev_codec_new();
+    ev_codec_encode_event(codec, &ev, &body, &len);
+    const void *parts[] = {"p0002/ev", body};
+    size_t lens[] = {8, len};
+    wt_bus_send_raw(bus, 2, parts, lens);
+    ev_codec_destroy(&codec);
+    wt_bus_publish_range(bus, "gen-x", 1, 4, 4);
+    s_wait_sql("SELECT count(*) FROM checkpoints WHERE source = 'gen-x' AND seq = 4", 1);
+    cr_assert_eq(wt_rows(w->conn), 3);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE seq = 3 AND reason = 'bad_identity'"), 1);
+    s_stop_writer();
+}
+
+Test(writer_run, undecodable_messages_are_dropped_and_the_writer_goes_on)
+{
+    writer = s_start(NULL);
+    const void *garbage[] = {"p0001/ev", "\xc1\xc1 not msgpack"};
+    size_t garbage_len[] = {8, 14};
+    wt_bus_send_raw(bus, 2, garbage, garbage_len);
+    const void *three[] = {"p0001/ev", "a", "b"};
+    size_t three_len[] = {8, 1, 1};
+    wt_bus_send_raw(bus, 3, three, three_len);
+    const void *topic[] = {"p0001/zz\x01", "x"};
+    size_t topic_len[] = {9, 1};
+    wt_bus_send_raw(bus, 2, topic, topic_len);
+    const void *not_map[] = {"p0001/hb", "\x93\x01\x02\x03"};
+    size_t not_map_len[] = {8, 4};
+    wt_bus_send_raw(bus, 2, not_map, not_map_len);
+    wt_bus_publish_range(bus, "gen-ok", 1, 1, 3);
+    s_wait_sql("SELECT count(*) FROM events", 3);
+    cr_assert(tk_wait_log(writer, "topic=\"p0001/zz?\"", WAIT_MS), "the topic is logged, made printable");
+    cr_assert_eq(wt_log_count(writer, "\"undecodable message dropped\""), 4);
+    tk_signal(writer, SIGTERM);
+    cr_assert(tk_wait_exit(writer, WAIT_MS));
+    cr_assert_eq(tk_exit_code(writer), 0);
+    cr_assert(tk_wait_log(writer, "undecodable=4", 1000));
+}
+
+Test(writer_run, sigterm_commits_the_batch_in_flight)
+{
+    const char *env[] = {"WRITER_LINGER_MS=60000", "WRITER_BATCH_SIZE=100000", NULL};
+    writer = s_start(env);
+    wt_bus_publish_range(bus, "gen-term", 3, 1, 50);
+    /* A hole after 50: when the writer asks for it, 1..50 are in its batch. */
+    wt_bus_publish_range(bus, "gen-term", 3, 52, 52);
+    cr_assert(tk_wait_log(writer, "\"missing events, asking for a repair\" source=gen-term partition=3 from=51 to=51",
+                          WAIT_MS));
+    cr_assert_eq(wt_rows(w->conn), 0, "nothing committed before the linger time");
+    tk_signal(writer, SIGTERM);
+    cr_assert(tk_wait_exit(writer, WAIT_MS));
+    char *log = wt_log(writer);
+    cr_assert_eq(tk_exit_code(writer), 0, "%s", log);
+    cr_assert(strstr(log, "\"writer stopped\" committed=50") != NULL, "%s", log);
+    free(log);
+    cr_assert_eq(wt_rows(w->conn), 50);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT seq FROM checkpoints WHERE source = 'gen-term'"), 50);
+    wt_check_rows(w->conn, "gen-term", 3, 1, 50, NULL);
+}
+
+static bool s_all(int64_t seq)
+{
+    (void)seq;
+    return true;
+}
+
+static bool s_not_6_or_7(int64_t seq)
+{
+    return seq != 6 && seq != 7;
+}
+
+Test(writer_run, a_hole_is_repaired_by_the_repair_service)
+{
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-hole", 2, 1, 3);
+    wt_bus_publish_range(bus, "gen-hole", 2, 7, 10);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    cr_assert_str_eq(req.source, "gen-hole");
+    cr_assert_eq(req.partition, 2);
+    cr_assert_eq(req.from, 4);
+    cr_assert_eq(req.to, 6);
+    wt_router_answer(router, s_all);
+    s_wait_sql("SELECT count(*) FROM events", 10);
+    wt_check_rows(w->conn, "gen-hole", 2, 1, 10, NULL);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-hole'", 10);
+    s_stop_writer();
+}
+
+Test(writer_run, a_hole_the_repair_service_cannot_fill_is_recorded_as_a_gap)
+{
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-gap", 0, 1, 3);
+    wt_bus_publish_range(bus, "gen-gap", 0, 8, 9);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    cr_assert_eq(req.from, 4);
+    cr_assert_eq(req.to, 7);
+    wt_router_answer(router, s_not_6_or_7);
+    s_wait_sql("SELECT count(*) FROM gaps WHERE source = 'gen-gap' AND partition = 0 AND first_seq = 6"
+               " AND last_seq = 7",
+               1);
+    s_wait_sql("SELECT count(*) FROM events", 7);
+    wt_check_rows(w->conn, "gen-gap", 0, 1, 9, s_not_6_or_7);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-gap'", 9);
+    cr_assert(tk_wait_log(writer, "\"events cannot be repaired, recorded as a gap\" source=gen-gap partition=0 "
+                                  "first_seq=6 last_seq=7",
+                          WAIT_MS));
+    s_stop_writer();
+}
+
+Test(writer_run, without_a_repair_service_a_hole_waits_and_is_asked_for_again)
+{
+    const char *env[] = {"WRITER_REPAIR_TIMEOUT_MS=300", NULL};
+    writer = s_start(env);
+    wt_bus_publish_range(bus, "gen-wait", 1, 1, 1);
+    wt_bus_publish_range(bus, "gen-wait", 1, 3, 3);
+    cr_assert(tk_wait_log(writer, "\"no answer from the repair service\" source=gen-wait partition=1 from=2 to=2",
+                          WAIT_MS));
+    s_wait_sql("SELECT count(*) FROM events", 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0, "no answer is not a gap");
+    /* The repair service comes: the next request is answered. */
+    router = wt_router_new(w->replay_ep);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "the request was not sent again");
+    cr_assert_eq(req.from, 2);
+    cr_assert_eq(req.to, 2);
+    wt_router_answer(router, s_all);
+    s_wait_sql("SELECT count(*) FROM events", 3);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    s_stop_writer();
+}
+
+Test(writer_run, a_heartbeat_beyond_the_last_event_asks_for_the_tail)
+{
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-tail", 3, 1, 3);
+    wt_bus_heartbeat(bus, "gen-tail", 3, 5);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    cr_assert_eq(req.from, 4);
+    cr_assert_eq(req.to, 5);
+    wt_router_answer(router, s_all);
+    s_wait_sql("SELECT count(*) FROM events", 5);
+    wt_check_rows(w->conn, "gen-tail", 3, 1, 5, NULL);
+    s_wait_sql("SELECT seq FROM publisher_heads WHERE source = 'gen-tail' AND partition = 3", 5);
+    s_stop_writer();
+}
+
+Test(writer_run, a_lost_connection_loses_nothing)
+{
+    writer = s_start(NULL);
+    char kill[512];
+    snprintf(kill, sizeof kill,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE application_name = 'evpipe-writer' AND datname = '%s'",
+             w->db);
+    int64_t seq[PARTITIONS] = {0};
+    for (int round = 0; round < 10; round++) {
+        int32_t p = round % PARTITIONS;
+        wt_bus_publish_range(bus, "gen-lost", p, seq[p] + 1, seq[p] + 200);
+        seq[p] += 200;
+        tk_sql_int(w->conn, kill);
+    }
+    wt_bus_publish_range(bus, "gen-lost", 0, seq[0] + 1, seq[0] + 100);
+    seq[0] += 100;
+    s_wait_sql("SELECT count(*) FROM events", 2100);
+    for (int32_t p = 0; p < PARTITIONS; p++)
+        wt_check_rows(w->conn, "gen-lost", p, 1, seq[p], NULL);
+    cr_assert(tk_wait_log(writer, "\"lost the PostgreSQL connection\"", 1000));
+    s_stop_writer();
+}
+
+/* A connection to the cluster's postgres database. */
+static PGconn *s_admin(void)
+{
+    const char *keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *vals[] = {w->pg_host, w->pg_port, w->pg_user, "postgres", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    return c;
+}
+
+Test(writer_run, postgresql_unavailable_for_a_while_loses_nothing)
+{
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-down", 2, 1, 100);
+    s_wait_sql("SELECT count(*) FROM events", 100);
+    /* No new connection to the test's database while it is disallowed. */
+    char sql[512];
+    PGconn *admin = s_admin();
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", w->db);
+    tk_sql_exec(admin, sql);
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE application_name = 'evpipe-writer' AND datname = '%s'",
+             w->db);
+    tk_sql_int(w->conn, sql);
+    wt_bus_publish_range(bus, "gen-down", 2, 101, 3000);
+    cr_assert(tk_wait_log(writer, "\"PostgreSQL unavailable\"", WAIT_MS), "the failure is logged");
+    /* A few backoff steps pass while events keep coming. */
+    cr_assert(tk_wait_log(writer, "retry_in_ms=400", WAIT_MS));
+    wt_bus_publish_range(bus, "gen-down", 2, 3001, 4000);
+    cr_assert_eq(wt_rows(w->conn), 100);
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", w->db);
+    tk_sql_exec(admin, sql);
+    PQfinish(admin);
+    s_wait_sql("SELECT count(*) FROM events", 4000);
+    wt_check_rows(w->conn, "gen-down", 2, 1, 4000, NULL);
+    char *log = wt_log(writer);
+    cr_assert(strstr(log, "unused-by-trust-auth") == NULL, "the password is never logged");
+    free(log);
+    s_stop_writer();
+}
+
+Test(writer_run, two_writers_on_the_same_partitions_store_each_event_once)
+{
+    writer = s_spawn(NULL);
+    tk_proc_t *second = s_spawn(NULL);
+    s_attached(writer, 2 * (PARTITIONS + 1));
+    s_attached(second, 2 * (PARTITIONS + 1));
+    for (int round = 0; round < 5; round++)
+        for (int32_t p = 0; p < PARTITIONS; p++)
+            wt_bus_publish_range(bus, "gen-two", p, round * 500 + 1, round * 500 + 500);
+    s_wait_sql("SELECT count(*) FROM checkpoints WHERE seq = 2500", PARTITIONS);
+    s_wait_sql("SELECT count(*) FROM events", PARTITIONS * 2500);
+    for (int32_t p = 0; p < PARTITIONS; p++)
+        wt_check_rows(w->conn, "gen-two", p, 1, 2500, NULL);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects"), 0);
+    tk_signal(second, SIGTERM);
+    cr_assert(tk_wait_exit(second, WAIT_MS));
+    cr_assert_eq(tk_exit_code(second), 0);
+    tk_proc_destroy(&second);
+    s_stop_writer();
+}
+
+Test(writer_run, help_lists_the_settings_and_a_bad_setting_stops_it)
+{
+    const char *args[] = {"--help", NULL};
+    tk_proc_t *p = tk_start(w, "writer", args, NULL);
+    cr_assert(tk_wait_exit(p, WAIT_MS));
+    cr_assert_eq(tk_exit_code(p), 0);
+    char *log = wt_log(p);
+    const char *names[] = {"WRITER_BATCH_SIZE", "WRITER_LINGER_MS", "WRITER_HOLDBACK_MAX", "WRITER_REPAIR_TIMEOUT_MS",
+                           "BUS_SUBSCRIBE_ENDPOINT", "REPLAY_ENDPOINT", "POSTGRES_HOST", "--migrate-only"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_assert(strstr(log, names[i]) != NULL, "--help does not list %s: %s", names[i], log);
+    free(log);
+    tk_proc_destroy(&p);
+
+    const char *env[] = {"WRITER_BATCH_SIZE=lots", NULL};
+    p = tk_start(w, "writer", NULL, env);
+    cr_assert(tk_wait_exit(p, WAIT_MS));
+    cr_assert_eq(tk_exit_code(p), 1);
+    log = wt_log(p);
+    cr_assert(strstr(log, "WRITER_BATCH_SIZE=lots") != NULL, "%s", log);
+    cr_assert_eq(strchr(log, '\n'), log + strlen(log) - 1, "one line: %s", log);
+    free(log);
+    tk_proc_destroy(&p);
+}
+
+Test(writer_run, serves_metrics_and_health_on_metrics_port)
+{
+    char setting[40];
+    int port = tk_free_port();
+    snprintf(setting, sizeof setting, "METRICS_PORT=%d", port);
+    const char *env[] = {setting, NULL};
+    writer = s_start(env);
+    wt_bus_publish_range(bus, "gen-metrics", 2, 1, 20);
+    s_wait_sql("SELECT count(*) FROM events", 20);
+    char *health = NULL, *metrics = NULL;
+    /* The counters reach the registry with the next turn of the loop. */
+    int64_t end = tk_now_ms() + WAIT_MS;
+    do {
+        free(health);
+        free(metrics);
+        health = wt_http_get(port, "/healthz");
+        metrics = wt_http_get(port, "/metrics");
+    } while ((!metrics || !strstr(metrics, "evpipe_writer_events_committed_total 20")) && tk_now_ms() < end &&
+             (tk_sleep_ms(50), true));
+    cr_assert_not_null(health, "nothing answers on METRICS_PORT");
+    cr_assert(strncmp(health, "HTTP/1.", 7) == 0 && strstr(health, " 200 ") != NULL, "%s", health);
+    cr_assert(strstr(metrics, "evpipe_writer_events_committed_total 20") != NULL, "%s", metrics);
+    cr_assert(strstr(metrics, "evpipe_writer_partitions_owned 4") != NULL, "%s", metrics);
+    cr_assert(strstr(metrics, "evpipe_writer_postgres_connected 1") != NULL, "%s", metrics);
+    cr_assert(strstr(metrics, "evpipe_writer_rejects_total{reason=\"database\"} 0") != NULL, "%s", metrics);
+    cr_assert(strstr(metrics, "evpipe_writer_publish_to_commit_seconds_count 20") != NULL, "%s", metrics);
+    free(health);
+    free(metrics);
+    s_stop_writer();
+}

@@ -1,0 +1,298 @@
+/* Unit tests of the per-(source, partition) ordering state: duplicates,
+ * order, holding back behind holes, the holdback bound, repair ranges and
+ * gaps. No sockets, no database. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "writer_stream.h"
+
+static writer_streams_t *ss;
+
+static void setup(void)
+{
+    ss = writer_streams_new(100);
+    cr_assert_not_null(ss);
+}
+
+static void teardown(void)
+{
+    writer_streams_destroy(&ss);
+    cr_assert_null(ss);
+}
+
+TestSuite(writer_stream, .init = setup, .fini = teardown);
+
+static writer_stream_t *s_stream(const char *source, int32_t partition)
+{
+    writer_stream_t *s = writer_streams_get(ss, source, strlen(source), partition, true);
+    cr_assert_not_null(s);
+    return s;
+}
+
+static writer_offer_t s_offer(writer_stream_t *s, int64_t seq)
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "body-%lld", (long long)seq);
+    return writer_stream_offer(ss, s, seq, raw, (size_t)n, 3, false);
+}
+
+/* Pops every ready event; returns how many, their seqs in out. */
+static int s_pop_all(writer_stream_t *s, int64_t *out, int max)
+{
+    int n = 0;
+    writer_held_t h;
+    while (writer_stream_pop_ready(ss, s, &h)) {
+        char want[32];
+        int len = snprintf(want, sizeof want, "body-%lld", (long long)h.seq);
+        cr_assert_eq(h.len, (uint32_t)len);
+        cr_assert(memcmp(h.raw, want, (size_t)len) == 0, "a held event keeps its body");
+        cr_assert_eq(h.topic_partition, 3);
+        if (n < max)
+            out[n] = h.seq;
+        n++;
+        free(h.raw);
+    }
+    return n;
+}
+
+Test(writer_stream, finds_the_same_stream_by_source_and_partition)
+{
+    writer_stream_t *a = s_stream("gen-1", 0);
+    writer_stream_t *b = s_stream("gen-1", 1);
+    writer_stream_t *c = s_stream("gen-2", 0);
+    cr_assert_neq(a, b);
+    cr_assert_neq(a, c);
+    cr_assert_eq(s_stream("gen-1", 0), a);
+    cr_assert_eq(writer_streams_get(ss, "gen-1", 5, 1, false), b);
+    cr_assert_null(writer_streams_get(ss, "gen-3", 5, 0, false));
+    cr_assert_eq(writer_streams_by_id(ss, a->id), a);
+    cr_assert_str_eq(c->source, "gen-2");
+    cr_assert_eq(a->accepted, 0);
+}
+
+Test(writer_stream, keeps_many_streams_apart)
+{
+    char name[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(name, sizeof name, "src-%d", i);
+        s_stream(name, i % 7)->accepted = i;
+    }
+    for (int i = 0; i < 500; i++) {
+        snprintf(name, sizeof name, "src-%d", i);
+        writer_stream_t *s = writer_streams_get(ss, name, strlen(name), i % 7, false);
+        cr_assert_not_null(s);
+        cr_assert_eq(s->accepted, i);
+    }
+}
+
+Test(writer_stream, takes_the_next_seq_and_skips_duplicates)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    cr_assert_eq(s_offer(s, 1), WRITER_OFFER_TAKE);
+    cr_assert_eq(s_offer(s, 2), WRITER_OFFER_TAKE);
+    cr_assert_eq(s->accepted, 2);
+    cr_assert_eq(s_offer(s, 2), WRITER_OFFER_DUPLICATE);
+    cr_assert_eq(s_offer(s, 1), WRITER_OFFER_DUPLICATE);
+    cr_assert_eq(s->accepted, 2);
+    cr_assert_eq(writer_streams_held(ss), 0);
+}
+
+Test(writer_stream, starts_after_its_checkpoint)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 41);
+    cr_assert_eq(s->committed, 41);
+    cr_assert_eq(s_offer(s, 41), WRITER_OFFER_DUPLICATE);
+    cr_assert_eq(s_offer(s, 42), WRITER_OFFER_TAKE);
+}
+
+Test(writer_stream, holds_events_after_a_hole_and_releases_them_in_order_when_it_fills)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    cr_assert_eq(s_offer(s, 1), WRITER_OFFER_TAKE);
+    cr_assert_eq(s_offer(s, 5), WRITER_OFFER_HELD);
+    cr_assert_eq(s_offer(s, 3), WRITER_OFFER_HELD);
+    cr_assert_eq(s_offer(s, 4), WRITER_OFFER_HELD);
+    cr_assert_eq(s_offer(s, 4), WRITER_OFFER_DUPLICATE, "a seq already held is a duplicate");
+    cr_assert_eq(writer_streams_held(ss), 3);
+    cr_assert_eq(writer_stream_first_held(s), 3);
+    int64_t seqs[8];
+    cr_assert_eq(s_pop_all(s, seqs, 8), 0, "nothing is released while 2 is missing");
+    cr_assert_eq(s_offer(s, 2), WRITER_OFFER_TAKE);
+    cr_assert_eq(s_pop_all(s, seqs, 8), 3);
+    cr_assert_eq(seqs[0], 3);
+    cr_assert_eq(seqs[1], 4);
+    cr_assert_eq(seqs[2], 5);
+    cr_assert_eq(s->accepted, 5);
+    cr_assert_eq(writer_streams_held(ss), 0);
+}
+
+Test(writer_stream, releases_only_up_to_the_next_hole)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 3);
+    s_offer(s, 4);
+    s_offer(s, 7);
+    cr_assert_eq(s_offer(s, 1), WRITER_OFFER_TAKE);
+    cr_assert_eq(s_offer(s, 2), WRITER_OFFER_TAKE);
+    int64_t seqs[8];
+    cr_assert_eq(s_pop_all(s, seqs, 8), 2);
+    cr_assert_eq(s->accepted, 4);
+    cr_assert_eq(writer_stream_first_held(s), 7);
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 5);
+    cr_assert_eq(to, 6);
+}
+
+Test(writer_stream, reports_full_at_the_holdback_bound)
+{
+    writer_stream_t *a = s_stream("gen-1", 3), *b = s_stream("gen-2", 3);
+    for (int64_t seq = 10; seq < 60; seq++) {
+        cr_assert_not(writer_streams_full(ss));
+        s_offer(a, seq);
+        s_offer(b, seq);
+    }
+    cr_assert_eq(writer_streams_held(ss), 100);
+    cr_assert(writer_streams_full(ss), "100 held across two streams reach the bound of 100");
+    writer_stream_advance(ss, a, 59);
+    cr_assert_eq(writer_streams_held(ss), 50, "held events at or below a new checkpoint go");
+    cr_assert_not(writer_streams_full(ss));
+}
+
+Test(writer_stream, dropping_a_partition_forgets_its_streams_and_what_they_hold)
+{
+    writer_stream_t *a = s_stream("gen-1", 3);
+    writer_stream_t *b = s_stream("gen-1", 4);
+    uint32_t bid = b->id;
+    s_offer(a, 5);
+    s_offer(b, 5);
+    cr_assert_eq(writer_streams_held(ss), 2);
+    writer_streams_drop_partition(ss, 3);
+    cr_assert_eq(writer_streams_held(ss), 1);
+    cr_assert_null(writer_streams_get(ss, "gen-1", 5, 3, false));
+    cr_assert_eq(writer_streams_get(ss, "gen-1", 5, 4, false), writer_streams_by_id(ss, bid));
+}
+
+Test(writer_stream, a_heartbeat_above_what_was_seen_asks_for_the_tail)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 2);
+    int64_t from, to;
+    cr_assert_not(writer_stream_missing(s, &from, &to));
+    cr_assert(writer_stream_heartbeat(s, 2, 1000, 1000));
+    cr_assert_not(writer_stream_missing(s, &from, &to), "the head is what was seen: nothing missing");
+    writer_stream_heartbeat(s, 9, 1100, 1000);
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 3);
+    cr_assert_eq(to, 9);
+    bool resend;
+    cr_assert(writer_stream_repair_due(s, 1100, 5000, &resend));
+    cr_assert_not(resend);
+}
+
+Test(writer_stream, records_a_publishers_head_at_most_once_per_interval)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    cr_assert(writer_stream_heartbeat(s, 5, 0, 1000));
+    cr_assert_not(writer_stream_heartbeat(s, 6, 500, 1000));
+    cr_assert_eq(s->head_seq, 6);
+    cr_assert(writer_stream_heartbeat(s, 7, 1000, 1000));
+}
+
+Test(writer_stream, the_missing_range_stops_before_the_first_held_event_and_is_bounded)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 10);
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 2);
+    cr_assert_eq(to, 9);
+
+    writer_stream_t *t = s_stream("gen-2", 3);
+    s_offer(t, 3 * (int64_t)WRITER_REPAIR_RANGE_MAX);
+    cr_assert(writer_stream_missing(t, &from, &to));
+    cr_assert_eq(from, 1);
+    cr_assert_eq(to, WRITER_REPAIR_RANGE_MAX, "one request asks for at most WRITER_REPAIR_RANGE_MAX seqs");
+}
+
+Test(writer_stream, asks_once_then_again_only_after_the_timeout)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 5);
+    bool resend;
+    cr_assert(writer_stream_repair_due(s, 1000, 5000, &resend));
+    writer_stream_repair_sent(s, 7, 2, 4, 1000);
+    cr_assert_not(writer_stream_repair_due(s, 3000, 5000, &resend), "one request in flight per stream");
+    writer_stream_repair_progress(s, 4000);
+    cr_assert_not(writer_stream_repair_due(s, 8000, 5000, &resend), "an answer in progress keeps it alive");
+    cr_assert(writer_stream_repair_due(s, 9000, 5000, &resend));
+    cr_assert(resend, "unanswered: sent again");
+}
+
+Test(writer_stream, an_end_with_a_missing_range_makes_a_gap_and_releases_held_events)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 6);
+    s_offer(s, 7);
+    writer_stream_repair_sent(s, 42, 2, 5, 0);
+    /* The repair service finds 2 and 3 only. */
+    cr_assert_eq(writer_stream_offer(ss, s, 2, "body-2", 6, -1, true), WRITER_OFFER_TAKE);
+    cr_assert_eq(writer_stream_offer(ss, s, 3, "body-3", 6, -1, true), WRITER_OFFER_TAKE);
+    int64_t first, last;
+    cr_assert_not(writer_stream_next_gap(s, &first, &last), "no gap before END");
+    cr_assert_not(writer_stream_repair_end(s, 41), "an END of another request is ignored");
+    cr_assert(writer_stream_repair_end(s, 42));
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 4);
+    cr_assert_eq(last, 5);
+    cr_assert_eq(s->accepted, 5);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last));
+    int64_t seqs[4];
+    cr_assert_eq(s_pop_all(s, seqs, 4), 2);
+    cr_assert_eq(seqs[0], 6);
+    cr_assert_eq(seqs[1], 7);
+    cr_assert_eq(s->accepted, 7);
+    int64_t from, to;
+    cr_assert_not(writer_stream_missing(s, &from, &to));
+}
+
+Test(writer_stream, gaps_stop_at_held_events_inside_the_range)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 4);
+    s_offer(s, 8);
+    writer_stream_repair_sent(s, 1, 2, 3, 0);
+    /* A later request covered 2..10, with 4 and 8 held; nothing came. */
+    writer_stream_repair_sent(s, 2, 2, 10, 0);
+    cr_assert(writer_stream_repair_end(s, 2));
+    int64_t first, last, seqs[4];
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 2);
+    cr_assert_eq(last, 3);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last), "4 is held: pop it first");
+    cr_assert_eq(s_pop_all(s, seqs, 4), 1);
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 5);
+    cr_assert_eq(last, 7);
+    cr_assert_eq(s_pop_all(s, seqs, 4), 1);
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 9);
+    cr_assert_eq(last, 10);
+    cr_assert_eq(s->accepted, 10);
+}
+
+Test(writer_stream, a_repair_answer_already_taken_is_a_duplicate)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 2);
+    cr_assert_eq(writer_stream_offer(ss, s, 2, "x", 1, -1, true), WRITER_OFFER_DUPLICATE);
+}
