@@ -363,6 +363,10 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
         } else if (evp_config_set(cfg, s, value, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s (from --%s)\n", prog->program, err, s->flag);
             return -1;
+        } else if (s->type == EVP_SET_SECRET) {
+            /* Copied: now wipe it from argv, so ps and /proc/PID/cmdline
+             * do not show it. */
+            memset((char *)value, 'x', strlen(value));
         }
     }
     if (cfg->min_events > cfg->max_events) {
