@@ -140,6 +140,58 @@ void tk_world_destroy(tk_world_t **self_p)
 
 /* ---- Processes ---- */
 
+/* ---- Cleaning up after a failed assertion ----
+ * A failed cr_assert ends the test function at once, so its own teardown
+ * never runs. Every process and cluster a test starts is also noted here and
+ * stopped when the test's process exits. */
+
+#define TK_MAX_CHILDREN 256
+static pid_t s_children[TK_MAX_CHILDREN];
+static char s_clusters[16][256];
+
+static void s_cleanup_at_exit(void)
+{
+    for (int i = 0; i < TK_MAX_CHILDREN; i++)
+        if (s_children[i] > 0) {
+            kill(s_children[i], SIGCONT);
+            kill(s_children[i], SIGKILL);
+            waitpid(s_children[i], NULL, 0);
+        }
+    for (int i = 0; i < 16; i++)
+        if (s_clusters[i][0]) {
+            char cmd[600];
+            snprintf(cmd, sizeof cmd,
+                     "bash -c 'source \"%s/scripts/lib/common.sh\" && evp_pg_stop %s/data' >/dev/null 2>&1; rm -rf '%s'",
+                     s_env("EVPIPE_SOURCE_DIR", "."), s_clusters[i], s_clusters[i]);
+            if (system(cmd) != 0)
+                fprintf(stderr, "testkit: could not remove %s\n", s_clusters[i]);
+        }
+}
+
+static void s_track(pid_t pid, bool add)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(s_cleanup_at_exit);
+        registered = true;
+    }
+    for (int i = 0; i < TK_MAX_CHILDREN; i++)
+        if (add ? s_children[i] == 0 : s_children[i] == pid) {
+            s_children[i] = add ? pid : 0;
+            return;
+        }
+}
+
+static void s_track_cluster(const char *dir, bool add)
+{
+    s_track(0, false); /* registers the exit handler */
+    for (int i = 0; i < 16; i++)
+        if (add ? !s_clusters[i][0] : strcmp(s_clusters[i], dir) == 0) {
+            snprintf(s_clusters[i], sizeof s_clusters[i], "%s", add ? dir : "");
+            return;
+        }
+}
+
 tk_proc_t *tk_start(tk_world_t *w, const char *service, const char *const *args, const char *const *extra_env)
 {
     tk_proc_t *p = calloc(1, sizeof *p);
@@ -186,6 +238,7 @@ tk_proc_t *tk_start(tk_world_t *w, const char *service, const char *const *args,
         _exit(127);
     }
     p->pid = pid;
+    s_track(pid, true);
     return p;
 }
 
@@ -203,6 +256,7 @@ bool tk_wait_exit(tk_proc_t *p, int timeout_ms)
     for (;;) {
         pid_t r = waitpid(p->pid, &p->status, WNOHANG);
         if (r == p->pid) {
+            s_track(p->pid, false);
             p->pid = 0;
             return true;
         }
@@ -228,6 +282,7 @@ void tk_proc_destroy(tk_proc_t **pp)
         kill(p->pid, SIGCONT);
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &p->status, 0);
+        s_track(p->pid, false);
     }
     free(p);
     *pp = NULL;
@@ -574,6 +629,7 @@ tk_cluster_t *tk_cluster_new(void)
     snprintf(c->port, sizeof c->port, "%d", tk_free_port());
     char call[512];
     snprintf(call, sizeof call, "evp_pg_start %s/data %s trust postgres", c->dir, c->port);
+    s_track_cluster(c->dir, true);
     cr_assert_eq(s_pg_script(c, call), 0, "the private cluster did not start (see %s/pg.log)", c->dir);
     return c;
 }
@@ -609,6 +665,7 @@ void tk_cluster_destroy(tk_cluster_t **cp)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "testkit: could not remove %s\n", c->dir);
+    s_track_cluster(c->dir, false);
     free(c);
     *cp = NULL;
 }
