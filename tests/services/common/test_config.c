@@ -68,6 +68,7 @@ typedef struct {
     int nargs;       /* how many */
     char *out;       /* what it printed on stdout */
     char *err;       /* ... and on stderr */
+    char *argv[32];  /* writable copies of the arguments, as a real argv is */
 } load_t;
 
 static char *s_slurp(FILE *f)
@@ -92,7 +93,7 @@ static void s_load(load_t *l, const evp_program_t *prog, const char *const *argv
     av[ac++] = (char *)prog->program;
     for (; argv && argv[ac - 1]; ac++) {
         cr_assert_lt(ac, 31);
-        av[ac] = (char *)argv[ac - 1];
+        av[ac] = l->argv[ac] = strdup(argv[ac - 1]);
     }
     av[ac] = NULL;
     FILE *out = tmpfile(), *err = tmpfile();
@@ -117,6 +118,8 @@ static void s_load(load_t *l, const evp_program_t *prog, const char *const *argv
 
 static void s_load_free(load_t *l)
 {
+    for (int i = 0; i < 32; i++)
+        free(l->argv[i]);
     free(l->out);
     free(l->err);
 }
@@ -304,6 +307,17 @@ Test(config, the_last_flag_wins_and_values_may_hold_equals_signs)
     cr_assert_eq(l.cfg.writer_linger_ms, 2);
     cr_assert_str_eq(l.cfg.postgres_password, "a=b");
     cr_assert_eq(l.cfg.log_level, EVP_LOG_WARN);
+    s_load_free(&l);
+}
+
+Test(config, a_password_given_as_a_flag_is_wiped_from_argv)
+{
+    load_t l;
+    s_load(&l, &s_writer, (const char *const[]){"--postgres-password", "hunter2", "--postgres-password=sesame", NULL});
+    cr_assert_eq(l.rc, 0, "%s", l.err);
+    cr_assert_str_eq(l.cfg.postgres_password, "sesame");
+    cr_assert_str_eq(l.argv[2], "xxxxxxx", "argv still shows %s", l.argv[2]);
+    cr_assert_null(strstr(l.argv[3], "sesame"), "argv still shows %s", l.argv[3]);
     s_load_free(&l);
 }
 

@@ -1,8 +1,8 @@
 /* Unit tests of the metrics registry: counter, gauge and histogram math,
  * quantile estimates, the exact Prometheus text (escaping included, read back
  * by a small parser), definitions that abort, and the HTTP endpoint on
- * 127.0.0.1 (/metrics, /healthz, 404, 405, a port in use) scraped while two
- * threads update. */
+ * 127.0.0.1 (/metrics, /healthz, 404, 405, a port in use) scraped with the
+ * test kit's HTTP client while two threads update. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <math.h>
@@ -18,58 +18,6 @@
 
 #include "evpipe/metrics.h"
 #include "testkit.h"
-
-/* ---- A tiny HTTP/1.0 client (plain sockets, 127.0.0.1 only) ---- */
-
-typedef struct {
-    int status;    /* HTTP status, 0 when the exchange failed */
-    char *headers; /* the header block, malloc'd */
-    char *body;    /* the body, malloc'd, NUL-terminated */
-} reply_t;
-
-static void s_reply_free(reply_t *r)
-{
-    free(r->headers);
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-/* One request; the server closes after an HTTP/1.0 reply, so read to EOF. */
-static reply_t s_http(int port, const char *method, const char *path)
-{
-    reply_t r = {0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect to 127.0.0.1:%d failed", port);
-    char req[256];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", method, path);
-    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    size_t cap = 4096, len = 0;
-    char *data = malloc(cap);
-    for (;;) {
-        if (cap - len < 2048)
-            data = realloc(data, cap *= 2);
-        ssize_t got = recv(fd, data + len, cap - len - 1, 0);
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    close(fd);
-    data[len] = '\0';
-    char *end = strstr(data, "\r\n\r\n");
-    cr_assert_not_null(end, "no complete HTTP reply: %s", data);
-    *end = '\0';
-    r.headers = strdup(data);
-    r.body = strdup(end + 4);
-    cr_assert_eq(sscanf(data, "HTTP/1.%*d %d", &r.status), 1, "bad status line: %s", data);
-    free(data);
-    return r;
-}
 
 /* ---- A parser of the text format: every line checked, samples kept ---- */
 
@@ -470,11 +418,11 @@ Test(metrics_http, serves_metrics_as_text_0_0_4)
     int port = tk_free_port();
     char why[256] = "";
     cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
-    reply_t r = s_http(port, "GET", "/metrics");
+    tk_http_t r = tk_http_request(port, "GET", "/metrics");
     cr_assert_eq(r.status, 200);
     cr_assert(strstr(r.headers, "Content-Type: text/plain; version=0.0.4") != NULL, "%s", r.headers);
     cr_assert_str_eq(r.body, s_expected);
-    s_reply_free(&r);
+    tk_http_free(&r);
     evp_metrics_destroy(&m);
 }
 
@@ -485,15 +433,15 @@ Test(metrics_http, healthz_is_200_with_ok_when_the_callback_says_healthy)
     int port = tk_free_port();
     char why[256] = "";
     cr_assert_eq(evp_metrics_serve(m, port, s_health, &h, why, sizeof why), 0, "%s", why);
-    reply_t r = s_http(port, "GET", "/healthz");
+    tk_http_t r = tk_http_request(port, "GET", "/healthz");
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "ok\npostgres: connected\n");
-    s_reply_free(&r);
+    tk_http_free(&r);
     h.healthy = false;
-    r = s_http(port, "GET", "/healthz");
+    r = tk_http_request(port, "GET", "/healthz");
     cr_assert_eq(r.status, 503);
     cr_assert_str_eq(r.body, "postgres: connection lost\n");
-    s_reply_free(&r);
+    tk_http_free(&r);
     cr_assert_eq(atomic_load(&h.calls), 2);
     evp_metrics_destroy(&m);
 }
@@ -504,10 +452,10 @@ Test(metrics_http, healthz_without_a_callback_is_ok)
     int port = tk_free_port();
     char why[256] = "";
     cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
-    reply_t r = s_http(port, "GET", "/healthz");
+    tk_http_t r = tk_http_request(port, "GET", "/healthz");
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "ok\n");
-    s_reply_free(&r);
+    tk_http_free(&r);
     evp_metrics_destroy(&m);
 }
 
@@ -517,19 +465,19 @@ Test(metrics_http, other_paths_are_404_and_other_methods_405)
     int port = tk_free_port();
     char why[256] = "";
     cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
-    reply_t r = s_http(port, "GET", "/");
+    tk_http_t r = tk_http_request(port, "GET", "/");
     cr_assert_eq(r.status, 404);
-    s_reply_free(&r);
-    r = s_http(port, "GET", "/metrics/x");
+    tk_http_free(&r);
+    r = tk_http_request(port, "GET", "/metrics/x");
     cr_assert_eq(r.status, 404);
-    s_reply_free(&r);
-    r = s_http(port, "POST", "/metrics");
+    tk_http_free(&r);
+    r = tk_http_request(port, "POST", "/metrics");
     cr_assert_eq(r.status, 405);
     cr_assert(strstr(r.headers, "Allow: GET, HEAD") != NULL, "%s", r.headers);
-    s_reply_free(&r);
-    r = s_http(port, "DELETE", "/healthz");
+    tk_http_free(&r);
+    r = tk_http_request(port, "DELETE", "/healthz");
     cr_assert_eq(r.status, 405);
-    s_reply_free(&r);
+    tk_http_free(&r);
     evp_metrics_destroy(&m);
 }
 
@@ -618,7 +566,7 @@ static void *s_updater(void *arg)
  * to _count; and counters never go back between scrapes. */
 static void s_check_scrape(int port, double *last_events)
 {
-    reply_t r = s_http(port, "GET", "/metrics");
+    tk_http_t r = tk_http_request(port, "GET", "/metrics");
     cr_assert_eq(r.status, 200);
     samples_t s;
     s_parse(r.body, &s);
@@ -631,7 +579,7 @@ static void s_check_scrape(int port, double *last_events)
     double inf = s_value(&s, "evpipe_c_values_bucket{le=\"+Inf\"}");
     cr_assert(b0 <= b1 && b1 <= b2 && b2 <= inf, "buckets not cumulative: %s", r.body);
     cr_assert_eq(inf, s_value(&s, "evpipe_c_values_count"));
-    s_reply_free(&r);
+    tk_http_free(&r);
 }
 
 Test(metrics_concurrency, two_updating_threads_give_exact_totals_while_scraped)
@@ -662,7 +610,7 @@ Test(metrics_concurrency, two_updating_threads_give_exact_totals_while_scraped)
         pthread_join(t[i], NULL);
     s_check_scrape(port, &last);
 
-    reply_t r = s_http(port, "GET", "/metrics");
+    tk_http_t r = tk_http_request(port, "GET", "/metrics");
     samples_t got;
     s_parse(r.body, &got);
     cr_assert_eq(s_value(&got, "evpipe_c_events_total"), 2.0 * UPDATES);
@@ -675,7 +623,7 @@ Test(metrics_concurrency, two_updating_threads_give_exact_totals_while_scraped)
     cr_assert_eq(s_value(&got, "evpipe_c_values_bucket{le=\"2.5\"}"), 3 * UPDATES / 2);
     cr_assert_eq(s_value(&got, "evpipe_c_values_count"), 2.0 * UPDATES);
     cr_assert_eq(s_value(&got, "evpipe_c_values_sum"), 3.0 * UPDATES); /* (0+1+2+3) * UPDATES/4 * 2 */
-    s_reply_free(&r);
+    tk_http_free(&r);
     cr_assert_eq(evp_counter_value(s.events), 2 * UPDATES);
     cr_assert_eq(evp_histogram_count(s.values), 2 * UPDATES);
     evp_metrics_destroy(&m);
