@@ -3,8 +3,7 @@
 
 #include "bus.h"
 #include "evpipe/curve.h"
-#include "evpipe/log.h"
-#include "evpipe/sig.h"
+#include "evpipe/service.h"
 
 int main(int argc, char **argv)
 {
@@ -23,13 +22,9 @@ int main(int argc, char **argv)
     evp_config_t cfg;
     char *args[argc];
     int nargs = 0;
-    int rc = evp_config_load(&cfg, &prog, argc, argv, args, &nargs);
-    if (rc != 0)
-        return rc > 0 ? 0 : 1;
-    if (nargs > 0) {
-        fprintf(stderr, "evpipe-bus: takes no arguments (see --help)\n");
-        return 1;
-    }
+    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
+    if (rc >= 0)
+        return rc;
     char why[512] = "";
     if (options[0].value) {
         const char *dir = options[1].value ? options[1].value : "./var/keys";
@@ -41,8 +36,6 @@ int main(int argc, char **argv)
                options[0].value);
         return 0;
     }
-    evp_log_init("bus", cfg.log_level);
-    evp_signals_install();
     bus_t *bus = bus_new(&cfg, why, sizeof why);
     if (!bus) {
         fprintf(stderr, "evpipe-bus: %s\n", why);

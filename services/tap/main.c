@@ -2,8 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "evpipe/log.h"
-#include "evpipe/sig.h"
+#include "evpipe/service.h"
 #include "tap.h"
 
 int main(int argc, char **argv)
@@ -27,9 +26,9 @@ int main(int argc, char **argv)
     evp_config_t cfg;
     char *args[argc];
     int nargs = 0;
-    int rc = evp_config_load(&cfg, &prog, argc, argv, args, &nargs);
-    if (rc != 0)
-        return rc > 0 ? 0 : 1;
+    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
+    if (rc >= 0)
+        return rc;
     tap_options_t opt = {
         .partitions = options[0].value,
         .event_type = options[1].value,
@@ -47,12 +46,6 @@ int main(int argc, char **argv)
         return 1;
     }
     opt.run_ms = (int64_t)(seconds * 1000);
-    if (nargs > 0) {
-        fprintf(stderr, "evpipe-tap: %s: takes no arguments (see --help)\n", args[0]);
-        return 1;
-    }
-    evp_log_init("tap", cfg.log_level);
-    evp_signals_install();
     char why[512] = "";
     tap_t *tap = tap_new(&cfg, &opt, stdout, why, sizeof why);
     if (!tap) {

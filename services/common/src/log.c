@@ -2,6 +2,7 @@
 #include "evpipe/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,11 +11,20 @@
 static char s_service[32] = "evpipe";
 static evp_log_level_t s_level = EVP_LOG_INFO;
 static const char *const s_names[] = {"debug", "info", "warn", "error"};
+static atomic_bool s_erase; /* records start by erasing the terminal line */
+
+/* What starts a record when s_erase is on: carriage return, erase line. */
+#define S_ERASE "\r\033[K"
 
 void evp_log_init(const char *service, evp_log_level_t level)
 {
     snprintf(s_service, sizeof s_service, "%s", service);
     s_level = level;
+}
+
+void evp_log_erase_line(bool on)
+{
+    atomic_store(&s_erase, on);
 }
 
 bool evp_log_enabled(evp_log_level_t level)
@@ -65,6 +75,14 @@ void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
             line[i] = ' ';
     line[n++] = '\n';
     /* One write per record, so lines of concurrent writers do not mix. */
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    ssize_t w;
+    if (atomic_load_explicit(&s_erase, memory_order_relaxed)) {
+        char erased[sizeof S_ERASE - 1 + sizeof line];
+        memcpy(erased, S_ERASE, sizeof S_ERASE - 1);
+        memcpy(erased + sizeof S_ERASE - 1, line, (size_t)n);
+        w = write(STDERR_FILENO, erased, sizeof S_ERASE - 1 + (size_t)n);
+    } else {
+        w = write(STDERR_FILENO, line, (size_t)n);
+    }
     (void)w;
 }

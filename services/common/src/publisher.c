@@ -33,6 +33,9 @@ struct evp_publisher_t {
     s_head_t *heads;       /* open-addressing table of heads */
     size_t heads_cap;      /* slots (a power of two) */
     size_t heads_used;     /* slots used */
+    evp_metrics_t *metrics;    /* the service's registry (not owned), or NULL */
+    evp_gauge_t *connected;    /* bus_connected, or NULL */
+    evp_histogram_t *blocked;  /* publish_blocked_seconds, or NULL */
 };
 
 static int64_t s_now_ms(void)
@@ -216,10 +219,12 @@ static void s_read_subscriptions(evp_publisher_t *self)
             if (self->subscriptions == 0)
                 evp_info("the bus subscribed", "endpoint_subscriptions=1");
             self->subscriptions = 1;
+            evp_gauge_set(self->connected, 1);
         } else if (n >= 1 && buf[0] == 0) {
             if (self->subscriptions > 0)
                 evp_warn("the bus went away; events are archived and will be repaired", "%s", "");
             self->subscriptions = 0;
+            evp_gauge_set(self->connected, 0);
         }
     }
 }
@@ -244,26 +249,35 @@ int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
         int64_t now = s_now_ms();
         if (now >= end)
             return -1;
+        evp_metrics_beat(self->metrics);
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
         zmq_poll(&item, 1, (long)(end - now < 100 ? end - now : 100));
     }
     return -1;
 }
 
-/* Sends one message, retrying while the bus pushes back. */
-static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const void *body, size_t blen)
+/* Sends one message, retrying while the bus pushes back. started_us: when
+ * the send began (ev_now_us), for publish_blocked_seconds. */
+static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const void *body, size_t blen,
+                  int64_t started_us)
 {
     const void *parts[2] = {topic, body};
     size_t lens[2] = {tlen, blen};
+    bool waited = false;
     for (;;) {
-        if (evp_zmq_send_parts(self->sock, 0, 2, parts, lens) == 0)
+        if (evp_zmq_send_parts(self->sock, 0, 2, parts, lens) == 0) {
+            if (waited)
+                evp_histogram_observe(self->blocked, (double)(ev_now_us() - started_us) / 1e6);
             return 0;
+        }
         if (errno != EAGAIN && errno != EINTR) {
             evp_warn("send failed", "error=\"%s\"", zmq_strerror(errno));
             return -1;
         }
         if (evp_stopping())
             return -1;
+        waited = true;
+        evp_metrics_beat(self->metrics);
         s_read_subscriptions(self);
     }
 }
@@ -315,12 +329,27 @@ int evp_publisher_send(evp_publisher_t *self, const ev_event_t *ev)
     /* The head moves even if the send fails: the event is archived, and the
      * heartbeat then tells writers to repair it. */
     s_head_set(self, ev->source, ev->partition, ev->seq);
-    if (s_send(self, topic, tlen, body, blen) != 0)
+    if (s_send(self, topic, tlen, body, blen, stamped.published_at) != 0)
         return -1;
     self->sent++;
     if ((self->sent & 255) == 0)
         evp_publisher_tick(self);
     return 0;
+}
+
+evp_gauge_t *evp_publisher_metrics(evp_publisher_t *self, evp_metrics_t *m)
+{
+    if (!m)
+        return NULL;
+    /* A send waits in steps of SNDTIMEO (100 ms). */
+    static const double waits[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    self->metrics = m;
+    self->connected = evp_gauge_new(m, "bus_connected", "1 while the bus is subscribed to this publisher, else 0.");
+    self->blocked = evp_histogram_new(m, "publish_blocked_seconds",
+                                      "Sends that waited 0.1 s or more for a bus pushing back, by how long they waited.",
+                                      waits, sizeof waits / sizeof waits[0]);
+    evp_gauge_set(self->connected, self->subscriptions > 0 ? 1 : 0);
+    return self->connected;
 }
 
 uint64_t evp_publisher_sent(const evp_publisher_t *self)

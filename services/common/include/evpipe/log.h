@@ -12,6 +12,11 @@ bool evp_log_enabled(evp_log_level_t level);
 /* msg is quoted; kv is a printf format of "key=value key2=value2" (may be ""). */
 void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...) __attribute__((format(printf, 3, 4)));
 
+/* on: every record starts with "\r" and ESC[K, erasing the line a progress
+ * display keeps redrawing on the terminal (evpipe-ingest's bar), so a log
+ * line never lands after it. Only for a stderr that is a terminal. */
+void evp_log_erase_line(bool on);
+
 /* Copies text that came from outside (an event, a server message) into dst
  * so it can sit inside a quoted value: control characters, '"' and '\\'
  * become '?'; cut to dstlen-1 bytes. Returns dst. */

@@ -11,11 +11,24 @@
 
 #include "evpipe/config.h"
 #include "evpipe/event.h"
+#include "evpipe/metrics.h"
 
 typedef struct evp_publisher_t evp_publisher_t;
 
 /* Creates the socket and connects; NULL with why on failure. */
 evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t whylen);
+/* Registers the publisher's metrics in the service's registry m (call once,
+ * after evp_publisher_new; m NULL: nothing):
+ *   bus_connected            gauge, 1 while the bus is subscribed, else 0
+ *   publish_blocked_seconds  histogram, one value per send that waited for
+ *                            a bus pushing back (at least one 100 ms step),
+ *                            in seconds
+ * and beats m's loop while a send waits for the bus or evp_publisher_wait_bus
+ * waits (both check evp_stopping at least every 100 ms: a slow or absent bus
+ * is not a stalled service). Returns the bus_connected gauge, which a health
+ * callback may read from the HTTP thread; NULL when m is NULL. The fast path
+ * of a send costs nothing more: the clock is read only once a send waits. */
+evp_gauge_t *evp_publisher_metrics(evp_publisher_t *self, evp_metrics_t *m);
 /* Sends a last round of heartbeats, then closes, waiting up to linger_ms for
  * queued messages to leave. */
 void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms);

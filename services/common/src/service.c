@@ -1,0 +1,26 @@
+/* The start every evpipe main() shares (see service.h). */
+#include "evpipe/service.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "evpipe/log.h"
+#include "evpipe/sig.h"
+
+int evp_service_start(const evp_program_t *prog, int argc, char **argv, evp_config_t *cfg, char **args, int *nargs,
+                      int max_args)
+{
+    int rc = evp_config_load(cfg, prog, argc, argv, args, nargs);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    if (max_args >= 0 && *nargs > max_args) {
+        fprintf(stderr, "%s: %s: unexpected argument (see --help)\n", prog->program, args[max_args]);
+        return 1;
+    }
+    const char *name = prog->program;
+    if (strncmp(name, "evpipe-", 7) == 0)
+        name += 7;
+    evp_log_init(name, cfg->log_level);
+    evp_signals_install();
+    return -1;
+}
