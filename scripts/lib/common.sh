@@ -53,6 +53,10 @@ evp_pg_start() {
   local data=$1 port=$2 auth=$3 user=$4 password=${5:-}
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$data")"; then
+      evp_die "PostgreSQL runs as the postgres user, which cannot reach $(dirname "$data"):" \
+        "give it access to the folders above (chmod o+x) or move the project"
+    fi
     [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
     chmod 700 "$data"
     local pwfile
