@@ -38,6 +38,7 @@ struct gen_archive_t {
     bool dirty;                      /* rows written since the last sync */
     uint64_t files;                  /* files opened */
     uint64_t rows;                   /* rows written */
+    uint64_t syncs;                  /* fdatasyncs of archive files */
 };
 
 static int64_t s_mono_ms(void)
@@ -565,6 +566,7 @@ int gen_archive_sync(gen_archive_t *self, char *why, size_t whylen)
     }
     self->dirty = false;
     self->synced_ms = s_mono_ms();
+    self->syncs++;
     return 0;
 }
 
@@ -620,4 +622,9 @@ uint64_t gen_archive_files_opened(const gen_archive_t *self)
 uint64_t gen_archive_rows(const gen_archive_t *self)
 {
     return self->rows;
+}
+
+uint64_t gen_archive_syncs(const gen_archive_t *self)
+{
+    return self->syncs;
 }

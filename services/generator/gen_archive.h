@@ -53,9 +53,11 @@ int gen_archive_rotate(gen_archive_t *self, char *why, size_t whylen);
 
 /* The current file's path ("" before the first write). */
 const char *gen_archive_path(const gen_archive_t *self);
-/* Files opened and rows written since gen_archive_new. */
+/* Files opened, rows written and archive files synced (fdatasync, each
+ * ARCHIVE_SYNC_MS and at rotation or the end) since gen_archive_new. */
 uint64_t gen_archive_files_opened(const gen_archive_t *self);
 uint64_t gen_archive_rows(const gen_archive_t *self);
+uint64_t gen_archive_syncs(const gen_archive_t *self);
 
 /* Writes the archive file name for the UTC second t. */
 void gen_archive_file_name(char out[GEN_ARCHIVE_NAME_MAX], time_t t);

@@ -18,6 +18,7 @@
 #include "evpipe/sig.h"
 #include "gen_archive.h"
 #include "gen_fake.h"
+#include "gen_metrics.h"
 #include "gen_rng.h"
 
 #define S_BATCH_MAX 1024        /* events archived with one write, then published */
@@ -36,6 +37,7 @@ struct generator_t {
     gen_fake_t *fake;         /* users and catalogue */
     gen_archive_t *archive;   /* the write-ahead log, locked */
     evp_publisher_t *pub;     /* the bus */
+    gen_metrics_t *metrics;   /* counters and /healthz on METRICS_PORT */
     ev_str_t source;          /* our source id (held by archive) */
     uint32_t partitions;      /* PARTITIONS */
     int64_t *last_seq;        /* per partition: the latest seq given out */
@@ -133,6 +135,14 @@ generator_t *generator_new(const evp_config_t *cfg, uint64_t count, char *why, s
     self->pub = evp_publisher_new(cfg, why, whylen);
     if (!self->pub)
         goto fail;
+    self->metrics = gen_metrics_new();
+    if (!self->metrics) {
+        snprintf(why, whylen, "out of memory");
+        goto fail;
+    }
+    evp_gauge_t *bus_connected = evp_publisher_metrics(self->pub, gen_metrics_registry(self->metrics));
+    if (gen_metrics_serve(self->metrics, cfg->metrics_port, bus_connected, why, whylen) != 0)
+        goto fail;
     /* Heartbeats announce the previous run's tail before anything new. */
     for (uint32_t p = 0; p < self->partitions; p++)
         if (self->last_seq[p] > 0)
@@ -148,6 +158,8 @@ void generator_destroy(generator_t **self_p)
     if (!self_p || !*self_p)
         return;
     generator_t *self = *self_p;
+    /* The HTTP thread first: it reads the publisher's gauge. */
+    gen_metrics_destroy(&self->metrics);
     evp_publisher_destroy(&self->pub, S_LINGER_MS);
     gen_archive_destroy(&self->archive);
     gen_fake_destroy(&self->fake);
@@ -175,16 +187,22 @@ static int s_emit(generator_t *self, size_t n)
         ev->published_at = 0;
         ev_csv_append_row(&self->rows, ev, EV_CSV_ARCHIVE);
     }
+    gen_metrics_generated(self->metrics, n);
     char why[600];
     if (gen_archive_write(self->archive, self->rows.data, self->rows.len, n, why, sizeof why) != 0) {
         evp_error("archive write failed; nothing of the batch is published", "error=\"%s\" events=%zu", why, n);
+        gen_metrics_archive_failed(self->metrics, why);
         self->failed = true;
         return -1;
     }
     self->events += n;
+    gen_metrics_archived(self->metrics, n);
+    uint64_t published = 0;
     for (size_t i = 0; i < n; i++) {
-        if (evp_publisher_send(self->pub, &self->batch[i]) == 0)
+        if (evp_publisher_send(self->pub, &self->batch[i]) == 0) {
+            published++;
             continue;
+        }
         if (evp_stopping()) {
             /* Archived: writers repair them from the archive. */
             self->unpublished += n - i;
@@ -192,6 +210,7 @@ static int s_emit(generator_t *self, size_t n)
         }
         self->unpublished++;
     }
+    gen_metrics_published(self->metrics, published);
     return 0;
 }
 
@@ -202,9 +221,11 @@ static int s_housekeeping(generator_t *self)
     char why[600];
     if (gen_archive_tick(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
+        gen_metrics_archive_failed(self->metrics, why);
         self->failed = true;
         return -1;
     }
+    gen_metrics_tick(self->metrics, gen_archive_syncs(self->archive));
     int64_t now = s_mono_ns();
     if (now - self->progress_ns >= S_PROGRESS_MS * 1000000LL) {
         double secs = (double)(now - self->progress_ns) / 1e9;
@@ -336,8 +357,10 @@ int generator_run(generator_t *self)
     char why[600];
     if (gen_archive_sync(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
+        gen_metrics_archive_failed(self->metrics, why);
         self->failed = true;
     }
+    gen_metrics_tick(self->metrics, gen_archive_syncs(self->archive));
     evp_publisher_heartbeat_now(self->pub);
     double secs = (double)(s_mono_ns() - self->started_ns) / 1e9;
     evp_info("generator stopped",

@@ -2,8 +2,7 @@
  * publishes them until SIGTERM/SIGINT or --count events. */
 #include <stdio.h>
 
-#include "evpipe/log.h"
-#include "evpipe/sig.h"
+#include "evpipe/service.h"
 #include "generator.h"
 
 int main(int argc, char **argv)
@@ -22,17 +21,15 @@ int main(int argc, char **argv)
     evp_config_t cfg;
     char *args[argc];
     int nargs = 0;
-    int rc = evp_config_load(&cfg, &prog, argc, argv, args, &nargs);
-    if (rc != 0)
-        return rc > 0 ? 0 : 1;
+    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
+    if (rc >= 0)
+        return rc;
     char why[600] = "";
     uint64_t count = 0;
-    if (nargs > 0 || (options[0].value && generator_parse_count(options[0].value, &count, why, sizeof why) != 0)) {
-        fprintf(stderr, "evpipe-generator: %s\n", nargs > 0 ? "takes no arguments (see --help)" : why);
+    if (options[0].value && generator_parse_count(options[0].value, &count, why, sizeof why) != 0) {
+        fprintf(stderr, "evpipe-generator: %s\n", why);
         return 1;
     }
-    evp_log_init("generator", cfg.log_level);
-    evp_signals_install();
     generator_t *gen = generator_new(&cfg, count, why, sizeof why);
     if (!gen) {
         fprintf(stderr, "evpipe-generator: %s\n", why);

@@ -18,6 +18,8 @@
 #include "ingest_file.h"
 #include "ingest_heads.h"
 #include "ingest_ledger.h"
+#include "ingest_metrics.h"
+#include "ingest_progress.h"
 #include "ingest_repair.h"
 #include "ingest_watch.h"
 
@@ -31,6 +33,10 @@
 #define FORGET_BACKOFF_MAX_MS 60000
 /* Missing (source, partition) lines printed by --wait-timeout, at most. */
 #define MISSING_LINES_MAX 50
+/* /healthz: the loops beat at least every 100 ms (a file being read every
+ * 1024 rows), so this long without a beat is a fault; in watch mode a
+ * checkpoint query's connection attempt (POSTGRES_CONNECT_TIMEOUT) is added. */
+#define HEALTH_MAX_AGE_S 5.0
 
 struct ingest_t {
     const evp_config_t *cfg;     /* settings (not owned) */
@@ -39,6 +45,8 @@ struct ingest_t {
     ingest_ledger_t *ledger;     /* finished files */
     ingest_repair_t *repair;     /* the repair server, or NULL */
     ingest_heads_t *heads;       /* what was published and is not known committed */
+    ingest_metrics_t *metrics;   /* counters and /healthz on METRICS_PORT */
+    ingest_progress_t *progress; /* the file being read, on the terminal or in the log */
     char reject_dir[EVP_PATH_MAX + 16]; /* STATE_DIR/rejects */
 };
 
@@ -76,7 +84,18 @@ ingest_t *ingest_new(const evp_config_t *cfg, const ingest_opts_t *opts, char *w
         return NULL;
     }
     self->publisher = evp_publisher_new(cfg, why, whylen);
-    if (!self->publisher) {
+    self->metrics = ingest_metrics_new();
+    self->progress = ingest_progress_new(opts->progress);
+    if (!self->publisher || !self->metrics || !self->progress) {
+        if (self->publisher)
+            snprintf(why, whylen, "out of memory");
+        ingest_destroy(&self);
+        return NULL;
+    }
+    evp_gauge_t *bus = evp_publisher_metrics(self->publisher, ingest_metrics_registry(self->metrics));
+    bool watching = cfg->ingest_watch_dir[0] != '\0';
+    double max_age = HEALTH_MAX_AGE_S + (watching ? cfg->postgres_connect_timeout : 0);
+    if (ingest_metrics_serve(self->metrics, cfg->metrics_port, bus, watching, max_age, why, whylen) != 0) {
         ingest_destroy(&self);
         return NULL;
     }
@@ -88,8 +107,11 @@ void ingest_destroy(ingest_t **self_p)
     if (!self_p || !*self_p)
         return;
     ingest_t *self = *self_p;
+    /* The HTTP thread first: it reads the publisher's gauge. */
+    ingest_metrics_destroy(&self->metrics);
     ingest_repair_destroy(&self->repair);
     evp_publisher_destroy(&self->publisher, LINGER_MS);
+    ingest_progress_destroy(&self->progress);
     ingest_ledger_destroy(&self->ledger);
     ingest_heads_destroy(&self->heads);
     free(self);
@@ -208,7 +230,7 @@ static bool s_one_file(ingest_t *self, const char *path, ingest_summary_t *sum, 
             evp_warn("file changed since it was ingested; it is read again", "file=\"%s\" size=%lld was=%lld",
                      real, (long long)st.st_size, (long long)was.size);
     }
-    ingest_file_ctx_t ctx = {self->cfg, self->publisher, self->ledger, bus_timeout_ms};
+    ingest_file_ctx_t ctx = {self->cfg, self->publisher, self->ledger, bus_timeout_ms, self->metrics, self->progress};
     ingest_file_result_t res;
     ingest_file_replay(&ctx, path, self->heads, &res);
     sum->rows += res.rows;
@@ -244,6 +266,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
     int rc = 1;
     evp_info("waiting until the writers have committed what was published", "events=%" PRIu64, published);
     while (!evp_stopping()) {
+        ingest_metrics_beat(self->metrics);
         evp_publisher_tick(self->publisher);
         int64_t now = s_now_ms();
         if (now >= next_check) {
@@ -299,9 +322,10 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
 static void s_start_repair(ingest_t *self, bool warm)
 {
     char why[512];
-    self->repair = ingest_repair_new(self->cfg, self->ledger, warm, why, sizeof why);
+    self->repair = ingest_repair_new(self->cfg, self->ledger, warm, self->metrics, why, sizeof why);
     if (!self->repair)
         evp_warn("no repair server in this process (another ingest may serve repairs)", "error=\"%s\"", why);
+    ingest_metrics_repair_bound(self->metrics, self->repair != NULL);
 }
 
 static int s_one_shot(ingest_t *self)
@@ -353,6 +377,7 @@ out:
         free(files[i]);
     free(files);
     ingest_repair_destroy(&self->repair);
+    ingest_metrics_repair_bound(self->metrics, false);
     return rc;
 }
 
@@ -403,6 +428,7 @@ static int s_watch(ingest_t *self)
     ingest_commit_t *commit = ingest_commit_new(self->cfg);
     int64_t next_forget = s_now_ms() + FORGET_CHECK_MS, backoff = FORGET_CHECK_MS;
     while (!evp_stopping()) {
+        ingest_metrics_beat(self->metrics);
         ingest_watch_poll(watch, 100);
         const char *path;
         while (!evp_stopping() && (path = ingest_watch_next(watch)) != NULL) {

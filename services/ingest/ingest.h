@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "evpipe/config.h"
+#include "ingest_progress.h"
 
 typedef struct {
     char *const *paths;    /* FILE|DIR arguments (a DIR: its *.csv, by name) */
@@ -18,6 +19,7 @@ typedef struct {
     bool wait;             /* after publishing, wait until committed */
     double wait_timeout_s; /* < 0: wait without limit */
     double bus_timeout_s;  /* one-shot: how long to wait for the bus */
+    ingest_progress_mode_t progress; /* a bar, log lines, or as stderr is */
 } ingest_opts_t;
 
 /* What a run (or, in watch mode, one file) did. */
@@ -34,7 +36,8 @@ typedef struct {
 
 typedef struct ingest_t ingest_t;
 
-/* Creates the publisher and loads the ledger. NULL with why. */
+/* Creates the publisher, loads the ledger and serves METRICS_PORT. NULL
+ * with why. */
 ingest_t *ingest_new(const evp_config_t *cfg, const ingest_opts_t *opts, char *why, size_t whylen);
 void ingest_destroy(ingest_t **self_p);
 

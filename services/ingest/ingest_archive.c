@@ -270,7 +270,7 @@ static void s_index(ingest_archive_t *self, s_file_t *f, const struct stat *st, 
     f->size = st->st_size;
     f->mtime_ns = mtime_ns;
 
-    ingest_reader_opts_t ro = {self->opts.partitions, self->opts.max_line};
+    ingest_reader_opts_t ro = {.partitions = self->opts.partitions, .max_line = self->opts.max_line};
     bool refused = false;
     char why[256];
     uint64_t limit = s_complete_end(f->path, st->st_size);
@@ -510,7 +510,7 @@ size_t ingest_archive_files_for(ingest_archive_t *self, const char *source, int3
 static int64_t s_read_file(ingest_archive_t *self, s_file_t *f, uint32_t src, int32_t partition, int64_t from,
                            int64_t to, int64_t *last_sent, ingest_archive_fn fn, void *arg)
 {
-    ingest_reader_opts_t ro = {self->opts.partitions, self->opts.max_line};
+    ingest_reader_opts_t ro = {.partitions = self->opts.partitions, .max_line = self->opts.max_line};
     bool refused;
     char why[256];
     ingest_reader_t *r = NULL;

@@ -17,6 +17,8 @@
 
 /* Rows between checks of the bus connection and of a stop request. */
 #define CHECK_EVERY 4096
+/* Rows between updates of the metrics and the progress (one clock read). */
+#define TICK_EVERY 1024
 
 static double s_now_s(void)
 {
@@ -58,6 +60,26 @@ static void s_entry(ingest_ledger_entry_t *e, const ingest_file_result_t *res, c
     e->finished_us = ev_now_us();
 }
 
+/* Counts what was read and published since the last tick into the metrics,
+ * shows the progress, notes that the loop turns. */
+static void s_tick(const ingest_file_ctx_t *ctx, const ingest_file_result_t *res, uint64_t offset,
+                   uint64_t *counted_rows, uint64_t *counted_published)
+{
+    ingest_metrics_rows(ctx->metrics, res->rows - *counted_rows, res->published - *counted_published);
+    *counted_rows = res->rows;
+    *counted_published = res->published;
+    ingest_metrics_beat(ctx->metrics);
+    ingest_progress_update(ctx->progress, res->rows, offset);
+}
+
+/* The hash pass of an old-format file: progress, and the loop is alive. */
+static void s_hashing(void *arg, uint64_t bytes, uint64_t size)
+{
+    const ingest_file_ctx_t *ctx = arg;
+    ingest_metrics_beat(ctx->metrics);
+    ingest_progress_hashing(ctx->progress, bytes, size);
+}
+
 /* Waits for a bus that went away; false when it did not come back. */
 static bool s_bus_back(const ingest_file_ctx_t *ctx, ingest_file_result_t *res)
 {
@@ -89,10 +111,16 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
         evp_error("file refused", "file=\"%s\" error=\"%s\"", path, res->why);
         return;
     }
-    ingest_reader_opts_t ro = {ctx->cfg->partitions, (size_t)ctx->cfg->ingest_max_line};
+    ingest_reader_opts_t ro = {.partitions = ctx->cfg->partitions,
+                               .max_line = (size_t)ctx->cfg->ingest_max_line,
+                               .hashing = s_hashing,
+                               .hashing_arg = (void *)ctx};
     bool refused = false;
+    struct stat st0;
+    ingest_progress_start(ctx->progress, res->path, stat(res->path, &st0) == 0 ? (uint64_t)st0.st_size : 0);
     ingest_reader_t *r = ingest_reader_open(res->path, &ro, NULL, &refused, res->why, sizeof res->why);
     if (!r) {
+        ingest_progress_finish(ctx->progress, 0, 0);
         res->status = INGEST_FILE_REFUSED;
         evp_error("file refused", "file=\"%s\" error=\"%s\"", res->path, res->why);
         return;
@@ -116,11 +144,18 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
     ingest_row_t row;
     int rc;
     char why[400];
+    uint64_t offset = ingest_reader_data_offset(r); /* just past the last record read */
+    uint64_t counted_rows = 0, counted_published = 0; /* as far as the metrics know */
+    ingest_progress_update(ctx->progress, 0, offset);
     res->status = INGEST_FILE_DONE;
     while ((rc = ingest_reader_next(r, &row, why, sizeof why)) > 0) {
         res->rows++;
+        offset = row.end_offset;
+        if (res->rows % TICK_EVERY == 0)
+            s_tick(ctx, res, offset, &counted_rows, &counted_published);
         if (row.code != EV_OK) {
             res->rejected++;
+            ingest_metrics_reject(ctx->metrics, row.code);
             if (ingest_rejects_add(rejects, row.line, ev_reject_name(row.code), row.err.detail, row.raw,
                                    row.raw_len, why, sizeof why) != 0) {
                 res->status = INGEST_FILE_FAILED;
@@ -158,6 +193,8 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
         res->status = INGEST_FILE_FAILED;
         snprintf(res->why, sizeof res->why, "%s", why);
     }
+    s_tick(ctx, res, offset, &counted_rows, &counted_published);
+    ingest_progress_finish(ctx->progress, res->rows, offset);
     if (ingest_rejects_close(rejects, why, sizeof why) != 0 && res->status == INGEST_FILE_DONE) {
         res->status = INGEST_FILE_FAILED;
         snprintf(res->why, sizeof res->why, "reject file: %s", why);
@@ -181,9 +218,12 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
     }
 
 done:
+    ingest_progress_finish(ctx->progress, res->rows, 0); /* if not finished above */
     /* Finished, the file is served from its ledger line from now on. */
     ingest_ledger_set_active(ctx->ledger, NULL);
     res->seconds = s_now_s() - t0;
+    if (res->status == INGEST_FILE_DONE)
+        ingest_metrics_file_done(ctx->metrics);
     if (res->status == INGEST_FILE_DONE)
         evp_info("file finished", "file=\"%s\" rows=%" PRIu64 " published=%" PRIu64 " rejected=%" PRIu64
                  " seconds=%.3f",

@@ -11,12 +11,16 @@
 #include "evpipe/publisher.h"
 #include "ingest_heads.h"
 #include "ingest_ledger.h"
+#include "ingest_metrics.h"
+#include "ingest_progress.h"
 
 typedef struct {
     const evp_config_t *cfg;     /* PARTITIONS, INGEST_MAX_LINE, STATE_DIR */
     evp_publisher_t *publisher;  /* where events go */
     ingest_ledger_t *ledger;     /* finished files are appended */
     int bus_timeout_ms;          /* how long to wait for a bus that went away; < 0: no limit */
+    ingest_metrics_t *metrics;   /* rows, rejects, files counted here; NULL: none */
+    ingest_progress_t *progress; /* progress shown here; NULL: none */
 } ingest_file_ctx_t;
 
 typedef enum {

@@ -31,7 +31,9 @@ struct ingest_reader_t {
 
 /* ---- The file- source ---- */
 
-int ingest_reader_hash_source(int fd, char *out, uint64_t *bytes, char *why, size_t whylen)
+/* The hash pass, telling fn (when not NULL) how far it got. */
+static int s_hash_source(int fd, char *out, uint64_t *bytes, ingest_reader_hashing_fn fn, void *arg, uint64_t size,
+                         char *why, size_t whylen)
 {
     if (sodium_init() < 0) {
         snprintf(why, whylen, "libsodium cannot start");
@@ -60,6 +62,8 @@ int ingest_reader_hash_source(int fd, char *out, uint64_t *bytes, char *why, siz
         crypto_generichash_update(&st, buf, (unsigned long long)n);
         pos += n;
         total += (uint64_t)n;
+        if (fn)
+            fn(arg, total, size);
     }
     free(buf);
     unsigned char h[crypto_generichash_BYTES_MAX];
@@ -74,6 +78,11 @@ int ingest_reader_hash_source(int fd, char *out, uint64_t *bytes, char *why, siz
     if (bytes)
         *bytes = total;
     return 0;
+}
+
+int ingest_reader_hash_source(int fd, char *out, uint64_t *bytes, char *why, size_t whylen)
+{
+    return s_hash_source(fd, out, bytes, NULL, NULL, 0, why, whylen);
 }
 
 /* ---- Opening ---- */
@@ -160,7 +169,8 @@ ingest_reader_t *ingest_reader_open(const char *path, const ingest_reader_opts_t
     if (self->map.layout == EV_CSV_OLD) {
         if (known_source) {
             snprintf(self->source, sizeof self->source, "%s", known_source);
-        } else if (ingest_reader_hash_source(self->fd, self->source, NULL, why, whylen) != 0) {
+        } else if (s_hash_source(self->fd, self->source, NULL, self->opts.hashing, self->opts.hashing_arg,
+                                 (uint64_t)self->size, why, whylen) != 0) {
             ingest_reader_destroy(&self);
             return NULL;
         }

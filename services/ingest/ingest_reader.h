@@ -17,9 +17,15 @@
 /* The longest source the protocol allows, plus the NUL. */
 #define INGEST_SOURCE_MAX 65
 
+/* Called after each MiB of the hash pass of an old-format file: bytes
+ * hashed so far, of size. */
+typedef void (*ingest_reader_hashing_fn)(void *arg, uint64_t bytes, uint64_t size);
+
 typedef struct {
     int partitions;  /* PARTITIONS: partition = ev_partition_of(user_id, partitions) */
     size_t max_line; /* INGEST_MAX_LINE: longer records are rejected */
+    ingest_reader_hashing_fn hashing; /* progress of the hash pass; NULL: none */
+    void *hashing_arg;                /* its argument */
 } ingest_reader_opts_t;
 
 /* One record of the file: an event, or the reason it was refused. */

@@ -30,6 +30,7 @@ struct ingest_repair_t {
     atomic_bool stop;            /* asks the thread to end */
     atomic_uint_fast64_t served; /* requests answered */
     ingest_ledger_t *ledger;     /* files ingested (not owned) */
+    ingest_metrics_t *metrics;   /* counts requests and events (not owned), or NULL */
     ingest_archive_t *index;     /* the archive index (used by the thread only) */
     ev_codec_t *codec;           /* encodes replies (thread only) */
     ingest_ledger_entry_t *found;/* LEDGER_FILES_MAX entries of scratch */
@@ -108,7 +109,10 @@ static int s_send_event(const ev_event_t *ev, void *arg)
     const void *body;
     size_t blen;
     ev_codec_encode_event(rp->self->codec, &out, &body, &blen);
-    return s_send(rp, EV_REPAIR_EVENT, body, blen);
+    if (s_send(rp, EV_REPAIR_EVENT, body, blen) != 0)
+        return -1;
+    ingest_metrics_repair_event(rp->self->metrics);
+    return 0;
 }
 
 /* ---- Finding a source ---- */
@@ -169,6 +173,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     if (s_send(rp, EV_REPAIR_END, body, blen) != 0)
         return;
     atomic_fetch_add(&self->served, 1);
+    ingest_metrics_repair_answered(self->metrics);
     evp_info("repair served", "id=%" PRIu64 " source=%s partition=%d from=%" PRId64 " to=%" PRId64
              " sent=%" PRId64 " found_source=%s ms=%" PRId64,
              req.id, source, (int)req.partition, req.from, req.to, sent, found ? "true" : "false",
@@ -244,8 +249,8 @@ static void *s_run(void *arg)
 
 /* ---- Life cycle ---- */
 
-ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *ledger, bool warm, char *why,
-                                   size_t whylen)
+ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *ledger, bool warm,
+                                   ingest_metrics_t *metrics, char *why, size_t whylen)
 {
     ingest_repair_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -255,6 +260,7 @@ ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *led
     atomic_init(&self->stop, false);
     atomic_init(&self->served, 0);
     self->ledger = ledger;
+    self->metrics = metrics;
     self->warm = warm;
     snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->replay_endpoint);
     ingest_archive_opts_t ao = {cfg->archive_dir, cfg->partitions, (size_t)cfg->ingest_max_line, 0, s_cancelled,

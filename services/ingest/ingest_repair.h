@@ -13,15 +13,17 @@
 
 #include "evpipe/config.h"
 #include "ingest_ledger.h"
+#include "ingest_metrics.h"
 
 typedef struct ingest_repair_t ingest_repair_t;
 
 /* Binds and starts serving. warm: index the archive folder at once (a
- * long-running ingest) rather than at the first request. NULL with why when
+ * long-running ingest) rather than at the first request. Requests answered
+ * and events sent are counted in metrics (NULL: none). NULL with why when
  * REPLAY_ENDPOINT cannot be bound (for instance another ingest already
- * serves it). The ledger must outlive the server. */
-ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *ledger, bool warm, char *why,
-                                   size_t whylen);
+ * serves it). The ledger and metrics must outlive the server. */
+ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *ledger, bool warm,
+                                   ingest_metrics_t *metrics, char *why, size_t whylen);
 /* Stops the thread (a repair being sent is cut short) and unbinds. */
 void ingest_repair_destroy(ingest_repair_t **self_p);
 

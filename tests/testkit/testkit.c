@@ -6,7 +6,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -668,4 +671,97 @@ void tk_cluster_destroy(tk_cluster_t **cp)
     s_track_cluster(c->dir, false);
     free(c);
     *cp = NULL;
+}
+
+/* ---- HTTP ---- */
+
+tk_http_t tk_http_request(int port, const char *method, const char *path)
+{
+    tk_http_t r = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        r.headers = strdup("");
+        r.body = strdup("");
+        return r;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", method,
+                     path);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n, "send to 127.0.0.1:%d failed", port);
+    /* HTTP/1.0: the server closes after its reply, so read to EOF. */
+    size_t cap = 4096, len = 0;
+    char *data = malloc(cap);
+    cr_assert_not_null(data);
+    for (;;) {
+        if (cap - len < 2048) {
+            data = realloc(data, cap *= 2);
+            cr_assert_not_null(data);
+        }
+        ssize_t got = recv(fd, data + len, cap - len - 1, 0);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    data[len] = '\0';
+    char *end = strstr(data, "\r\n\r\n");
+    cr_assert_not_null(end, "no complete HTTP reply from 127.0.0.1:%d: %s", port, data);
+    *end = '\0';
+    r.headers = strdup(data);
+    r.body = strdup(end + 4);
+    cr_assert_eq(sscanf(data, "HTTP/1.%*d %d", &r.status), 1, "bad status line: %s", data);
+    free(data);
+    return r;
+}
+
+tk_http_t tk_http_get(int port, const char *path)
+{
+    return tk_http_request(port, "GET", path);
+}
+
+void tk_http_free(tk_http_t *r)
+{
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+int tk_http_wait_status(int port, const char *path, int want, int timeout_ms)
+{
+    int64_t end = tk_now_ms() + timeout_ms;
+    for (;;) {
+        tk_http_t r = tk_http_get(port, path);
+        int status = r.status;
+        tk_http_free(&r);
+        if (status == want || tk_now_ms() >= end)
+            return status;
+        tk_sleep_ms(100);
+    }
+}
+
+double tk_metric(const char *body, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *line = body; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        if (line[0] != '#' && strncmp(line, key, klen) == 0 && line[klen] == ' ')
+            return strtod(line + klen + 1, NULL);
+        line = eol ? eol + 1 : NULL;
+    }
+    return NAN;
+}
+
+double tk_scrape(int port, const char *key)
+{
+    tk_http_t r = tk_http_get(port, "/metrics");
+    double v = r.status == 200 ? tk_metric(r.body, key) : NAN;
+    tk_http_free(&r);
+    return v;
 }

@@ -85,6 +85,32 @@ void tk_sleep_ms(int ms);
 /* A free TCP port on 127.0.0.1. */
 int tk_free_port(void);
 
+/* ---- HTTP (a service's METRICS_PORT) ---- */
+
+/* One HTTP/1.0 exchange with 127.0.0.1:port. */
+typedef struct {
+    int status;    /* HTTP status; 0 when nothing could be exchanged */
+    char *headers; /* the header block, malloc'd ("" when status is 0) */
+    char *body;    /* the body, malloc'd, NUL-terminated ("" when status is 0) */
+} tk_http_t;
+
+/* Sends `method path` and reads the reply to its end (10 s at most per
+ * read). A refused connection gives status 0 (a service not up yet, or
+ * gone); a reply that is not HTTP fails the test. */
+tk_http_t tk_http_request(int port, const char *method, const char *path);
+/* GET path. */
+tk_http_t tk_http_get(int port, const char *path);
+void tk_http_free(tk_http_t *r);
+/* GETs path until the status is want; the last status seen (0 when nothing
+ * answered) after at most timeout_ms. */
+int tk_http_wait_status(int port, const char *path, int want, int timeout_ms);
+/* The value of one sample in a Prometheus text body: key is the name with
+ * its labels as exported, e.g. `evpipe_ingest_rows_rejected_total{reason="price"}`.
+ * NAN when there is no such sample. */
+double tk_metric(const char *body, const char *key);
+/* GET /metrics and the value of key (NAN when absent or not answered). */
+double tk_scrape(int port, const char *key);
+
 /* ---- Comparing the table with files ---- */
 
 /* Every row of `events` with an identity, as COPY text lines (ev_copy_append_row

@@ -1,10 +1,12 @@
 /* Integration tests of the evpipe-generator process: a stand-in for the
  * bus (an XSUB socket on the world's BUS_PUBLISH_ENDPOINT that subscribes to
  * everything) receives what it publishes, which is compared with its
- * archive; restarts after kill -9, the directory lock and bad settings. */
+ * archive; restarts after kill -9, the directory lock, bad settings, and
+ * the metrics and /healthz it serves. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,4 +580,78 @@ Test(generator_process, a_bad_setting_exits_1_with_one_line)
     cr_assert_not_null(strstr(log, "--count"), "%s", log);
     cr_assert_eq(s_count_lines(log), 1, "one line: %s", log);
     free(log);
+}
+
+/* ---- Metrics and /healthz ---- */
+
+/* Polls the stand-in bus (absent: sleeps) until /healthz answers want; the
+ * last status. */
+static int s_wait_health(s_bus_t *b, int port, int want, int timeout_ms)
+{
+    int64_t end = tk_now_ms() + timeout_ms;
+    int status;
+    do {
+        if (b)
+            s_bus_poll(b, 100);
+        else
+            tk_sleep_ms(100);
+        status = tk_http_wait_status(port, "/healthz", want, 0);
+    } while (status != want && tk_now_ms() < end);
+    return status;
+}
+
+static size_t s_events(const s_bus_t *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->msgs[i].kind == EV_MSG_EVENT;
+    return n;
+}
+
+Test(generator_process, metrics_count_what_was_made_archived_and_published_and_healthz_follows_the_bus)
+{
+    tk_world_t *w = s_world_new("gen_metrics");
+    s_bus_t *bus = s_bus_new(w->pub_ep);
+    int port = tk_free_port();
+    char metrics_port[32];
+    snprintf(metrics_port, sizeof metrics_port, "METRICS_PORT=%d", port);
+    /* One burst of 500, then a long rest: the numbers stand still. */
+    const char *env[] = {metrics_port, "MIN_EVENTS=500", "MAX_EVENTS=500", "SLEEP_INTERVAL=600",
+                         "ARCHIVE_SYNC_MS=100", "HEARTBEAT_MS=100", NULL};
+    tk_proc_t *p = s_start(NULL, env);
+    cr_assert_eq(s_wait_health(bus, port, 200, 20000), 200, "healthy once the bus is there");
+    int64_t end = tk_now_ms() + 20000;
+    while (s_events(bus) < 500 && tk_now_ms() < end)
+        s_bus_poll(bus, 50);
+    cr_assert_eq(s_events(bus), 500);
+    end = tk_now_ms() + 10000;
+    while (tk_scrape(port, "evpipe_generator_archive_syncs_total") < 1 && tk_now_ms() < end)
+        s_bus_poll(bus, 100);
+
+    tk_http_t r = tk_http_get(port, "/metrics");
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(tk_metric(r.body, "evpipe_generator_events_generated_total"), 500, "%s", r.body);
+    cr_assert_eq(tk_metric(r.body, "evpipe_generator_events_archived_total"), 500);
+    cr_assert_eq(tk_metric(r.body, "evpipe_generator_events_published_total"), 500);
+    cr_assert_geq(tk_metric(r.body, "evpipe_generator_archive_syncs_total"), 1);
+    cr_assert_eq(tk_metric(r.body, "evpipe_generator_bus_connected"), 1);
+    cr_assert(!isnan(tk_metric(r.body, "evpipe_generator_publish_blocked_seconds_count")), "%s", r.body);
+    tk_http_free(&r);
+    r = tk_http_get(port, "/healthz");
+    cr_assert_str_eq(r.body, "ok\npublished=500\n");
+    tk_http_free(&r);
+
+    /* The bus goes away: 503 with the reason; it comes back: 200. */
+    s_bus_destroy(&bus);
+    cr_assert_eq(s_wait_health(NULL, port, 503, 20000), 503);
+    r = tk_http_get(port, "/healthz");
+    cr_assert_str_eq(r.body, "bus: not connected (events are archived and will be repaired)\n");
+    tk_http_free(&r);
+    bus = s_bus_new(w->pub_ep);
+    cr_assert_eq(s_wait_health(bus, port, 200, 20000), 200);
+
+    tk_signal(p, SIGTERM);
+    cr_assert(s_bus_drain(bus, p, 200, 30000));
+    s_expect_exit(p, 0, 0);
+    s_bus_destroy(&bus);
 }

@@ -78,7 +78,7 @@ void set_mtime(const char *path, int64_t secs)
 
 size_t read_rows(const char *path, int partitions, size_t max_line, trow_t *rows, size_t max)
 {
-    ingest_reader_opts_t o = {partitions, max_line};
+    ingest_reader_opts_t o = {.partitions = partitions, .max_line = max_line};
     bool refused;
     char why[256];
     ingest_reader_t *r = ingest_reader_open(path, &o, NULL, &refused, why, sizeof why);

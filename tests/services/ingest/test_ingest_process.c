@@ -645,3 +645,137 @@ Test(ingest_process, replays_a_large_old_format_file_completely)
     s_bus_destroy(&bus);
     tk_world_destroy(&w);
 }
+
+/* ---- Metrics, /healthz and progress ---- */
+
+/* "METRICS_PORT=<port>" in static storage (putenv keeps the pointer). */
+static const char *s_metrics_env(int port)
+{
+    static char text[4][32];
+    static int next;
+    char *e = text[next++ % 4];
+    snprintf(e, sizeof text[0], "METRICS_PORT=%d", port);
+    return e;
+}
+
+/* Drains the bus until /healthz answers want (the stand-in bus subscribes
+ * only while it is being read); the last status. */
+static int s_wait_health(s_bus_t *bus, s_got_t *g, int port, int want, int timeout_ms)
+{
+    int64_t end = tk_now_ms() + timeout_ms;
+    int status;
+    do {
+        if (bus)
+            s_bus_drain(bus, g, 0, 0, 100);
+        else
+            tk_sleep_ms(100);
+        status = tk_http_wait_status(port, "/healthz", want, 0);
+    } while (status != want && tk_now_ms() < end);
+    return status;
+}
+
+Test(ingest_process, watch_mode_counts_rows_rejects_and_files_and_answers_healthz)
+{
+    tk_world_t *w = tk_world_new("ingest_metrics");
+    s_bus_t *bus = s_bus_new(w);
+    int port = tk_free_port();
+    const char *args[] = {"--watch", w->data_dir, NULL};
+    const char *env[] = {"INGEST_MAX_LINE=256", "INGEST_SETTLE_MS=200", s_metrics_env(port), NULL};
+    tk_proc_t *p = tk_start(w, "ingest", args, env);
+    cr_assert(tk_wait_log(p, "metrics listening", 10000), "no metrics server");
+    s_got_t g = {0};
+    cr_assert_eq(s_wait_health(bus, &g, port, 200, 20000), 200, "watching, bound and subscribed: healthy");
+
+    s_copy_in(w->data_dir, "bad_rows.csv", "bad.csv");
+    int64_t end = tk_now_ms() + 30000;
+    while (g.n < 4 && tk_now_ms() < end)
+        s_bus_drain(bus, &g, 4, 0, 200);
+    cr_assert(tk_wait_log(p, "ingest: 1 file, 12 rows read, 4 published, 8 rejected", 10000));
+    tk_http_t r = tk_http_get(port, "/metrics");
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(tk_metric(r.body, "evpipe_ingest_rows_read_total"), 12, "%s", r.body);
+    cr_assert_eq(tk_metric(r.body, "evpipe_ingest_rows_published_total"), 4);
+    cr_assert_eq(tk_metric(r.body, "evpipe_ingest_files_ingested_total"), 1);
+    const char *reasons[] = {"column_count", "bad_number",   "bad_price",    "bad_time",
+                             "bad_event_type", "too_long", "bad_encoding", "line_too_long"};
+    for (int i = 0; i < 8; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "evpipe_ingest_rows_rejected_total{reason=\"%s\"}", reasons[i]);
+        cr_assert_eq(tk_metric(r.body, key), 1, "%s", key);
+    }
+    cr_assert_eq(tk_metric(r.body, "evpipe_ingest_rows_rejected_total{reason=\"missing_field\"}"), 0);
+    cr_assert_eq(tk_metric(r.body, "evpipe_ingest_repair_bound"), 1);
+    cr_assert_eq(tk_metric(r.body, "evpipe_ingest_bus_connected"), 1);
+    tk_http_free(&r);
+
+    /* A second watcher cannot bind REPLAY_ENDPOINT: it says so on /healthz. */
+    int port2 = tk_free_port();
+    const char *env2[] = {s_metrics_env(port2), NULL};
+    tk_proc_t *second = tk_start(w, "ingest", args, env2);
+    cr_assert(tk_wait_log(second, "no repair server in this process", 10000));
+    cr_assert_eq(s_wait_health(bus, &g, port2, 503, 10000), 503);
+    r = tk_http_get(port2, "/healthz");
+    cr_assert(strstr(r.body, "repair: REPLAY_ENDPOINT is not bound"), "%s", r.body);
+    tk_http_free(&r);
+    tk_signal(second, SIGTERM);
+    cr_assert(tk_wait_exit(second, 15000));
+    tk_proc_destroy(&second);
+
+    /* The bus goes away: 503 until it is back. */
+    s_bus_destroy(&bus);
+    cr_assert_eq(s_wait_health(NULL, &g, port, 503, 20000), 503, "no bus: unhealthy");
+    r = tk_http_get(port, "/healthz");
+    cr_assert_str_eq(r.body, "bus: not connected\n");
+    tk_http_free(&r);
+    bus = s_bus_new(w);
+    cr_assert_eq(s_wait_health(bus, &g, port, 200, 20000), 200, "the bus is back: healthy");
+
+    tk_signal(p, SIGTERM);
+    cr_assert(tk_wait_exit(p, 15000));
+    cr_assert_eq(tk_exit_code(p), 0);
+    tk_proc_destroy(&p);
+    free(g.ev);
+    s_bus_destroy(&bus);
+    tk_world_destroy(&w);
+}
+
+Test(ingest_process, progress_draws_a_bar_when_asked_even_off_a_terminal)
+{
+    tk_world_t *w = tk_world_new("ingest_progress");
+    s_bus_t *bus = s_bus_new(w);
+    s_copy_in(w->data_dir, "old_format.csv", "old.csv");
+    char path[600];
+    snprintf(path, sizeof path, "%s/old.csv", w->data_dir);
+    const char *args[] = {"--progress", path, NULL};
+    s_got_t g = {0};
+    tk_proc_t *p;
+    cr_assert_eq(s_run(w, bus, &g, args, NULL, &p), 0);
+    char *log = tk_read_file(p->log, NULL);
+    /* The bar through the hash pass, at the first row (the header read),
+     * the final numbers at the end and a new line; log lines erase the
+     * bar's line first. */
+    cr_assert(strstr(log, "\r\033[Kold.csv [") && strstr(log, "%  hashing  ETA"), "%s", log);
+    cr_assert(strstr(log, "%  0 rows  0 rows/s  ETA --:--"), "%s", log);
+    cr_assert(strstr(log, "] 100.0%  8 rows  "), "%s", log);
+    cr_assert(strstr(log, "ETA 0:00\n"), "%s", log);
+    cr_assert(strstr(log, "\r\033[K20"), "log lines start by erasing the bar: %s", log);
+    free(log);
+    tk_proc_destroy(&p);
+
+    /* Without a terminal and without --progress: no bar at all. */
+    const char *force[] = {"--force", path, NULL};
+    cr_assert_eq(s_run(w, bus, &g, force, NULL, &p), 0);
+    log = tk_read_file(p->log, NULL);
+    cr_assert_null(strstr(log, "\033[K"), "%s", log);
+    cr_assert_null(strstr(log, "] 100.0%"), "%s", log);
+    free(log);
+    tk_proc_destroy(&p);
+
+    const char *both[] = {"--progress", "--no-progress", path, NULL};
+    cr_assert_eq(s_run(w, bus, &g, both, NULL, &p), 1);
+    cr_assert(s_log_has(p, "--progress and --no-progress contradict each other"));
+    tk_proc_destroy(&p);
+    free(g.ev);
+    s_bus_destroy(&bus);
+    tk_world_destroy(&w);
+}

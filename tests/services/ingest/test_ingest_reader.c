@@ -216,7 +216,7 @@ Test(ingest_reader, archive_partition_not_below_PARTITIONS_is_rejected)
 
 Test(ingest_reader, a_bad_header_refuses_the_whole_file)
 {
-    ingest_reader_opts_t o = {16, 65536};
+    ingest_reader_opts_t o = {.partitions = 16, .max_line = 65536};
     bool refused = false;
     char why[256] = "";
     ingest_reader_t *r = ingest_reader_open(fx("bad_header.csv"), &o, NULL, &refused, why, sizeof why);
@@ -246,7 +246,7 @@ Test(ingest_rejects, reject_file_lines_hold_file_line_reason_detail_and_raw_reco
 {
     char *dir = tmp_dir();
     const char *file = fx("bad_rows.csv");
-    ingest_reader_opts_t o = {16, 256};
+    ingest_reader_opts_t o = {.partitions = 16, .max_line = 256};
     bool refused;
     char why[256];
     ingest_reader_t *r = ingest_reader_open(file, &o, NULL, &refused, why, sizeof why);
