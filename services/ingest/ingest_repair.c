@@ -12,6 +12,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
@@ -25,6 +26,7 @@
 struct ingest_repair_t {
     void *ctx;                   /* ZeroMQ context of the server, owned */
     void *router;                /* ROUTER bound on REPLAY_ENDPOINT */
+    evp_curve_server_t *curve;   /* CURVE authentication, when CURVE=1 */
     pthread_t thread;            /* serves requests */
     bool started;                /* thread is running */
     atomic_bool stop;            /* asks the thread to end */
@@ -284,6 +286,12 @@ ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *led
         ingest_repair_destroy(&self);
         return NULL;
     }
+    /* With CURVE on, writers are admitted by the same allowed keys as on the bus. */
+    if (cfg->curve && (!(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen)) ||
+                       evp_curve_server_apply(self->curve, self->router, why, whylen) != 0)) {
+        ingest_repair_destroy(&self);
+        return NULL;
+    }
     if (evp_zmq_bind(self->router, cfg->replay_endpoint, "REPLAY_ENDPOINT", why, whylen) != 0) {
         ingest_repair_destroy(&self);
         return NULL;
@@ -310,6 +318,7 @@ void ingest_repair_destroy(ingest_repair_t **self_p)
     }
     if (self->router)
         zmq_close(self->router);
+    evp_curve_server_destroy(&self->curve);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     ingest_archive_destroy(&self->index);

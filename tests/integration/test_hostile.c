@@ -2,7 +2,8 @@
  * backslashes, COPY's end marker and SQL is stored exactly; NUL bytes,
  * invalid UTF-8, over-long fields and 1 MB strings are refused with a reason
  * (reject file or rejects table) and nothing else is lost; the password
- * never shows in logs, --help or the process's command line. */
+ * never shows in logs, --help or the process's command line; with CURVE on,
+ * the pipeline runs and a client with an unknown key hears nothing. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <signal.h>
@@ -12,6 +13,8 @@
 #include <zmq.h>
 
 #include "evpipe/copy.h"
+#include "evpipe/curve.h"
+#include "evpipe/fsutil.h"
 #include "evpipe/csv.h"
 #include "evpipe/wire.h"
 #include "testkit.h"
@@ -259,5 +262,64 @@ Test(hostile, the_password_never_shows_in_logs_help_or_the_command_line, .timeou
     cr_assert_null(strstr(log, "change-me"), "--help shows the default password");
     free(log);
     tk_proc_destroy(&p);
+    tk_world_destroy(&w);
+}
+
+Test(hostile, a_closed_bus_carries_the_pipeline_and_shuts_out_an_unknown_tap, .timeout = 180)
+{
+    tk_world_t *w = tk_world_new("hostile_curve");
+    char keys[400], allowed[420], why[256];
+    snprintf(keys, sizeof keys, "%s/keys", w->dir);
+    snprintf(allowed, sizeof allowed, "%s/allowed", keys);
+    cr_assert_eq(evp_curve_keygen(keys, "bus", why, sizeof why), 0, "%s", why);
+    cr_assert_eq(evp_curve_keygen(keys, "client", why, sizeof why), 0, "%s", why);
+    cr_assert_eq(evp_curve_keygen(keys, "stranger", why, sizeof why), 0, "%s", why);
+    cr_assert_eq(evp_mkdirs(allowed, why, sizeof why), 0, "%s", why);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s/client.key' '%s/'", keys, allowed);
+    cr_assert_eq(system(cmd), 0);
+
+    static char e_server[600], e_allowed[600], e_public[600], e_client[600], e_stranger[600];
+    snprintf(e_server, sizeof e_server, "CURVE_SERVER_KEY=%s/bus.key_secret", keys);
+    snprintf(e_allowed, sizeof e_allowed, "CURVE_ALLOWED_DIR=%s", allowed);
+    snprintf(e_public, sizeof e_public, "CURVE_SERVER_PUBLIC_KEY=%s/bus.key", keys);
+    snprintf(e_client, sizeof e_client, "CURVE_CLIENT_KEY=%s/client.key_secret", keys);
+    snprintf(e_stranger, sizeof e_stranger, "CURVE_CLIENT_KEY=%s/stranger.key_secret", keys);
+    const char *env[] = {"CURVE=1", e_server, e_allowed, e_public, e_client, NULL};
+    const char *stranger_env[] = {"CURVE=1", e_public, e_stranger, NULL};
+
+    tk_proc_t *bus = tk_start(w, "bus", NULL, env);
+    cr_assert(tk_wait_log(bus, "bus ready", 10000));
+    tk_proc_t *writer = tk_start(w, "writer", NULL, env);
+    cr_assert(tk_wait_log(writer, "subscribed to the bus", 60000), "an allowed writer was not admitted");
+    const char *watch[] = {"--watch", w->data_dir, NULL};
+    tk_proc_t *repair = tk_start(w, "ingest", watch, env);
+    const char *tap_args[] = {"--count", "1", "--seconds", "8", NULL};
+    tk_proc_t *stranger = tk_start(w, "tap", tap_args, stranger_env);
+    const char *gen_args[] = {"--count", "2000", "--rate", "2000", NULL};
+    tk_proc_t *gen = tk_start(w, "generator", gen_args, env);
+    cr_assert(tk_wait_exit(gen, 60000) && tk_exit_code(gen) == 0, "the generator failed on a closed bus");
+    cr_assert_eq(tk_wait_sql_int(w->conn, "SELECT count(*) FROM events", 2000, 60000), 2000);
+
+    cr_assert(tk_wait_exit(stranger, 20000));
+    char *out = tk_read_file(stranger->log, NULL);
+    cr_assert_null(strstr(out, "\"event_type\""), "an unknown tap received events:\n%.500s", out);
+    free(out);
+    tk_signal(bus, SIGTERM);
+    cr_assert(tk_wait_exit(bus, 20000));
+    char *log = tk_read_file(bus->log, NULL);
+    cr_assert_not_null(strstr(log, "refused a client"), "the refusal was not logged");
+    free(log);
+
+    tk_proc_t *all[] = {repair, writer};
+    for (int i = 0; i < 2; i++) {
+        tk_signal(all[i], SIGTERM);
+        cr_assert(tk_wait_exit(all[i], 20000));
+    }
+    tk_proc_destroy(&stranger);
+    tk_proc_destroy(&gen);
+    tk_proc_destroy(&repair);
+    tk_proc_destroy(&writer);
+    tk_proc_destroy(&bus);
     tk_world_destroy(&w);
 }

@@ -103,7 +103,7 @@ static size_t s_files(char names[][GEN_ARCHIVE_NAME_MAX], size_t max)
 
 static void s_path(char *out, size_t len, const char *name)
 {
-    snprintf(out, len, "%s/%s", s_cfg.archive_dir, name);
+    snprintf(out, len, "%.400s/%s", s_cfg.archive_dir, name);
 }
 
 Test(gen_archive, rows_read_back_equal_the_events_written)
