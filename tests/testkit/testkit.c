@@ -162,7 +162,7 @@ static void s_cleanup_at_exit(void)
         }
     for (int i = 0; i < 16; i++)
         if (s_clusters[i][0]) {
-            char cmd[5000];
+            char cmd[12288];
             snprintf(cmd, sizeof cmd,
                      "bash -c 'source \"%s/scripts/lib/common.sh\" && evp_pg_stop %s/data' >/dev/null 2>&1; rm -rf '%s'",
                      s_env("EVPIPE_SOURCE_DIR", "."), s_clusters[i], s_clusters[i]);
