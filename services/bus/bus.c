@@ -255,11 +255,14 @@ static void s_relay(bus_t *self)
         evp_warn("dropped a malformed message", "frames=%d", n);
     } else {
         evp_counter_inc(self->messages_in);
-        /* Taps first and never waiting: a full tap loses the message. */
-        if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
-            evp_counter_inc(self->tap_sent);
-        else if (evp_gauge_value(self->taps) > 0)
-            evp_counter_inc(self->tap_dropped);
+        /* Taps first and never waiting: a full tap loses the message. With
+         * no tap attached there is nothing to copy. */
+        if (evp_gauge_value(self->taps) > 0) {
+            if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
+                evp_counter_inc(self->tap_sent);
+            else
+                evp_counter_inc(self->tap_dropped);
+        }
         /* Writers: wait while they push back (checking for shutdown). */
         while (!s_forward(self->back, frames, n, 0)) {
             if (errno != EAGAIN && errno != EINTR)

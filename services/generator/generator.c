@@ -204,8 +204,12 @@ static int s_emit(generator_t *self, size_t n)
             continue;
         }
         if (evp_stopping()) {
-            /* Archived: writers repair them from the archive. */
+            /* Archived: writers repair them from the archive, once the last
+             * heartbeats tell them these seqs exist. */
             self->unpublished += n - i;
+            for (size_t j = i + 1; j < n; j++)
+                evp_publisher_set_latest(self->pub, self->batch[j].source, self->batch[j].partition,
+                                         self->batch[j].seq);
             break;
         }
         self->unpublished++;

@@ -186,7 +186,7 @@ evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t wh
     return self;
 }
 
-static void s_send_heartbeats(evp_publisher_t *self);
+static void s_send_heartbeats(evp_publisher_t *self, int flags);
 
 void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms)
 {
@@ -194,8 +194,10 @@ void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms)
         return;
     evp_publisher_t *self = *self_p;
     if (self->sock) {
+        /* The last heartbeats wait their turn behind queued events (each
+         * send bounded by SNDTIMEO): they tell writers of any tail to repair. */
         if (self->subscriptions > 0)
-            s_send_heartbeats(self);
+            s_send_heartbeats(self, 0);
         zmq_setsockopt(self->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
         zmq_close(self->sock);
     }
@@ -282,7 +284,7 @@ static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const v
     }
 }
 
-static void s_send_heartbeats(evp_publisher_t *self)
+static void s_send_heartbeats(evp_publisher_t *self, int flags)
 {
     int64_t now_us = ev_now_us();
     for (size_t i = 0; i < self->heads_cap; i++) {
@@ -297,15 +299,15 @@ static void s_send_heartbeats(evp_publisher_t *self)
         size_t tlen = ev_topic_format(topic, (uint32_t)h->partition, EV_MSG_HEARTBEAT);
         const void *parts[2] = {topic, body};
         size_t lens[2] = {tlen, blen};
-        /* A heartbeat never blocks: a later one says the same. */
-        evp_zmq_send_parts(self->sock, ZMQ_DONTWAIT, 2, parts, lens);
+        /* A periodic heartbeat never blocks (flags ZMQ_DONTWAIT): a later one says the same. */
+        evp_zmq_send_parts(self->sock, flags, 2, parts, lens);
     }
 }
 
 void evp_publisher_heartbeat_now(evp_publisher_t *self)
 {
     s_read_subscriptions(self);
-    s_send_heartbeats(self);
+    s_send_heartbeats(self, ZMQ_DONTWAIT);
     self->next_beat_ms = s_now_ms() + self->heartbeat_ms;
 }
 

@@ -156,7 +156,7 @@ Test(config, defaults_load)
     cr_assert_str_eq(cfg.replay_endpoint, "tcp://127.0.0.1:5558");
     cr_assert_eq(cfg.partitions, 16);
     cr_assert_eq(cfg.heartbeat_ms, 1000);
-    cr_assert_eq(cfg.bus_hwm, 100000);
+    cr_assert_eq(cfg.bus_hwm, 10000);
     cr_assert_eq(cfg.tap_hwm, 10000);
     cr_assert_eq(cfg.max_message_bytes, 65536);
     cr_assert_str_eq(cfg.archive_dir, "./var/archive");
@@ -172,8 +172,8 @@ Test(config, defaults_load)
     cr_assert_str_eq(cfg.ingest_watch_dir, "");
     cr_assert_eq(cfg.ingest_settle_ms, 2000);
     cr_assert_eq(cfg.ingest_max_line, 65536);
-    cr_assert_eq(cfg.writer_batch_size, 5000);
-    cr_assert_eq(cfg.writer_linger_ms, 20);
+    cr_assert_eq(cfg.writer_batch_size, 20000);
+    cr_assert_eq(cfg.writer_linger_ms, 2);
     cr_assert_eq(cfg.writer_holdback_max, 200000);
     cr_assert_eq(cfg.writer_repair_timeout_ms, 5000);
     cr_assert_eq(cfg.log_level, EVP_LOG_INFO);
@@ -232,7 +232,7 @@ Test(config, environment_overrides_defaults)
     cr_assert_eq(l.cfg.log_level, EVP_LOG_DEBUG);
     cr_assert_str_eq(l.cfg.replay_endpoint, "ipc:///run/evpipe-replay");
     cr_assert_str_eq(l.cfg.bus_subscribe_endpoint, "tcp://[::1]:7000");
-    cr_assert_eq(l.cfg.writer_linger_ms, 20, "what is not set keeps its default");
+    cr_assert_eq(l.cfg.writer_linger_ms, 2, "what is not set keeps its default");
     s_load_free(&l);
 }
 
@@ -274,7 +274,7 @@ Test(config, settings_of_other_programs_are_neither_read_nor_checked)
     load_t l;
     s_load(&l, &s_tap, s_no_args);
     cr_assert_eq(l.rc, 0, "%s", l.err);
-    cr_assert_eq(l.cfg.writer_batch_size, 5000);
+    cr_assert_eq(l.cfg.writer_batch_size, 20000);
     s_load_free(&l);
 }
 
