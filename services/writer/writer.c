@@ -2,11 +2,14 @@
 #include "writer.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "evpipe/curve.h"
@@ -14,6 +17,7 @@
 #include "evpipe/sig.h"
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
+#include "writer_assign.h"
 #include "writer_batch.h"
 #include "writer_db.h"
 #include "writer_metrics.h"
@@ -32,6 +36,16 @@
 #define S_FINISH_MS 10000
 /* Log lines about bad messages per second, at most. */
 #define S_LOG_BURST 20
+/* How often the live writers are looked at (a NOTIFY makes it at once). */
+#define S_REBALANCE_MS 1000
+/* After a reconnection, no new partition is taken for this long: the other
+ * writers reconnect and take theirs back first. */
+#define S_SETTLE_MS 2000
+/* A partition taken looks for events nobody announced after this long,
+ * unless a heartbeat of the stream came first. */
+#define S_PROBE_AFTER_MS 3000
+/* Live writers considered, at most. */
+#define S_MEMBERS_MAX 1024
 
 struct writer_t {
     evp_config_t cfg;              /* settings (a copy) */
@@ -45,8 +59,18 @@ struct writer_t {
     writer_db_t *db;               /* PostgreSQL */
     writer_metrics_t *metrics;     /* Prometheus metrics and /healthz (METRICS_PORT) */
     writer_stats_t stats;          /* counters */
-    bool owned[EV_PARTITIONS_MAX]; /* partitions this writer takes */
+    bool owned[EV_PARTITIONS_MAX]; /* partitions this writer owns (holds the lock of, subscribes to) */
     size_t nowned;                 /* how many */
+    char name[WRITER_DB_NAME_MAX]; /* this writer among the writers: its connection's application_name */
+    char (*members)[WRITER_DB_NAME_MAX]; /* live writers at the last look (S_MEMBERS_MAX) */
+    const char **member_names;     /* pointers into members, for writer_assign */
+    size_t nmembers;               /* how many */
+    bool sharing;                  /* writer_start done: the loop shares partitions with the other writers */
+    uint64_t joined_session;       /* the writer_db session whose locks match owned[] (0: none) */
+    uint64_t joins;                /* sessions joined */
+    int64_t next_rebalance_ms;     /* next look at the live writers */
+    int64_t take_after_ms;         /* no new partition is taken before this (after a reconnection) */
+    bool rebalance_now;            /* look at the next turn (a notification came, this writer joined) */
     size_t pending_max;            /* rows the batch may hold while PostgreSQL is down */
     uint64_t next_repair_id;       /* ids of repair requests */
     bool stop;                     /* writer_stop was called */
@@ -74,6 +98,26 @@ static void s_sleep_ms(int ms)
 
 /* ---- Lifecycle ---- */
 
+/* evpipe-writer/<host>/<pid>/<random>: unique, at most 63 printable bytes. */
+static void s_make_name(char *out, size_t outlen)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host) != 0 || !host[0])
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    char clean[29];
+    size_t k = 0;
+    for (size_t i = 0; host[i] && k < sizeof clean - 1; i++) {
+        unsigned char c = (unsigned char)host[i];
+        clean[k++] = isalnum(c) || c == '-' || c == '.' || c == '_' ? (char)c : '-';
+    }
+    clean[k] = '\0';
+    uint32_t rnd;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
+        rnd = (uint32_t)s_mono_ms() * 2654435761u ^ (uint32_t)getpid();
+    snprintf(out, outlen, "%s%s/%d/%08x", WRITER_DB_MEMBER_PREFIX, clean, (int)getpid(), (unsigned)rnd);
+}
+
 writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
 {
     writer_t *self = calloc(1, sizeof *self);
@@ -91,7 +135,11 @@ writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
     self->batch = writer_batch_new((size_t)cfg->writer_batch_size);
     self->metrics = writer_metrics_new();
     self->db = writer_db_new(&self->cfg, self->metrics);
-    if (!self->zctx || !self->codec || !self->streams || !self->batch || !self->metrics || !self->db) {
+    self->members = calloc(S_MEMBERS_MAX, sizeof *self->members);
+    self->member_names = calloc(S_MEMBERS_MAX, sizeof *self->member_names);
+    s_make_name(self->name, sizeof self->name);
+    if (!self->zctx || !self->codec || !self->streams || !self->batch || !self->metrics || !self->db ||
+        !self->members || !self->member_names) {
         snprintf(why, whylen, "out of memory");
         writer_destroy(&self);
         return NULL;
@@ -138,6 +186,8 @@ void writer_destroy(writer_t **self_p)
     writer_streams_destroy(&self->streams);
     writer_batch_destroy(&self->batch);
     writer_db_destroy(&self->db);
+    free(self->members);
+    free(self->member_names);
     free(self);
     *self_p = NULL;
 }
@@ -166,6 +216,11 @@ void writer_render_metrics(writer_t *self, ev_buf_t *out)
 size_t writer_held(const writer_t *self)
 {
     return writer_streams_held(self->streams);
+}
+
+size_t writer_pending_rows(const writer_t *self)
+{
+    return self->batch->nrows;
 }
 
 /* ---- Bad messages ---- */
@@ -245,12 +300,18 @@ static void s_check_repair(writer_t *self, writer_stream_t *s, int64_t now)
         evp_warn("no answer from the repair service", "source=%s partition=%d from=%lld to=%lld waited_ms=%lld",
                  s->name, (int)s->partition, (long long)s->repair_from, (long long)s->repair_to,
                  (long long)(now - s->repair_sent_ms));
+    }
+    s_send_repair(self, s, from, to, now);
+    if (resend)
+        return;
+    if (s->repair_probe) {
+        evp_info("asking for events after the last known seq", "source=%s partition=%d from=%lld to=%lld",
+                 s->name, (int)s->partition, (long long)from, (long long)to);
     } else {
         self->stats.holes++;
         evp_info("missing events, asking for a repair", "source=%s partition=%d from=%lld to=%lld held=%zu",
                  s->name, (int)s->partition, (long long)from, (long long)to, writer_stream_held_count(s));
     }
-    s_send_repair(self, s, from, to, now);
 }
 
 /* ---- Events ---- */
@@ -405,8 +466,15 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
 
 /* ---- Commit ---- */
 
+static bool s_session_ready(writer_t *self, int64_t now);
+static bool s_rebalance(writer_t *self, int64_t now);
+
+/* Commits the batch, on a session that holds the locks of the partitions
+ * owned (re-taken first after a reconnection). */
 static bool s_commit(writer_t *self, int64_t now)
 {
+    if (!s_session_ready(self, now))
+        return false;
     if (writer_db_commit(self->db, self->batch, self->streams, &self->stats, now) != WRITER_COMMIT_OK)
         return false;
     writer_batch_reset(self->batch);
@@ -535,11 +603,13 @@ static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes
             return;
         }
         writer_stream_t *s = writer_streams_get(self->streams, end.source.ptr, end.source.len, end.partition, false);
+        bool probe = s && s->repair_probe;
         if (!s || !writer_stream_repair_end(s, end.id)) {
             evp_debug("stale repair answer ignored", "id=%llu", (unsigned long long)end.id);
             return;
         }
-        if (!end.found_source)
+        /* A probe of a source whose files are gone finds nothing, as expected. */
+        if (!end.found_source && !probe)
             evp_warn("the repair service does not know this source", "source=%s partition=%d", s->name,
                      (int)s->partition);
         evp_info("repair answered", "source=%s partition=%d from=%lld to=%lld sent=%lld", s->name,
@@ -552,13 +622,17 @@ static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes
 
 /* ---- Periodic work ---- */
 
+/* Requests timed out, holes not asked for yet (a partition taken before the
+ * sockets were connected), probes whose time has come. */
 static void s_check_timeouts(writer_t *self, int64_t now)
 {
     uint32_t n = writer_streams_id_limit(self->streams);
     for (uint32_t i = 0; i < n; i++) {
         writer_stream_t *s = writer_streams_by_id(self->streams, i);
-        if (s && s->repair_busy)
-            s_check_repair(self, s, now);
+        if (!s)
+            continue;
+        writer_stream_probe_due(s, now);
+        s_check_repair(self, s, now);
     }
 }
 
@@ -620,7 +694,14 @@ void writer_step(writer_t *self, int max_wait_ms)
     s_commit_if_due(self, now);
     if (now >= self->next_check_ms) {
         s_check_timeouts(self, now);
+        if (self->sharing && writer_db_notified(self->db))
+            self->rebalance_now = true;
         self->next_check_ms = now + S_CHECK_MS;
+    }
+    if (self->sharing && (self->rebalance_now || now >= self->next_rebalance_ms)) {
+        self->rebalance_now = false;
+        self->next_rebalance_ms = now + S_REBALANCE_MS;
+        s_rebalance(self, now);
     }
     if (now >= self->next_progress_ms) {
         s_progress(self);
@@ -678,35 +759,15 @@ int writer_migrate_only(writer_t *self, int deadline_ms)
     return s_migrate(self, deadline_ms) == 0 ? 0 : 1;
 }
 
-/* Loads the checkpoints of partitions[0..n) and marks them owned. */
-static int s_own(writer_t *self, const int32_t *partitions, size_t n)
-{
-    char why[600];
-    if (writer_db_load_checkpoints(self->db, partitions, n, self->streams, s_mono_ms(), why, sizeof why) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int32_t p = partitions[i];
-        if (self->owned[p])
-            continue;
-        char prefix[EV_TOPIC_MAX];
-        size_t len = ev_topic_prefix(prefix, (uint32_t)p);
-        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, prefix, len);
-        self->owned[p] = true;
-        self->nowned++;
-    }
-    return 0;
-}
-
 int writer_start(writer_t *self)
 {
+    /* The first connection already counts as a live writer. */
+    writer_db_set_name(self->db, self->name);
     if (s_migrate(self, -1) != 0)
         return -1;
-    int32_t all[EV_PARTITIONS_MAX];
-    size_t n = 0;
-    for (int p = 0; p < self->cfg.partitions; p++)
-        all[n++] = p;
     /* Subscriptions first, then connect: nothing is missed while joining. */
-    while (s_own(self, all, n) != 0)
+    self->sharing = true;
+    while (!s_rebalance(self, s_mono_ms()))
         if (!s_connect_wait(self, -1))
             return -1;
     char why[600];
@@ -717,14 +778,18 @@ int writer_start(writer_t *self)
         return -1;
     }
     self->connected = true;
-    self->next_progress_ms = s_mono_ms() + S_PROGRESS_MS;
-    evp_info("writer ready", "batch_size=%d linger_ms=%d holdback_max=%d repair_timeout_ms=%d partitions=%zu "
-             "bus=%s replay=%s",
-             self->cfg.writer_batch_size, self->cfg.writer_linger_ms, self->cfg.writer_holdback_max,
-             self->cfg.writer_repair_timeout_ms, self->nowned, self->cfg.bus_subscribe_endpoint,
+    int64_t now = s_mono_ms();
+    self->next_progress_ms = now + S_PROGRESS_MS;
+    self->next_rebalance_ms = now + S_REBALANCE_MS;
+    evp_info("writer ready", "name=%s batch_size=%d linger_ms=%d holdback_max=%d repair_timeout_ms=%d "
+             "partitions=%zu writers=%zu bus=%s replay=%s",
+             self->name, self->cfg.writer_batch_size, self->cfg.writer_linger_ms, self->cfg.writer_holdback_max,
+             self->cfg.writer_repair_timeout_ms, self->nowned, self->nmembers, self->cfg.bus_subscribe_endpoint,
              self->cfg.replay_endpoint);
     return 0;
 }
+
+static void s_leave(writer_t *self);
 
 int writer_finish(writer_t *self)
 {
@@ -747,6 +812,7 @@ int writer_finish(writer_t *self)
         struct timespec ts = {0, (long)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait) * 1000000L};
         nanosleep(&ts, NULL);
     }
+    s_leave(self);
     const writer_stats_t *st = &self->stats;
     evp_info("writer stopped", "committed=%llu duplicates=%llu rejects=%llu undecodable=%llu gaps=%llu "
              "repaired=%llu batches=%llu held_dropped=%zu",
@@ -766,7 +832,248 @@ int writer_run(writer_t *self)
     return writer_finish(self);
 }
 
-/* ---- Partitions ---- */
+/* ---- Partitions: sharing them with the other writers ----
+ *
+ * A partition is this writer's while its connection holds the session
+ * advisory lock (WRITER_DB_PARTITION_LOCK, partition): the connection that
+ * COPYs, so ownership and writing share one session. If the connection
+ * goes, so do the locks; nothing is committed on a new session before the
+ * locks of the partitions owned are taken again (s_session_ready), and a
+ * partition whose lock could not be taken again is forgotten. */
+
+static void s_subscribe(writer_t *self, int32_t p, bool on)
+{
+    char prefix[EV_TOPIC_MAX];
+    size_t len = ev_topic_prefix(prefix, (uint32_t)p);
+    if (zmq_setsockopt(self->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, prefix, len) != 0)
+        evp_error(on ? "cannot subscribe" : "cannot unsubscribe", "partition=%d reason=\"%s\"", (int)p,
+                  zmq_strerror(errno));
+    if (self->owned[p] != on)
+        self->nowned = on ? self->nowned + 1 : self->nowned - 1;
+    self->owned[p] = on;
+}
+
+/* Forgets partitions: what the batch holds of them, their streams and the
+ * events they hold back (the next owner repairs them from the archive). */
+static void s_forget(writer_t *self, const int32_t *parts, size_t n)
+{
+    bool gone[EV_PARTITIONS_MAX] = {false};
+    for (size_t i = 0; i < n; i++)
+        gone[parts[i]] = true;
+    uint32_t limit = writer_streams_id_limit(self->streams);
+    bool *drop = calloc(limit ? limit : 1, sizeof *drop);
+    if (!drop)
+        abort();
+    for (uint32_t id = 0; id < limit; id++) {
+        const writer_stream_t *s = writer_streams_by_id(self->streams, id);
+        drop[id] = s && gone[s->partition];
+    }
+    size_t rows = writer_batch_drop_streams(self->batch, drop, limit);
+    free(drop);
+    if (rows > 0)
+        evp_info("rows of partitions given up dropped from the batch", "rows=%zu", rows);
+    for (size_t i = 0; i < n; i++)
+        writer_streams_drop_partition(self->streams, parts[i]);
+}
+
+static void s_given_up(const writer_t *self, const int32_t *parts, size_t n, const char *reason)
+{
+    for (size_t i = 0; i < n; i++)
+        evp_info("partition given up", "partition=%d owned=%zu reason=%s", (int)parts[i], self->nowned, reason);
+}
+
+/* Takes the locks of parts that are free, loads their checkpoints and the
+ * publishers' heads, subscribes, and asks for what is missing. How many were
+ * taken, or -1 when PostgreSQL failed (nothing taken). */
+static int s_take_partitions(writer_t *self, const int32_t *parts, size_t n, int64_t now)
+{
+    bool got[EV_PARTITIONS_MAX];
+    int32_t taken[EV_PARTITIONS_MAX];
+    size_t k = 0;
+    char why[600];
+    if (writer_db_lock(self->db, now, parts, n, got, why, sizeof why) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (got[i])
+            taken[k++] = parts[i];
+    if (k == 0)
+        return 0;
+    /* A failure drops the connection, and the locks with it. */
+    if (writer_db_load_checkpoints(self->db, taken, k, self->streams, now, why, sizeof why) != 0)
+        return -1;
+    bool mine[EV_PARTITIONS_MAX] = {false};
+    for (size_t i = 0; i < k; i++) {
+        s_subscribe(self, taken[i], true);
+        mine[taken[i]] = true;
+    }
+    /* The heads read are holes to repair now; events published after them
+     * are looked for later unless a heartbeat tells. */
+    size_t streams = 0;
+    uint32_t limit = writer_streams_id_limit(self->streams);
+    for (uint32_t id = 0; id < limit; id++) {
+        writer_stream_t *s = writer_streams_by_id(self->streams, id);
+        if (!s || !mine[s->partition])
+            continue;
+        streams++;
+        writer_stream_probe_at(s, now + S_PROBE_AFTER_MS);
+        s_check_repair(self, s, now);
+    }
+    for (size_t i = 0; i < k; i++)
+        evp_info("partition taken", "partition=%d owned=%zu", (int)taken[i], self->nowned);
+    evp_debug("partitions taken", "count=%zu streams=%zu", k, streams);
+    return (int)k;
+}
+
+/* Gives parts up: unsubscribes, commits the batch, forgets them, releases
+ * their locks. 0, or -1 when the batch could not be committed (nothing
+ * changed; tried again later). */
+static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, int64_t now, const char *reason)
+{
+    if (n == 0)
+        return 0;
+    /* The session first, so that a reconnection re-takes these locks too. */
+    if (!s_session_ready(self, now))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        s_subscribe(self, parts[i], false);
+    if (!writer_batch_empty(self->batch) && !s_commit(self, now)) {
+        for (size_t i = 0; i < n; i++)
+            s_subscribe(self, parts[i], true);
+        return -1;
+    }
+    s_forget(self, parts, n);
+    char why[600];
+    /* A failure drops the connection: the locks are gone then too. */
+    writer_db_unlock(self->db, now, parts, n, why, sizeof why);
+    s_given_up(self, parts, n, reason);
+    return 0;
+}
+
+/* A new session: LISTEN, end the previous session if it lingers, take the
+ * locks of the partitions owned again (forgetting those another writer took
+ * meanwhile), reload their checkpoints, tell the others. */
+static bool s_join(writer_t *self, int64_t now)
+{
+    char why[600];
+    if (writer_db_join(self->db, now, why, sizeof why) != 0)
+        return false;
+    int32_t mine[EV_PARTITIONS_MAX], kept[EV_PARTITIONS_MAX], lost[EV_PARTITIONS_MAX];
+    size_t n = 0, nkept = 0, nlost = 0;
+    for (int32_t p = 0; p < self->cfg.partitions; p++)
+        if (self->owned[p])
+            mine[n++] = p;
+    if (n > 0) {
+        bool got[EV_PARTITIONS_MAX];
+        if (writer_db_lock(self->db, now, mine, n, got, why, sizeof why) != 0)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            if (got[i])
+                kept[nkept++] = mine[i];
+            else
+                lost[nlost++] = mine[i];
+        }
+        for (size_t i = 0; i < nlost; i++)
+            s_subscribe(self, lost[i], false);
+        if (nlost > 0) {
+            s_forget(self, lost, nlost);
+            s_given_up(self, lost, nlost, "taken_by_another_writer");
+        }
+        /* Another writer may have committed in them meanwhile. */
+        if (nkept > 0 && writer_db_load_checkpoints(self->db, kept, nkept, self->streams, now, why, sizeof why) != 0)
+            return false;
+    }
+    self->joined_session = writer_db_session(self->db);
+    if (self->joins++ > 0) {
+        self->take_after_ms = now + S_SETTLE_MS;
+        evp_info("rejoined the writers after a reconnection", "kept=%zu lost=%zu", nkept, nlost);
+    }
+    writer_db_notify(self->db);
+    self->rebalance_now = true;
+    return true;
+}
+
+/* Connected, on a session that holds the locks of every partition owned. */
+static bool s_session_ready(writer_t *self, int64_t now)
+{
+    if (!writer_db_ensure(self->db, now))
+        return false;
+    if (!self->sharing || self->joined_session == writer_db_session(self->db))
+        return true;
+    return s_join(self, now);
+}
+
+/* Looks at the live writers, gives up the partitions that are another's
+ * share now and takes the free ones of its own share. True when it could
+ * look (PostgreSQL answered). */
+static bool s_rebalance(writer_t *self, int64_t now)
+{
+    if (!s_session_ready(self, now))
+        return false;
+    char why[600];
+    size_t n = 0;
+    if (writer_db_members(self->db, now, self->members, S_MEMBERS_MAX, &n, why, sizeof why) != 0)
+        return false;
+    int32_t me = -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(self->members[i], self->name) == 0)
+            me = (int32_t)i;
+    if (me < 0) {
+        /* Its own connection is there; only a name PostgreSQL changed gets here. */
+        if (n == S_MEMBERS_MAX)
+            return false;
+        snprintf(self->members[n], sizeof self->members[n], "%s", self->name);
+        me = (int32_t)n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        self->member_names[i] = self->members[i];
+    int32_t partitions = self->cfg.partitions;
+    int32_t owner[EV_PARTITIONS_MAX];
+    if (writer_assign(self->member_names, n, partitions, owner) != 0)
+        return false;
+    int32_t give[EV_PARTITIONS_MAX], want[EV_PARTITIONS_MAX];
+    size_t ngive = 0, nwant = 0, share = 0;
+    for (int32_t p = 0; p < partitions; p++) {
+        share += owner[p] == me;
+        if (self->owned[p] && owner[p] != me)
+            give[ngive++] = p;
+        else if (!self->owned[p] && owner[p] == me)
+            want[nwant++] = p;
+    }
+    if (n != self->nmembers)
+        evp_info("writers seen", "live=%zu share=%zu owned=%zu", n, share, self->nowned);
+    self->nmembers = n;
+    if (ngive > 0) {
+        if (s_release_partitions(self, give, ngive, now, "rebalance") != 0)
+            return false;
+        writer_db_notify(self->db);
+    }
+    if (nwant > 0 && now >= self->take_after_ms && s_take_partitions(self, want, nwant, now) < 0)
+        return false;
+    return true;
+}
+
+/* Stops being a writer of the group: the partitions go to the others at
+ * once (they are notified). */
+static void s_leave(writer_t *self)
+{
+    if (!self->sharing)
+        return;
+    self->sharing = false;
+    int32_t mine[EV_PARTITIONS_MAX];
+    size_t n = 0;
+    for (int32_t p = 0; p < self->cfg.partitions; p++)
+        if (self->owned[p]) {
+            s_subscribe(self, p, false);
+            mine[n++] = p;
+        }
+    char why[600];
+    if (writer_db_leave(self->db, s_mono_ms(), why, sizeof why) != 0) {
+        char reason[sizeof why];
+        evp_warn("could not leave the writers cleanly; the locks go with the connection", "reason=\"%s\"",
+                 evp_log_text(reason, sizeof reason, why, strlen(why)));
+    }
+    s_given_up(self, mine, n, "stopping");
+}
 
 int writer_take_partition(writer_t *self, int32_t partition)
 {
@@ -774,10 +1081,10 @@ int writer_take_partition(writer_t *self, int32_t partition)
         return -1;
     if (self->owned[partition])
         return 0;
-    if (s_own(self, &partition, 1) != 0)
+    int64_t now = s_mono_ms();
+    if (!s_session_ready(self, now) || s_take_partitions(self, &partition, 1, now) < 0)
         return -1;
-    evp_info("partition taken", "partition=%d partitions=%zu", (int)partition, self->nowned);
-    return 0;
+    return self->owned[partition] ? 0 : -1;
 }
 
 int writer_release_partition(writer_t *self, int32_t partition)
@@ -786,16 +1093,7 @@ int writer_release_partition(writer_t *self, int32_t partition)
         return -1;
     if (!self->owned[partition])
         return 0;
-    if (!writer_batch_empty(self->batch) && !s_commit(self, s_mono_ms()))
-        return -1;
-    char prefix[EV_TOPIC_MAX];
-    size_t len = ev_topic_prefix(prefix, (uint32_t)partition);
-    zmq_setsockopt(self->sub, ZMQ_UNSUBSCRIBE, prefix, len);
-    self->owned[partition] = false;
-    self->nowned--;
-    writer_streams_drop_partition(self->streams, partition);
-    evp_info("partition released", "partition=%d partitions=%zu", (int)partition, self->nowned);
-    return 0;
+    return s_release_partitions(self, &partition, 1, s_mono_ms(), "asked");
 }
 
 bool writer_owns(const writer_t *self, int32_t partition)
@@ -806,4 +1104,9 @@ bool writer_owns(const writer_t *self, int32_t partition)
 size_t writer_owned_count(const writer_t *self)
 {
     return self->nowned;
+}
+
+const char *writer_name(const writer_t *self)
+{
+    return self->name;
 }

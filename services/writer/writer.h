@@ -27,16 +27,17 @@ void writer_destroy(writer_t **self_p);
 int writer_migrate_only(writer_t *self, int deadline_ms);
 
 /* Connects to PostgreSQL (retrying until it can or the writer is asked to
- * stop), applies the migrations, takes every partition, connects to the
- * bus and the repair service, logs "writer ready". 0, or -1 (stopping or a
- * migration failed). */
+ * stop), applies the migrations, joins the writers and takes the free
+ * partitions of its share, connects to the bus and the repair service, logs
+ * "writer ready". 0, or -1 (stopping or a migration failed). */
 int writer_start(writer_t *self);
 /* One turn of the loop: waits up to max_wait_ms for messages, takes them,
  * commits when the batch is full or old enough, sends repair requests. */
 void writer_step(writer_t *self, int max_wait_ms);
 /* Commits what the batch holds (retrying for up to about 10 s when
- * PostgreSQL is down) and logs the summary. 0, or 1 when the batch could
- * not be committed. */
+ * PostgreSQL is down), gives every partition up (the other writers take
+ * them at once) and logs the summary. 0, or 1 when the batch could not be
+ * committed. */
 int writer_finish(writer_t *self);
 /* writer_start, writer_step until asked to stop, writer_finish: the exit code. */
 int writer_run(writer_t *self);
@@ -45,16 +46,26 @@ void writer_stop(writer_t *self);
 bool writer_stopping(const writer_t *self);
 
 /* ---- Partitions owned ----
- * Every partition for now; a later change shares them among writers. */
+ * Writers share the partitions out among themselves through PostgreSQL: a
+ * partition is a writer's while its connection holds the session advisory
+ * lock (WRITER_DB_PARTITION_LOCK, partition). Every second (at once when
+ * another writer notifies) the loop lists the live writers, computes each
+ * one's share (writer_assign), gives up what is another's share and takes
+ * the free partitions of its own. */
 
-/* Loads the partition's checkpoints and subscribes to it. 0, or -1 when
- * PostgreSQL is unavailable (nothing changed). */
+/* Takes the partition's lock (when free), loads its checkpoints and
+ * publishers' heads, subscribes to it and asks for what is missing. 0, or
+ * -1 when PostgreSQL is unavailable or another writer holds it. */
 int writer_take_partition(writer_t *self, int32_t partition);
-/* Commits the batch, unsubscribes and forgets the partition's streams.
- * 0, or -1 when the batch could not be committed (nothing changed). */
+/* Unsubscribes, commits the batch, forgets the partition's streams and
+ * releases its lock. 0, or -1 when the batch could not be committed
+ * (nothing changed). The next look at the live writers may take it again. */
 int writer_release_partition(writer_t *self, int32_t partition);
 bool writer_owns(const writer_t *self, int32_t partition);
 size_t writer_owned_count(const writer_t *self);
+/* This writer's name among the writers (its connection's application_name):
+ * evpipe-writer/<host>/<pid>/<random>. */
+const char *writer_name(const writer_t *self);
 
 /* The counters (valid while the writer lives). */
 const writer_stats_t *writer_stats(const writer_t *self);
@@ -62,5 +73,7 @@ const writer_stats_t *writer_stats(const writer_t *self);
 void writer_render_metrics(writer_t *self, ev_buf_t *out);
 /* Events held back behind holes now. */
 size_t writer_held(const writer_t *self);
+/* Rows in the batch, not committed yet. */
+size_t writer_pending_rows(const writer_t *self);
 
 #endif

@@ -334,3 +334,33 @@ size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t 
     self->ngaps = kept;
     return dropped;
 }
+
+/* Keeps the marks whose stream is not dropped; returns how many are kept. */
+static size_t s_keep_marks(writer_mark_t *marks, size_t count, const bool *drop, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++)
+        if (marks[i].stream >= n || !drop[marks[i].stream])
+            marks[kept++] = marks[i];
+    return kept;
+}
+
+size_t writer_batch_drop_streams(writer_batch_t *self, const bool *drop, size_t n)
+{
+    int64_t *upto = malloc((n ? n : 1) * sizeof *upto);
+    if (!upto)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        upto[i] = drop[i] ? INT64_MAX : -1;
+    size_t dropped = writer_batch_drop_upto(self, upto, n);
+    free(upto);
+    for (size_t i = 0; i < self->nckpts; i++)
+        self->ckpt_slot[self->ckpts[i].stream] = -1;
+    self->nckpts = s_keep_marks(self->ckpts, self->nckpts, drop, n);
+    for (size_t i = 0; i < self->nckpts; i++)
+        self->ckpt_slot[self->ckpts[i].stream] = (int32_t)i;
+    self->nheads = s_keep_marks(self->heads, self->nheads, drop, n);
+    if (writer_batch_empty(self))
+        writer_batch_reset(self);
+    return dropped;
+}

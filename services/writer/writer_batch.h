@@ -114,5 +114,9 @@ void writer_batch_unrefuse(writer_batch_t *self, size_t nrejects);
 /* Removes rows, rejects and gaps at or below upto[stream id] (n entries;
  * -1: keep all of that stream). Returns how many rows went. */
 size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t n);
+/* Removes everything of the streams whose drop[stream id] is true (n
+ * entries): rows, rejects, gaps, checkpoints and heads, as if they had never
+ * come (a partition this writer no longer owns). Returns how many rows went. */
+size_t writer_batch_drop_streams(writer_batch_t *self, const bool *drop, size_t n);
 
 #endif

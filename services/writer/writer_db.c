@@ -29,7 +29,30 @@ static const char S_COPY_REJECTS[] = "COPY rejects (source, partition, seq, reas
 static const char S_RELOAD[] =
     "SELECT k.i, c.seq FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS k(source, partition, i)"
     " JOIN checkpoints c USING (source, partition)";
-static const char S_LOAD[] = "SELECT source, partition, seq FROM checkpoints WHERE partition = ANY($1::int[])";
+static const char S_LOAD[] =
+    "SELECT source, partition, COALESCE(c.seq, 0), COALESCE(h.seq, 0)"
+    " FROM (SELECT source, partition, seq FROM checkpoints WHERE partition = ANY($1::int[])) c"
+    " FULL JOIN (SELECT source, partition, seq FROM publisher_heads WHERE partition = ANY($1::int[])) h"
+    " USING (source, partition)";
+/* Sharing partitions. */
+static const char S_LISTEN[] = "LISTEN " WRITER_DB_CHANNEL;
+static const char S_NOTIFY[] = "NOTIFY " WRITER_DB_CHANNEL;
+/* PostgreSQL 14 and later wait (up to 2 s) until the backend is gone. */
+static const char S_END_PREVIOUS[] =
+    "SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity"
+    " WHERE pid = $1::int AND application_name = $2 AND pid <> pg_backend_pid()";
+static const char S_END_PREVIOUS_OLD[] =
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE pid = $1::int AND application_name = $2 AND pid <> pg_backend_pid()";
+static const char S_MEMBERS[] =
+    "SELECT DISTINCT application_name FROM pg_stat_activity"
+    " WHERE datname = current_database() AND left(application_name, length($1)) = $1 ORDER BY 1";
+static const char S_LOCK[] = "SELECT p FROM unnest($2::int[]) AS p WHERE pg_try_advisory_lock($1::int, p)";
+static const char S_UNLOCK[] = "SELECT pg_advisory_unlock($1::int, p) FROM unnest($2::int[]) AS p";
+/* One implicit transaction: the NOTIFY goes out once the name and the locks are gone. */
+static const char S_LEAVE[] = "SELECT set_config('application_name', 'evpipe-writer-leaving', false);"
+                              " SELECT pg_advisory_unlock_all();"
+                              " NOTIFY " WRITER_DB_CHANNEL;
 
 /* Bytes per PQputCopyData call. */
 #define S_COPY_CHUNK (1 << 20)
@@ -38,6 +61,9 @@ struct writer_db_t {
     const evp_config_t *cfg; /* settings (connection) */
     writer_metrics_t *metrics; /* commit timing and latencies, or NULL */
     PGconn *conn;            /* the connection, or NULL */
+    char name[WRITER_DB_NAME_MAX]; /* application_name of the connections */
+    uint64_t session;        /* connections made */
+    int previous_pid;        /* backend of the last connection dropped, or 0 */
     char describe[300];      /* where it connects, without the password */
     char copy_sql[1200];     /* COPY events (columns) FROM STDIN */
     int backoff_ms;          /* delay after the next failure */
@@ -66,6 +92,7 @@ writer_db_t *writer_db_new(const evp_config_t *cfg, writer_metrics_t *metrics)
     self->cfg = cfg;
     self->metrics = metrics;
     self->backoff_ms = WRITER_DB_BACKOFF_MIN_MS;
+    snprintf(self->name, sizeof self->name, "evpipe-writer");
     evp_pg_describe(cfg, self->describe, sizeof self->describe);
     snprintf(self->copy_sql, sizeof self->copy_sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
     ev_buf_init(&self->a1);
@@ -122,7 +149,7 @@ bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
     if (now_ms < self->next_attempt_ms)
         return false;
     char why[512];
-    PGconn *c = evp_pg_connect(self->cfg, "evpipe-writer", why, sizeof why);
+    PGconn *c = evp_pg_connect(self->cfg, self->name, why, sizeof why);
     if (!c) {
         int delay = s_backoff(self, now_ms);
         char reason[sizeof why];
@@ -132,6 +159,7 @@ bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
     }
     PQsetNoticeProcessor(c, s_notice, NULL);
     self->conn = c;
+    self->session++;
     self->backoff_ms = WRITER_DB_BACKOFF_MIN_MS;
     evp_info("connected to PostgreSQL", "%s", self->describe);
     return true;
@@ -143,14 +171,26 @@ void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why)
     char reason[700];
     evp_error(lost ? "lost the PostgreSQL connection" : "PostgreSQL failed", "%s reason=\"%s\"", self->describe,
               evp_log_text(reason, sizeof reason, why, strlen(why)));
-    if (self->conn)
+    if (self->conn) {
+        self->previous_pid = PQbackendPID(self->conn);
         PQfinish(self->conn);
+    }
     self->conn = NULL;
     /* A lost connection is tried again at once; after an error, wait. */
     if (lost)
         self->next_attempt_ms = now_ms;
     else
         s_backoff(self, now_ms);
+}
+
+void writer_db_set_name(writer_db_t *self, const char *name)
+{
+    snprintf(self->name, sizeof self->name, "%s", name);
+}
+
+uint64_t writer_db_session(const writer_db_t *self)
+{
+    return self->session;
 }
 
 /* ---- Array parameters as text literals ---- */
@@ -189,6 +229,15 @@ static void s_array_int(ev_buf_t *b, int64_t v)
 static void s_array_end(ev_buf_t *b)
 {
     ev_buf_putc(b, '}');
+}
+
+/* An int array parameter of partitions, in a1. */
+static void s_partitions_array(writer_db_t *self, const int32_t *partitions, size_t n)
+{
+    s_array_begin(&self->a1);
+    for (size_t i = 0; i < n; i++)
+        s_array_int(&self->a1, partitions[i]);
+    s_array_end(&self->a1);
 }
 
 /* a1/a2/a3: sources, partitions and seqs of marks (checkpoints or heads). */
@@ -594,10 +643,7 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
         snprintf(why, whylen, "PostgreSQL unavailable");
         return -1;
     }
-    s_array_begin(&self->a1);
-    for (size_t i = 0; i < n; i++)
-        s_array_int(&self->a1, partitions[i]);
-    s_array_end(&self->a1);
+    s_partitions_array(self, partitions, n);
     const char *vals[] = {self->a1.data};
     PGresult *r = PQexecParams(self->conn, S_LOAD, 1, NULL, vals, NULL, NULL, 0);
     if (!evp_pg_ok(r, PGRES_TUPLES_OK, "loading checkpoints", why, whylen)) {
@@ -608,10 +654,148 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
         const char *source = PQgetvalue(r, i, 0);
         int32_t partition = (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10);
         int64_t seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        int64_t head = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         writer_stream_t *s = writer_streams_get(ss, source, strlen(source), partition, true);
-        if (s)
-            writer_stream_advance(ss, s, seq);
+        if (!s)
+            continue;
+        writer_stream_advance(ss, s, seq);
+        if (head > 0)
+            writer_stream_learn_head(s, head);
     }
+    PQclear(r);
+    return 0;
+}
+
+/* ---- Sharing partitions ---- */
+
+/* Runs a statement with text parameters expecting `want`; the result is
+ * returned (the caller clears it), or NULL after dropping the connection. */
+static PGresult *s_query(writer_db_t *self, int64_t now_ms, const char *sql, int n, const char *const *vals,
+                         ExecStatusType want, const char *what, char *why, size_t whylen)
+{
+    if (!writer_db_ensure(self, now_ms)) {
+        snprintf(why, whylen, "%s: PostgreSQL unavailable", what);
+        return NULL;
+    }
+    PGresult *r = n > 0 ? PQexecParams(self->conn, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(self->conn, sql);
+    if (!evp_pg_ok(r, want, what, why, whylen)) {
+        writer_db_fail(self, now_ms, why);
+        return NULL;
+    }
+    return r;
+}
+
+int writer_db_join(writer_db_t *self, int64_t now_ms, char *why, size_t whylen)
+{
+    PGresult *r = s_query(self, now_ms, S_LISTEN, 0, NULL, PGRES_COMMAND_OK, "LISTEN", why, whylen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    if (self->previous_pid == 0)
+        return 0;
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", self->previous_pid);
+    const char *vals[] = {pid, self->name};
+    const char *sql = PQserverVersion(self->conn) >= 140000 ? S_END_PREVIOUS : S_END_PREVIOUS_OLD;
+    r = s_query(self, now_ms, sql, 2, vals, PGRES_TUPLES_OK, "ending the previous session", why, whylen);
+    if (!r)
+        return -1;
+    if (PQntuples(r) > 0)
+        evp_info("ended this writer's previous PostgreSQL session", "pid=%d ended=%s", self->previous_pid,
+                 strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? "true" : "false");
+    PQclear(r);
+    self->previous_pid = 0;
+    return 0;
+}
+
+int writer_db_members(writer_db_t *self, int64_t now_ms, char (*names)[WRITER_DB_NAME_MAX], size_t max, size_t *n,
+                      char *why, size_t whylen)
+{
+    const char *vals[] = {WRITER_DB_MEMBER_PREFIX};
+    PGresult *r = s_query(self, now_ms, S_MEMBERS, 1, vals, PGRES_TUPLES_OK, "listing the writers", why, whylen);
+    if (!r)
+        return -1;
+    *n = 0;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        snprintf(names[(*n)++], WRITER_DB_NAME_MAX, "%s", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return 0;
+}
+
+int writer_db_lock(writer_db_t *self, int64_t now_ms, const int32_t *partitions, size_t n, bool *got, char *why,
+                   size_t whylen)
+{
+    for (size_t i = 0; i < n; i++)
+        got[i] = false;
+    if (n == 0)
+        return 0;
+    char key[16];
+    snprintf(key, sizeof key, "%d", WRITER_DB_PARTITION_LOCK);
+    s_partitions_array(self, partitions, n);
+    const char *vals[] = {key, self->a1.data};
+    PGresult *r = s_query(self, now_ms, S_LOCK, 2, vals, PGRES_TUPLES_OK, "locking partitions", why, whylen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int32_t p = (int32_t)strtol(PQgetvalue(r, i, 0), NULL, 10);
+        for (size_t k = 0; k < n; k++)
+            if (partitions[k] == p)
+                got[k] = true;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int writer_db_unlock(writer_db_t *self, int64_t now_ms, const int32_t *partitions, size_t n, char *why,
+                     size_t whylen)
+{
+    if (n == 0)
+        return 0;
+    char key[16];
+    snprintf(key, sizeof key, "%d", WRITER_DB_PARTITION_LOCK);
+    s_partitions_array(self, partitions, n);
+    const char *vals[] = {key, self->a1.data};
+    PGresult *r = s_query(self, now_ms, S_UNLOCK, 2, vals, PGRES_TUPLES_OK, "unlocking partitions", why, whylen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+void writer_db_notify(writer_db_t *self)
+{
+    if (!self->conn)
+        return;
+    PGresult *r = PQexec(self->conn, S_NOTIFY);
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+        evp_debug("NOTIFY failed", "reason=\"%s\"", PQerrorMessage(self->conn));
+    PQclear(r);
+}
+
+bool writer_db_notified(writer_db_t *self)
+{
+    if (!self->conn || !PQconsumeInput(self->conn))
+        return false; /* a broken connection shows at the next statement */
+    int me = PQbackendPID(self->conn);
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(self->conn)) != NULL) {
+        if (n->be_pid != me)
+            any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+int writer_db_leave(writer_db_t *self, int64_t now_ms, char *why, size_t whylen)
+{
+    if (!self->conn) {
+        snprintf(why, whylen, "leaving: not connected (the locks went with the connection)");
+        return -1;
+    }
+    PGresult *r = s_query(self, now_ms, S_LEAVE, 0, NULL, PGRES_COMMAND_OK, "leaving", why, whylen);
+    if (!r)
+        return -1;
     PQclear(r);
     return 0;
 }

@@ -20,6 +20,19 @@
 #define WRITER_DB_BACKOFF_MIN_MS 100
 #define WRITER_DB_BACKOFF_MAX_MS 5000
 
+/* A partition is owned through the session advisory lock
+ * (WRITER_DB_PARTITION_LOCK, partition) held on the writer's connection
+ * (pg_locks: classid = this, objid = the partition, objsubid = 2). "evpw" in
+ * ASCII. The writer_assignments view (sql/007) names it too. */
+#define WRITER_DB_PARTITION_LOCK 1702260855
+/* Live writers are the connections to the database whose application_name
+ * starts with this (then host/pid/random). */
+#define WRITER_DB_MEMBER_PREFIX "evpipe-writer/"
+/* application_name holds 63 bytes. */
+#define WRITER_DB_NAME_MAX 64
+/* The channel writers NOTIFY when they join, leave or give partitions up. */
+#define WRITER_DB_CHANNEL "evpipe_writers"
+
 typedef struct writer_db_t writer_db_t;
 
 typedef enum {
@@ -43,6 +56,38 @@ int64_t writer_db_next_attempt_ms(const writer_db_t *self);
 PGconn *writer_db_conn(writer_db_t *self);
 /* Drops the connection after a failure (why is logged) and schedules a reconnection. */
 void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why);
+/* The application_name of the next connections ("evpipe-writer" until set;
+ * at most WRITER_DB_NAME_MAX - 1 bytes of printable ASCII). */
+void writer_db_set_name(writer_db_t *self, const char *name);
+/* Counts connections made: a new number means a new session, whose advisory
+ * locks are none yet. 0 before the first. */
+uint64_t writer_db_session(const writer_db_t *self);
+
+/* ---- Sharing partitions (each call drops the connection when it fails) ---- */
+
+/* Starts a session as a member: LISTEN on WRITER_DB_CHANNEL, and ends this
+ * writer's previous backend if it lingers (a connection lost on this side
+ * only), so its locks go. 0, or -1 with why. */
+int writer_db_join(writer_db_t *self, int64_t now_ms, char *why, size_t whylen);
+/* The names of the live writers of this database (sorted, this one
+ * included), at most max. 0, or -1 with why. */
+int writer_db_members(writer_db_t *self, int64_t now_ms, char (*names)[WRITER_DB_NAME_MAX], size_t max, size_t *n,
+                      char *why, size_t whylen);
+/* Tries the lock of each partition (never waits): got[i] tells whether
+ * partitions[i] is this session's now. 0, or -1 with why. */
+int writer_db_lock(writer_db_t *self, int64_t now_ms, const int32_t *partitions, size_t n, bool *got, char *why,
+                   size_t whylen);
+/* Releases the locks of partitions[0..n). 0, or -1 with why. */
+int writer_db_unlock(writer_db_t *self, int64_t now_ms, const int32_t *partitions, size_t n, char *why,
+                     size_t whylen);
+/* Tells the other writers to look at the members again (best effort). */
+void writer_db_notify(writer_db_t *self);
+/* True when another writer notified since the last call (reads what the
+ * connection has received, never waits). */
+bool writer_db_notified(writer_db_t *self);
+/* Leaves: stops counting as a live writer, releases every lock, notifies.
+ * The connection stays open. 0, or -1 with why. */
+int writer_db_leave(writer_db_t *self, int64_t now_ms, char *why, size_t whylen);
 
 /* Commits the batch in one transaction. On OK the counters in st, the
  * streams' committed seqs and the latency record are updated; the caller
@@ -50,9 +95,10 @@ void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why);
 writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
                                  int64_t now_ms);
 
-/* Loads the checkpoints of the given partitions into the registry (creating
- * their streams). Returns 0, or -1 with why (the connection is dropped
- * when it failed). */
+/* Loads the checkpoints and the publishers' heads (publisher_heads, taken as
+ * heartbeats: writer_stream_learn_head) of the given partitions into the
+ * registry, creating their streams. Returns 0, or -1 with why (the
+ * connection is dropped when it failed). */
 int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, size_t n, writer_streams_t *ss,
                                int64_t now_ms, char *why, size_t whylen);
 

@@ -310,12 +310,22 @@ void writer_stream_advance(writer_streams_t *self, writer_stream_t *s, int64_t s
 
 /* ---- Repair ---- */
 
-bool writer_stream_missing(const writer_stream_t *s, int64_t *from, int64_t *to)
+/* The known hole after accepted, if any (unbounded). */
+static bool s_hole(const writer_stream_t *s, int64_t *end)
 {
     int64_t held = writer_stream_first_held(s);
-    int64_t end = held ? held - 1 : s->seen;
-    if (end <= s->accepted)
-        return false;
+    *end = held ? held - 1 : s->seen;
+    return *end > s->accepted;
+}
+
+bool writer_stream_missing(const writer_stream_t *s, int64_t *from, int64_t *to)
+{
+    int64_t end;
+    if (!s_hole(s, &end)) {
+        if (!s->probe)
+            return false;
+        end = s->accepted + WRITER_REPAIR_RANGE_MAX;
+    }
     *from = s->accepted + 1;
     *to = end - *from + 1 > WRITER_REPAIR_RANGE_MAX ? *from + WRITER_REPAIR_RANGE_MAX - 1 : end;
     return true;
@@ -339,7 +349,9 @@ bool writer_stream_repair_due(const writer_stream_t *s, int64_t now_ms, int time
 
 void writer_stream_repair_sent(writer_stream_t *s, uint64_t id, int64_t from, int64_t to, int64_t now_ms)
 {
+    int64_t end;
     s->repair_busy = true;
+    s->repair_probe = !s_hole(s, &end);
     s->repair_id = id;
     s->repair_from = from;
     s->repair_to = to;
@@ -357,9 +369,38 @@ bool writer_stream_repair_end(writer_stream_t *s, uint64_t id)
     if (!s->repair_busy || s->repair_id != id)
         return false;
     s->repair_busy = false;
+    if (s->repair_probe) {
+        /* Its last seq came: there may be more after it. */
+        s->probe = s->seen >= s->repair_to;
+        return true;
+    }
     if (s->repair_to > s->gap_until)
         s->gap_until = s->repair_to;
     return true;
+}
+
+/* ---- Probes ---- */
+
+void writer_stream_probe_at(writer_stream_t *s, int64_t at_ms)
+{
+    s->probe_at_ms = at_ms > 0 ? at_ms : 1;
+}
+
+bool writer_stream_probe_due(writer_stream_t *s, int64_t now_ms)
+{
+    if (!s->probe_at_ms || now_ms < s->probe_at_ms)
+        return false;
+    s->probe_at_ms = 0;
+    s->probe = true;
+    return true;
+}
+
+void writer_stream_learn_head(writer_stream_t *s, int64_t seq)
+{
+    if (seq > s->seen)
+        s->seen = seq;
+    if (seq > s->head_seq)
+        s->head_seq = seq;
 }
 
 /* ---- Heartbeats ---- */
@@ -369,6 +410,7 @@ bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, int64_t now_ms, in
     if (seq > s->seen)
         s->seen = seq;
     s->head_seq = seq;
+    s->probe_at_ms = 0;
     if (s->head_recorded && now_ms - s->head_recorded_ms < record_every_ms)
         return false;
     s->head_recorded = true;

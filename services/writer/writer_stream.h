@@ -51,6 +51,9 @@ typedef struct {
     int64_t head_seq;              /* latest seq the publisher announced */
     bool head_recorded;            /* head_seq has been put in a batch once */
     int64_t head_recorded_ms;      /* when head_seq was last put in a batch */
+    int64_t probe_at_ms;           /* when to look for events nobody announced (monotonic ms; 0: not planned) */
+    bool probe;                    /* looking for them: ask past the highest seq known */
+    bool repair_probe;             /* the request in flight is such a look, not a known hole */
 } writer_stream_t;
 
 typedef struct writer_streams_t writer_streams_t;
@@ -109,8 +112,10 @@ size_t writer_stream_held_count(const writer_stream_t *s);
 
 /* ---- Repair ---- */
 
-/* The missing range after accepted: up to the first held event, or up to the
- * highest seq seen; at most WRITER_REPAIR_RANGE_MAX seqs. False: nothing missing. */
+/* The range to ask for after accepted: up to the first held event, or up to
+ * the highest seq seen (a known hole); with none and a probe on, the next
+ * WRITER_REPAIR_RANGE_MAX seqs (a probe). At most WRITER_REPAIR_RANGE_MAX
+ * seqs. False: nothing to ask for. */
 bool writer_stream_missing(const writer_stream_t *s, int64_t *from, int64_t *to);
 /* Whether a repair request should be sent now: something is missing and no
  * request is in flight, or the one in flight is older than timeout_ms.
@@ -121,13 +126,32 @@ void writer_stream_repair_sent(writer_stream_t *s, uint64_t id, int64_t from, in
 /* An answer (an EVENT) arrived for this stream: the request is alive. */
 void writer_stream_repair_progress(writer_stream_t *s, int64_t now_ms);
 /* END of request id: true when it is the request in flight; then whatever of
- * its range is still missing becomes gaps (writer_stream_next_gap). */
+ * its range is still missing becomes gaps (writer_stream_next_gap). A probe
+ * makes no gaps (nothing says the seqs after the last one sent exist): it
+ * goes on from the new accepted when its answer reached the end of its
+ * range, else the probe is over. */
 bool writer_stream_repair_end(writer_stream_t *s, uint64_t id);
+
+/* ---- Probes: events nobody announces ----
+ * A partition taken while its publisher is quiet (stopped) gets no
+ * heartbeat, so events published after its last recorded head would never be
+ * asked for. A probe asks the repair service for what comes after accepted,
+ * without knowing whether anything does. */
+
+/* Plans a probe at at_ms, unless a heartbeat comes first. */
+void writer_stream_probe_at(writer_stream_t *s, int64_t at_ms);
+/* Starts the planned probe when its time has come; true when it did (the
+ * caller then asks: writer_stream_repair_due). */
+bool writer_stream_probe_due(writer_stream_t *s, int64_t now_ms);
+/* A head read from the database (publisher_heads): what a heartbeat says,
+ * without planning to record it again. */
+void writer_stream_learn_head(writer_stream_t *s, int64_t seq);
 
 /* ---- Heartbeats ---- */
 
-/* The publisher announced seq as its latest. Returns true when its head
- * should be recorded now (at most once per record_every_ms). */
+/* The publisher announced seq as its latest (a planned probe is not needed
+ * any more: the publisher is alive). Returns true when its head should be
+ * recorded now (at most once per record_every_ms). */
 bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, int64_t now_ms, int record_every_ms);
 
 #endif

@@ -304,3 +304,43 @@ Test(writer_batch, reset_empties_it_for_the_next_batch)
     cr_assert_eq(b->nckpts, 1);
     cr_assert_eq(writer_batch_checkpoint_of(b, s_stream("gen-a", 2)->id), 2);
 }
+
+Test(writer_batch, dropping_streams_removes_everything_they_put_in)
+{
+    ev_error_t err;
+    for (int64_t seq = 1; seq <= 3; seq++) {
+        ev_event_t a = s_event("gen-a", 2, seq), c = s_event("gen-c", 5, seq);
+        s_add(&a, 2, &err);
+        s_add(&c, 5, &err);
+    }
+    ev_event_t bad = s_event("gen-c", 5, 4);
+    bad.event_type = S("click");
+    s_add(&bad, 5, &err);
+    writer_stream_t *a = s_stream("gen-a", 2), *c = s_stream("gen-c", 5);
+    writer_batch_add_gap(b, c, 5, 6, 0);
+    writer_batch_add_head(b, c, 9, 0);
+    writer_batch_add_head(b, a, 3, 0);
+    bool drop[2] = {false, false};
+    drop[c->id] = true;
+    cr_assert_eq(writer_batch_drop_streams(b, drop, 2), 3);
+    cr_assert_eq(b->nrows, 3);
+    for (size_t i = 0; i < b->nrows; i++)
+        cr_assert_eq(b->rows[i].stream, a->id);
+    cr_assert_eq(b->nrejects, 0);
+    cr_assert_eq(b->ngaps, 0);
+    cr_assert_eq(b->nckpts, 1, "no checkpoint of a dropped stream is written");
+    cr_assert_eq(writer_batch_checkpoint_of(b, a->id), 3);
+    cr_assert_eq(writer_batch_checkpoint_of(b, c->id), -1);
+    cr_assert_eq(b->nheads, 1);
+    cr_assert_eq(b->heads[0].stream, a->id);
+    /* The batch goes on as usual. */
+    ev_event_t a4 = s_event("gen-a", 2, 4);
+    s_add(&a4, 2, &err);
+    cr_assert_eq(writer_batch_checkpoint_of(b, a->id), 4);
+    cr_assert_eq(b->nckpts, 1);
+
+    drop[c->id] = false;
+    drop[a->id] = true;
+    writer_batch_drop_streams(b, drop, 2);
+    cr_assert(writer_batch_empty(b), "nothing left");
+}

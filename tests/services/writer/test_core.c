@@ -3,6 +3,7 @@
  * real PostgreSQL and real sockets. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evpipe/config.h"
@@ -131,4 +132,137 @@ Test(writer_core, counts_what_happens_and_takes_partitions_at_run_time)
     wt_check_rows(w->conn, "gen-core", 1, 12, 12, NULL);
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE seq = 11 AND reason = 'bad_encoding'"), 1);
     cr_assert_eq(tk_sql_int(w->conn, "SELECT seq FROM checkpoints WHERE source = 'gen-core' AND partition = 1"), 12);
+}
+
+/* ---- Two writers in one process, sharing the partitions ---- */
+
+/* Turns both loops (and the stand-in bus) until done() holds, checking at
+ * every turn that no partition has two owners in PostgreSQL (a writer that
+ * lost its session may still believe it owns a partition, but it writes
+ * nothing before it has the lock again); false at the deadline. */
+static bool s_pump_two(writer_t *a, writer_t *b, bool (*done)(writer_t *a, writer_t *b))
+{
+    int64_t end = tk_now_ms() + WAIT_MS;
+    while (tk_now_ms() < end) {
+        if (a)
+            writer_step(a, 5);
+        if (b)
+            writer_step(b, 5);
+        wt_bus_wait_subscriptions(bus, 0, 0);
+        cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) - count(DISTINCT partition) FROM writer_assignments"), 0,
+                     "a partition has two owners");
+        if (done(a, b))
+            return true;
+    }
+    return false;
+}
+
+static bool s_two_each(writer_t *a, writer_t *b)
+{
+    return writer_owned_count(a) == 2 && writer_owned_count(b) == 2;
+}
+
+static bool s_first_owns_all(writer_t *a, writer_t *b)
+{
+    (void)b;
+    return writer_owned_count(a) == PARTITIONS;
+}
+
+static bool s_second_owns_all(writer_t *a, writer_t *b)
+{
+    (void)a;
+    return writer_owned_count(b) == PARTITIONS;
+}
+
+/* Rows of writer_assignments owned by name. */
+static int64_t s_owned_in_view(const char *name)
+{
+    const char *vals[] = {name};
+    PGresult *r = PQexecParams(w->conn, "SELECT count(*) FROM writer_assignments WHERE writer = $1", 1, NULL, vals,
+                               NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(w->conn));
+    int64_t n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
+Test(writer_core, two_writers_share_the_partitions_and_hand_them_over_when_one_stops)
+{
+    cr_assert_eq(writer_start(wr), 0);
+    cr_assert_eq(strncmp(writer_name(wr), "evpipe-writer/", 14), 0, "%s", writer_name(wr));
+    cr_assert_eq(writer_owned_count(wr), PARTITIONS, "alone, it takes everything");
+    cr_assert_eq(s_owned_in_view(writer_name(wr)), PARTITIONS);
+
+    char why[256];
+    writer_t *second = writer_new(&cfg, why, sizeof why);
+    cr_assert_not_null(second, "%s", why);
+    cr_assert_str_neq(writer_name(second), writer_name(wr));
+    cr_assert_eq(writer_start(second), 0);
+    cr_assert(s_pump_two(wr, second, s_two_each), "owned: %zu and %zu", writer_owned_count(wr),
+              writer_owned_count(second));
+    cr_assert_eq(s_owned_in_view(writer_name(wr)), 2);
+    cr_assert_eq(s_owned_in_view(writer_name(second)), 2);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) - count(DISTINCT partition) FROM writer_assignments"), 0);
+
+    /* The second stops: its partitions come back to the first. */
+    writer_stop(second);
+    cr_assert_eq(writer_finish(second), 0);
+    writer_destroy(&second);
+    cr_assert(s_pump_two(wr, NULL, s_first_owns_all), "owned: %zu", writer_owned_count(wr));
+    cr_assert_eq(s_owned_in_view(writer_name(wr)), PARTITIONS);
+    writer_stop(wr);
+    cr_assert_eq(writer_finish(wr), 0);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM writer_assignments WHERE writer_pid IS NOT NULL"), 0,
+                 "a writer that stopped owns nothing");
+}
+
+Test(writer_core, a_writer_that_lost_its_connection_forgets_partitions_another_took_meanwhile)
+{
+    /* Events stay in the batch: a long linger. */
+    writer_destroy(&wr);
+    cfg.writer_linger_ms = 60000;
+    char why[256];
+    wr = writer_new(&cfg, why, sizeof why);
+    cr_assert_not_null(wr, "%s", why);
+    cr_assert_eq(writer_start(wr), 0);
+    writer_t *second = writer_new(&cfg, why, sizeof why);
+    cr_assert_not_null(second, "%s", why);
+    cr_assert_eq(writer_start(second), 0);
+    cr_assert(s_pump_two(wr, second, s_two_each));
+    int32_t p = 0;
+    while (!writer_owns(wr, p))
+        p++;
+    /* Published again until the subscription has reached the stand-in bus
+     * and all five are in the batch (a repeat is a duplicate). */
+    int64_t end = tk_now_ms() + WAIT_MS;
+    while (writer_stats(wr)->committed == 0 && writer_pending_rows(wr) < 5 && tk_now_ms() < end) {
+        wt_bus_publish_range(bus, "gen-lost", p, 1, 5);
+        for (int i = 0; i < 20; i++) {
+            writer_step(wr, 10);
+            writer_step(second, 10);
+            wt_bus_wait_subscriptions(bus, 0, 0);
+        }
+    }
+    cr_assert_eq(writer_pending_rows(wr), 5, "the events wait in the batch");
+
+    /* Its session ends (as when the network drops it); the other writer
+     * sees it gone and takes everything. */
+    const char *vals[] = {writer_name(wr)};
+    PGresult *r = PQexecParams(w->conn, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                                        " WHERE application_name = $1",
+                               1, NULL, vals, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(w->conn));
+    PQclear(r);
+    cr_assert(s_pump_two(NULL, second, s_second_owns_all), "owned: %zu", writer_owned_count(second));
+
+    /* The first comes back: the locks are not its any more, so the rows it
+     * held are dropped, not written; then the partitions are shared again. */
+    cr_assert(s_pump_two(wr, second, s_two_each), "owned: %zu and %zu", writer_owned_count(wr),
+              writer_owned_count(second));
+    cr_assert_eq(wt_rows(w->conn), 0, "nothing was committed without the lock");
+    writer_stop(second);
+    cr_assert_eq(writer_finish(second), 0);
+    writer_destroy(&second);
+    writer_stop(wr);
+    writer_finish(wr);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evpipe/copy.h"
 #include "evpipe/wire.h"
 #include "peers.h"
 #include "testkit.h"
@@ -352,7 +353,7 @@ Test(writer_run, a_lost_connection_loses_nothing)
     char kill[512];
     snprintf(kill, sizeof kill,
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-             " WHERE application_name = 'evpipe-writer' AND datname = '%s'",
+             " WHERE starts_with(application_name, 'evpipe-writer/') AND datname = '%s'",
              w->db);
     int64_t seq[PARTITIONS] = {0};
     for (int round = 0; round < 10; round++) {
@@ -392,7 +393,7 @@ Test(writer_run, postgresql_unavailable_for_a_while_loses_nothing)
     tk_sql_exec(admin, sql);
     snprintf(sql, sizeof sql,
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-             " WHERE application_name = 'evpipe-writer' AND datname = '%s'",
+             " WHERE starts_with(application_name, 'evpipe-writer/') AND datname = '%s'",
              w->db);
     tk_sql_int(w->conn, sql);
     wt_bus_publish_range(bus, "gen-down", 2, 101, 3000);
@@ -412,12 +413,54 @@ Test(writer_run, postgresql_unavailable_for_a_while_loses_nothing)
     s_stop_writer();
 }
 
-Test(writer_run, two_writers_on_the_same_partitions_store_each_event_once)
+/* Partitions owned per writer in writer_assignments, as "a,b" sorted (the
+ * counts only), e.g. "2,2". */
+static void s_owned_counts(char *out, size_t len)
+{
+    PGresult *r = PQexec(w->conn, "SELECT count(*) FROM writer_assignments WHERE writer_pid IS NOT NULL"
+                                  " GROUP BY writer_pid ORDER BY 1");
+    out[0] = '\0';
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        /* Not migrated yet. */
+        snprintf(out, len, "(%s)", PQresStatus(PQresultStatus(r)));
+        PQclear(r);
+        return;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
+    PQclear(r);
+}
+
+/* Waits until the writers own the partitions as `want` says ("2,2"). */
+static void s_wait_owned(const char *want)
+{
+    char got[64] = "";
+    int64_t end = tk_now_ms() + WAIT_MS;
+    while (tk_now_ms() < end) {
+        s_owned_counts(got, sizeof got);
+        if (strcmp(got, want) == 0)
+            return;
+        tk_sleep_ms(50);
+    }
+    cr_assert_fail("partitions owned per writer: %s, %s expected", got, want);
+}
+
+Test(writer_run, two_writers_share_the_partitions_and_store_each_event_once)
 {
     writer = s_spawn(NULL);
     tk_proc_t *second = s_spawn(NULL);
-    s_attached(writer, 2 * (PARTITIONS + 1));
-    s_attached(second, 2 * (PARTITIONS + 1));
+    s_wait_owned("2,2");
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) - count(DISTINCT partition) FROM writer_assignments"), 0,
+                 "one owner per partition");
+    /* Every subscription (a "!welcome" each, and one per partition taken)
+     * has reached the stand-in bus: the same count twice in a row. */
+    int expected = -1;
+    for (int i = 0; i < 150; i++) {
+        int now = 2 + wt_log_count(writer, "\"partition taken\"") + wt_log_count(second, "\"partition taken\"");
+        if (wt_bus_wait_subscriptions(bus, now, 200) && now == expected)
+            break;
+        expected = now;
+    }
     for (int round = 0; round < 5; round++)
         for (int32_t p = 0; p < PARTITIONS; p++)
             wt_bus_publish_range(bus, "gen-two", p, round * 500 + 1, round * 500 + 500);
@@ -426,10 +469,115 @@ Test(writer_run, two_writers_on_the_same_partitions_store_each_event_once)
     for (int32_t p = 0; p < PARTITIONS; p++)
         wt_check_rows(w->conn, "gen-two", p, 1, 2500, NULL);
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects"), 0);
+    /* Each wrote only its own partitions. */
+    char *log1 = wt_log(writer), *log2 = wt_log(second);
+    cr_assert(strstr(log1, "\"another writer committed") == NULL, "%s", log1);
+    cr_assert(strstr(log2, "\"another writer committed") == NULL, "%s", log2);
+    free(log1);
+    free(log2);
+    /* The second stops: the first takes its partitions at once. */
     tk_signal(second, SIGTERM);
     cr_assert(tk_wait_exit(second, WAIT_MS));
     cr_assert_eq(tk_exit_code(second), 0);
+    cr_assert_eq(wt_log_count(second, "\"partition given up\""), wt_log_count(second, "\"partition taken\""));
     tk_proc_destroy(&second);
+    s_wait_owned("4");
+    s_stop_writer();
+}
+
+/* COPYs seqs first..last of (source, partition) into events with their
+ * checkpoint, as another writer would. */
+static void s_commit_as_another_writer(const char *source, int32_t partition, int64_t first, int64_t last)
+{
+    char sql[1200];
+    snprintf(sql, sizeof sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
+    tk_sql_exec(w->conn, "BEGIN");
+    PGresult *r = PQexec(w->conn, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COPY_IN, "%s", PQerrorMessage(w->conn));
+    PQclear(r);
+    ev_buf_t rows;
+    ev_buf_init(&rows);
+    for (int64_t seq = first; seq <= last; seq++) {
+        ev_event_t ev = wt_event(source, partition, seq);
+        ev_copy_append_row(&rows, &ev);
+    }
+    cr_assert_eq(PQputCopyData(w->conn, rows.data, (int)rows.len), 1);
+    cr_assert_eq(PQputCopyEnd(w->conn, NULL), 1);
+    ev_buf_free(&rows);
+    r = PQgetResult(w->conn);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(w->conn));
+    PQclear(r);
+    while ((r = PQgetResult(w->conn)) != NULL)
+        PQclear(r);
+    char values[3][64];
+    snprintf(values[0], sizeof values[0], "%s", source);
+    snprintf(values[1], sizeof values[1], "%d", (int)partition);
+    snprintf(values[2], sizeof values[2], "%lld", (long long)last);
+    const char *vals[] = {values[0], values[1], values[2]};
+    r = PQexecParams(w->conn, "INSERT INTO checkpoints (source, partition, seq) VALUES ($1, $2, $3)"
+                     " ON CONFLICT (source, partition) DO UPDATE SET seq = GREATEST(checkpoints.seq, EXCLUDED.seq)",
+                     3, NULL, vals,
+                     NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(w->conn));
+    PQclear(r);
+    tk_sql_exec(w->conn, "COMMIT");
+}
+
+Test(writer_run, rows_another_writer_committed_meanwhile_are_dropped_not_stored_twice)
+{
+    /* Only a writer that lost its lock without noticing could meet this;
+     * the identity index and the checkpoints still keep each event once. */
+    const char *env[] = {"WRITER_LINGER_MS=300", NULL};
+    writer = s_start(env);
+    s_commit_as_another_writer("gen-race", 1, 1, 60);
+    wt_bus_publish_range(bus, "gen-race", 1, 1, 100);
+    s_wait_sql("SELECT count(*) FROM events", 100);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-race'", 100);
+    wt_check_rows(w->conn, "gen-race", 1, 1, 100, NULL);
+    cr_assert(tk_wait_log(writer, "\"another writer committed some of these events; dropped from the batch\"",
+                          WAIT_MS));
+    s_stop_writer();
+}
+
+static bool s_up_to_40(int64_t seq)
+{
+    return seq <= 40;
+}
+
+Test(writer_run, a_writer_starting_while_publishers_are_quiet_repairs_up_to_their_heads_and_past_them)
+{
+    /* What earlier writers recorded: committed up to 10, published up to 30;
+     * the archive holds up to 40 (published after the last recorded head). */
+    const char *args[] = {"--migrate-only", NULL};
+    tk_proc_t *m = tk_start(w, "writer", args, NULL);
+    cr_assert(tk_wait_exit(m, WAIT_MS) && tk_exit_code(m) == 0);
+    tk_proc_destroy(&m);
+    tk_sql_exec(w->conn, "INSERT INTO checkpoints (source, partition, seq) VALUES ('gen-quiet', 2, 10)");
+    tk_sql_exec(w->conn, "INSERT INTO publisher_heads (source, partition, seq) VALUES ('gen-quiet', 2, 30)");
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "the recorded head did not ask for a repair");
+    cr_assert_str_eq(req.source, "gen-quiet");
+    cr_assert_eq(req.partition, 2);
+    cr_assert_eq(req.from, 11);
+    cr_assert_eq(req.to, 30);
+    wt_router_answer(router, s_all);
+    /* No heartbeat comes: it looks past the head. */
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no request past the head");
+    cr_assert_eq(req.from, 31);
+    cr_assert_gt(req.to, 40);
+    cr_assert(tk_wait_log(writer, "\"asking for events after the last known seq\" source=gen-quiet partition=2 "
+                                  "from=31",
+                          WAIT_MS));
+    wt_router_answer(router, s_up_to_40);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-quiet'", 40);
+    cr_assert_eq(wt_rows(w->conn), 30);
+    wt_check_rows(w->conn, "gen-quiet", 2, 11, 40, NULL);
+    /* What was not sent is not known to exist: no gap, no more asking. */
+    cr_assert_not(wt_router_recv(router, &req, 1500), "asked again from %lld", (long long)req.from);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT lag FROM writer_assignments WHERE partition = 2"), 0);
     s_stop_writer();
 }
 

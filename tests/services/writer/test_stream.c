@@ -296,3 +296,110 @@ Test(writer_stream, a_repair_answer_already_taken_is_a_duplicate)
     s_offer(s, 2);
     cr_assert_eq(writer_stream_offer(ss, s, 2, "x", 1, -1, true), WRITER_OFFER_DUPLICATE);
 }
+
+/* ---- Probes: events nobody announced ---- */
+
+Test(writer_stream, a_head_read_from_the_database_is_a_hole_to_repair)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_learn_head(s, 30);
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 11);
+    cr_assert_eq(to, 30);
+    bool resend;
+    cr_assert(writer_stream_repair_due(s, 0, 5000, &resend));
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    cr_assert_not(s->repair_probe, "a known hole is not a probe");
+}
+
+Test(writer_stream, a_planned_probe_asks_past_the_highest_known_seq_when_its_time_comes)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_probe_at(s, 5000);
+    int64_t from, to;
+    cr_assert_not(writer_stream_probe_due(s, 4999));
+    cr_assert_not(writer_stream_missing(s, &from, &to), "nothing to ask before its time");
+    cr_assert(writer_stream_probe_due(s, 5000));
+    cr_assert_not(writer_stream_probe_due(s, 6000), "started once");
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 11);
+    cr_assert_eq(to, 10 + WRITER_REPAIR_RANGE_MAX);
+    writer_stream_repair_sent(s, 4, from, to, 5000);
+    cr_assert(s->repair_probe);
+}
+
+Test(writer_stream, a_heartbeat_cancels_a_planned_probe)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_probe_at(s, 5000);
+    writer_stream_heartbeat(s, 12, 100, 1000);
+    cr_assert_not(writer_stream_probe_due(s, 6000), "the publisher is alive and tells its head");
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(to, 12, "only the announced hole");
+}
+
+Test(writer_stream, a_probe_makes_no_gaps_and_ends_when_its_answer_stops_short)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_probe_at(s, 1);
+    cr_assert(writer_stream_probe_due(s, 1));
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    writer_stream_repair_sent(s, 9, from, to, 1);
+    for (int64_t seq = 11; seq <= 15; seq++)
+        cr_assert_eq(s_offer(s, seq), WRITER_OFFER_TAKE);
+    cr_assert(writer_stream_repair_end(s, 9));
+    int64_t first, last;
+    cr_assert_not(writer_stream_next_gap(s, &first, &last), "what was not sent is not known to exist");
+    cr_assert_not(writer_stream_missing(s, &from, &to), "the probe is over");
+    bool resend;
+    cr_assert_not(writer_stream_repair_due(s, 100000, 5000, &resend));
+}
+
+Test(writer_stream, a_probe_whose_answer_reaches_its_end_goes_on)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_probe_at(s, 1);
+    cr_assert(writer_stream_probe_due(s, 1));
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 1);
+    writer_stream_repair_sent(s, 2, from, to, 1);
+    writer_stream_advance(ss, s, to); /* as if every event of the range came */
+    cr_assert(writer_stream_repair_end(s, 2));
+    cr_assert(writer_stream_missing(s, &from, &to), "there may be more");
+    cr_assert_eq(from, WRITER_REPAIR_RANGE_MAX + 1);
+}
+
+Test(writer_stream, a_hole_found_while_probing_is_repaired_as_usual)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_probe_at(s, 1);
+    cr_assert(writer_stream_probe_due(s, 1));
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    writer_stream_repair_sent(s, 3, from, to, 1);
+    /* The answer skips 12..13 (a deleted archive file) and stops at 20. */
+    cr_assert_eq(s_offer(s, 11), WRITER_OFFER_TAKE);
+    for (int64_t seq = 14; seq <= 20; seq++)
+        cr_assert_eq(s_offer(s, seq), WRITER_OFFER_HELD);
+    cr_assert(writer_stream_repair_end(s, 3));
+    int64_t first, last;
+    cr_assert_not(writer_stream_next_gap(s, &first, &last), "a probe itself records nothing");
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 12);
+    cr_assert_eq(to, 13, "the known hole is asked for");
+    writer_stream_repair_sent(s, 4, from, to, 2);
+    cr_assert_not(s->repair_probe);
+    cr_assert(writer_stream_repair_end(s, 4));
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 12);
+    cr_assert_eq(last, 13);
+}
