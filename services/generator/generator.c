@@ -23,7 +23,7 @@
 
 #define S_BATCH_MAX 1024        /* events archived with one write, then published */
 #define S_PROGRESS_MS 10000     /* progress is logged this often */
-#define S_LINGER_MS 3000        /* how long the last messages may take to leave */
+#define S_LINGER_MS 30000       /* how long the last messages may take to leave (a moving bus takes far less) */
 #define S_TICK_MIN_NS 1000000LL /* steady rate: never sleep less than 1 ms ... */
 #define S_TICK_MAX_NS 50000000LL /* ... nor more than 50 ms (signals, heartbeats) */
 

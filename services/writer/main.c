@@ -2,8 +2,7 @@
  * only applies the database migrations with --migrate-only). */
 #include <stdio.h>
 
-#include "evpipe/log.h"
-#include "evpipe/sig.h"
+#include "evpipe/service.h"
 #include "writer.h"
 
 /* How long --migrate-only waits for PostgreSQL. */
@@ -25,15 +24,9 @@ int main(int argc, char **argv)
     evp_config_t cfg;
     char *args[argc];
     int nargs = 0;
-    int rc = evp_config_load(&cfg, &prog, argc, argv, args, &nargs);
-    if (rc != 0)
-        return rc > 0 ? 0 : 1;
-    if (nargs > 0) {
-        fprintf(stderr, "evpipe-writer: takes no arguments (see --help)\n");
-        return 1;
-    }
-    evp_log_init("writer", cfg.log_level);
-    evp_signals_install();
+    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
+    if (rc >= 0)
+        return rc;
     char why[512] = "";
     writer_t *writer = writer_new(&cfg, why, sizeof why);
     if (!writer) {

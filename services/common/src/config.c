@@ -41,7 +41,7 @@ const evp_setting_t evp_settings[] = {
      0, B | T, "the bus side debug taps subscribe to (lossy: never slows writers)"},
     {"REPLAY_ENDPOINT", "replay-endpoint", EVP_SET_ENDPOINT, "tcp://127.0.0.1:5558", OFF(replay_endpoint), 0, 0,
      I | W, "where ingest answers repair requests from writers (ROUTER)"},
-    {"BUS_HWM", "bus-hwm", EVP_SET_INT, "10000", OFF(bus_hwm), 100, 10000000, B | G | I | W,
+    {"BUS_HWM", "bus-hwm", EVP_SET_INT, "100000", OFF(bus_hwm), 100, 10000000, B | G | I | W,
      "high-water mark, in messages, of the lossless bus sockets"},
     {"TAP_HWM", "tap-hwm", EVP_SET_INT, "10000", OFF(tap_hwm), 10, 10000000, B | T,
      "high-water mark of the tap socket; beyond it taps lose messages"},

@@ -196,8 +196,11 @@ void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms)
     if (self->sock) {
         /* The last heartbeats wait their turn behind queued events (each
          * send bounded by SNDTIMEO): they tell writers of any tail to repair. */
-        if (self->subscriptions > 0)
+        if (self->subscriptions > 0) {
+            int patience = 1000;
+            zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &patience, sizeof patience);
             s_send_heartbeats(self, 0);
+        }
         zmq_setsockopt(self->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
         zmq_close(self->sock);
     }
