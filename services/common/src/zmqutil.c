@@ -15,10 +15,10 @@ int evp_zmq_tune(void *sock, const evp_config_t *cfg, int hwm, int linger_ms)
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms) != 0)
         return -1;
-    /* Peers that vanish without closing are noticed. */
-    int ivl = 1000, ttl = 5000;
-    zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    /* No ZMTP heartbeat timeout: a peer that pushes back stops reading, and a
+     * timeout would then close the connection and drop what is queued on it
+     * (seen as lost tails under load). A process that dies closes its TCP
+     * connections anyway. */
     return 0;
 }
 
