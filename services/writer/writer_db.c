@@ -13,11 +13,20 @@
 
 /* ---- SQL ---- */
 
-static const char S_UPSERT_CHECKPOINTS[] =
-    "INSERT INTO checkpoints (source, partition, seq)"
-    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
-    " ON CONFLICT (source, partition) DO UPDATE"
-    " SET seq = GREATEST(checkpoints.seq, EXCLUDED.seq), updated_at = now()";
+/* The checkpoints move by compare-and-set: each stream's row must still hold
+ * what this writer last read or wrote ($4; 0 and no row for a new stream).
+ * A row another transaction moved (or inserted) meanwhile is left alone,
+ * so the count of rows set falls short and the batch is not committed: two
+ * transactions can never both store the rows after the same checkpoint. A
+ * concurrent transaction on the same row is waited for and then re-checked. */
+static const char S_SET_CHECKPOINTS[] =
+    "WITH k AS (SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])"
+    " AS k(source, partition, seq, expect)),"
+    " moved AS (UPDATE checkpoints c SET seq = k.seq, updated_at = now() FROM k"
+    " WHERE c.source = k.source AND c.partition = k.partition AND c.seq = k.expect RETURNING 1),"
+    " added AS (INSERT INTO checkpoints (source, partition, seq)"
+    " SELECT source, partition, seq FROM k WHERE expect = 0 ON CONFLICT DO NOTHING RETURNING 1)"
+    " SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM added)";
 static const char S_UPSERT_HEADS[] =
     "INSERT INTO publisher_heads (source, partition, seq)"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
@@ -263,7 +272,7 @@ static void s_marks_arrays(writer_db_t *self, const writer_mark_t *marks, size_t
 typedef enum {
     S_OK,       /* done */
     S_DATA,     /* PostgreSQL refused a value (SQLSTATE class 22 or 23) */
-    S_IDENTITY, /* the identity index: a row is already there */
+    S_RACE,     /* a checkpoint was not where this writer left it: another transaction moved it */
     S_FAIL,     /* anything else: the transaction is lost, retry later */
 } s_rc_t;
 
@@ -286,7 +295,6 @@ static s_rc_t s_classify(PGresult *r, const char *what, s_err_t *err)
     }
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
     const char *context = PQresultErrorField(r, PG_DIAG_CONTEXT);
     if (!primary)
         primary = PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQresStatus(PQresultStatus(r));
@@ -301,8 +309,7 @@ static s_rc_t s_classify(PGresult *r, const char *what, s_err_t *err)
     s_rc_t rc = S_FAIL;
     err->conflict = state && strncmp(state, "40", 2) == 0;
     if (state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
-        rc = strcmp(state, "23505") == 0 && constraint && strcmp(constraint, "events_identity") == 0 ? S_IDENTITY
-                                                                                                     : S_DATA;
+        rc = S_DATA;
     PQclear(r);
     return rc;
 }
@@ -367,10 +374,9 @@ static s_rc_t s_copy_rows(writer_db_t *self, const writer_batch_t *b, size_t lo,
 
 /* Copies rows [lo, hi) under savepoints, isolating each row PostgreSQL
  * refuses: the failing line PostgreSQL names is tried alone, or the range is
- * halved when it names none. A refused row becomes a reject; a row whose
- * identity is already there is skipped (counted as a duplicate). */
+ * halved when it names none. A refused row becomes a reject. */
 static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, size_t lo,
-                               size_t hi, writer_stats_t *st, s_err_t *err)
+                               size_t hi, s_err_t *err)
 {
     while (lo < hi) {
         if (s_exec(self->conn, "SAVEPOINT w", "SAVEPOINT", err) != S_OK)
@@ -387,29 +393,24 @@ static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const write
         }
         if (hi - lo == 1) {
             const writer_stream_t *s = writer_streams_by_id(ss, b->rows[lo].stream);
-            if (rc == S_IDENTITY) {
-                writer_batch_refuse_row(b, s, lo, NULL);
-                st->duplicates++;
-            } else {
-                writer_batch_refuse_row(b, s, lo, err->detail);
-                char reason[sizeof err->detail];
-                evp_log_text(reason, sizeof reason, err->detail, strlen(err->detail));
-                evp_warn("PostgreSQL refused an event", "source=%s partition=%d seq=%lld reason=\"%s\"", s->name,
-                         (int)s->partition, (long long)b->rows[lo].seq, reason);
-            }
+            writer_batch_refuse_row(b, s, lo, err->detail);
+            char reason[sizeof err->detail];
+            evp_log_text(reason, sizeof reason, err->detail, strlen(err->detail));
+            evp_warn("PostgreSQL refused an event", "source=%s partition=%d seq=%lld reason=\"%s\"", s->name,
+                     (int)s->partition, (long long)b->rows[lo].seq, reason);
             return S_OK;
         }
         if (err->line >= 1 && (size_t)err->line <= hi - lo) {
             size_t bad = lo + (size_t)err->line - 1;
-            if (bad > lo && (rc = s_copy_isolating(self, b, ss, lo, bad, st, err)) != S_OK)
+            if (bad > lo && (rc = s_copy_isolating(self, b, ss, lo, bad, err)) != S_OK)
                 return rc;
-            if ((rc = s_copy_isolating(self, b, ss, bad, bad + 1, st, err)) != S_OK)
+            if ((rc = s_copy_isolating(self, b, ss, bad, bad + 1, err)) != S_OK)
                 return rc;
             lo = bad + 1;
             continue;
         }
         size_t mid = lo + (hi - lo) / 2;
-        if ((rc = s_copy_isolating(self, b, ss, lo, mid, st, err)) != S_OK)
+        if ((rc = s_copy_isolating(self, b, ss, lo, mid, err)) != S_OK)
             return rc;
         lo = mid;
     }
@@ -427,24 +428,49 @@ static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
     return rc;
 }
 
-/* One attempt. isolate: copy under savepoints (a row was refused before). */
+/* Moves the batch's checkpoints from where this writer last saw them
+ * (S_SET_CHECKPOINTS). S_RACE when another transaction moved one. */
+static s_rc_t s_set_checkpoints(writer_db_t *self, const writer_batch_t *b, const writer_streams_t *ss,
+                                s_err_t *err)
+{
+    s_marks_arrays(self, b->ckpts, b->nckpts, ss);
+    s_array_begin(&self->a4);
+    for (size_t i = 0; i < b->nckpts; i++)
+        s_array_int(&self->a4, writer_streams_by_id(ss, b->ckpts[i].stream)->committed);
+    s_array_end(&self->a4);
+    const char *vals[] = {self->a1.data, self->a2.data, self->a3.data, self->a4.data};
+    PGresult *r = PQexecParams(self->conn, S_SET_CHECKPOINTS, 4, NULL, vals, NULL, NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        s_classify(r, "setting checkpoints", err);
+        return S_FAIL;
+    }
+    long set = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (set == (long)b->nckpts)
+        return S_OK;
+    snprintf(err->why, sizeof err->why, "setting checkpoints: %zu of %ld were moved by another transaction",
+             b->nckpts - (size_t)set, (long)b->nckpts);
+    err->conflict = false;
+    return S_RACE;
+}
+
+/* One attempt. isolate: copy under savepoints (a row was refused before).
+ * The checkpoints go first: a race is found before any row is sent, and the
+ * rows they lock stay locked until the end, so no other writer's commit can
+ * slip in between. */
 static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, bool isolate,
-                        writer_stats_t *st, s_err_t *err)
+                        s_err_t *err)
 {
     PGconn *c = self->conn;
     if (s_exec(c, "BEGIN", "BEGIN", err) != S_OK)
         return s_rollback(self, S_FAIL);
     s_rc_t rc = S_OK;
+    if (b->nckpts > 0 && (rc = s_set_checkpoints(self, b, ss, err)) != S_OK)
+        return s_rollback(self, rc);
     if (b->nrows > 0)
-        rc = isolate ? s_copy_isolating(self, b, ss, 0, b->nrows, st, err) : s_copy_rows(self, b, 0, b->nrows, err);
+        rc = isolate ? s_copy_isolating(self, b, ss, 0, b->nrows, err) : s_copy_rows(self, b, 0, b->nrows, err);
     if (rc != S_OK)
         return s_rollback(self, rc);
-    if (b->nckpts > 0) {
-        s_marks_arrays(self, b->ckpts, b->nckpts, ss);
-        const char *vals[] = {self->a1.data, self->a2.data, self->a3.data};
-        if (s_params(c, S_UPSERT_CHECKPOINTS, 3, vals, "upserting checkpoints", err) != S_OK)
-            return s_rollback(self, S_FAIL);
-    }
     if (b->nrejects > 0 &&
         s_copy(c, S_COPY_REJECTS, b->reject_copy.data, b->reject_copy.len, "COPY rejects", err) != S_OK)
         return s_rollback(self, S_FAIL);
@@ -479,8 +505,9 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
     return S_OK;
 }
 
-/* Reads back the checkpoints of the streams the batch touches, raises the
- * streams to them and drops what they cover. Returns the rows dropped, or -1. */
+/* Reads back the checkpoints of the streams the batch touches (0 when a
+ * stream has none), sets the streams to them and drops what they cover.
+ * Returns the rows dropped, or -1. */
 static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, s_err_t *err)
 {
     if (b->nckpts == 0)
@@ -502,6 +529,8 @@ static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_stream
     }
     for (size_t i = 0; i < n; i++)
         self->upto[i] = -1;
+    for (size_t k = 0; k < b->nckpts; k++)
+        writer_stream_advance(ss, writer_streams_by_id(ss, b->ckpts[k].stream), 0);
     for (int i = 0; i < PQntuples(r); i++) {
         long k = strtol(PQgetvalue(r, i, 0), NULL, 10) - 1;
         int64_t seq = strtoll(PQgetvalue(r, i, 1), NULL, 10);
@@ -547,11 +576,8 @@ static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *
         st->gaps++;
         st->gap_events += (uint64_t)(b->gaps[i].last - b->gaps[i].first + 1);
     }
-    for (size_t i = 0; i < b->nckpts; i++) {
-        writer_stream_t *s = writer_streams_by_id(ss, b->ckpts[i].stream);
-        if (s && b->ckpts[i].seq > s->committed)
-            s->committed = b->ckpts[i].seq;
-    }
+    for (size_t i = 0; i < b->nckpts; i++)
+        writer_stream_advance(ss, writer_streams_by_id(ss, b->ckpts[i].stream), b->ckpts[i].seq);
     st->committed += rows;
     st->repaired += repaired;
     st->batches++;
@@ -586,7 +612,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
     }
     bool isolate = false;
     for (int round = 0; round < 4; round++) {
-        s_rc_t rc = s_attempt(self, b, ss, isolate, st, &err);
+        s_rc_t rc = s_attempt(self, b, ss, isolate, &err);
         if (rc == S_OK) {
             s_committed(self, b, ss, st, s_clock_us(CLOCK_MONOTONIC) - started_us);
             return WRITER_COMMIT_OK;
@@ -609,8 +635,9 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
         }
         if (rc == S_FAIL)
             goto fail;
-        if (rc == S_IDENTITY && !isolate) {
-            /* Another writer committed some of these seqs. */
+        if (rc == S_RACE) {
+            /* Another writer committed after what this one last saw: what
+             * it committed goes, the rest is tried again from there. */
             long dropped = s_drop_committed(self, b, ss, &err);
             if (dropped < 0)
                 goto fail;
@@ -620,8 +647,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
             nrejects = b->nrejects;
             if (writer_batch_empty(b))
                 return WRITER_COMMIT_OK;
-            if (dropped > 0)
-                continue;
+            continue;
         }
         isolate = true;
     }

@@ -301,8 +301,7 @@ void writer_stream_advance(writer_streams_t *self, writer_stream_t *s, int64_t s
 {
     if (seq > s->accepted)
         s->accepted = seq;
-    if (seq > s->committed)
-        s->committed = seq;
+    s->committed = seq;
     if (seq > s->seen)
         s->seen = seq;
     s_drop_stale(self, s);

@@ -37,7 +37,8 @@ typedef struct {
     int32_t partition;             /* the partition */
     uint32_t hash;                 /* of (source, partition), for the registry */
     int64_t accepted;              /* highest seq taken contiguously (committed or in the batch) */
-    int64_t committed;             /* highest seq known to be committed */
+    int64_t committed;             /* its checkpoint in PostgreSQL, as last read or written (0: none);
+                                    * the next commit expects to find it there */
     int64_t seen;                  /* highest seq seen in an event or a heartbeat */
     writer_held_t *held;           /* events held back, sorted by seq, from held_head */
     size_t held_head;              /* first live entry of held */
@@ -103,8 +104,9 @@ bool writer_stream_pop_ready(writer_streams_t *self, writer_stream_t *s, writer_
 /* After a repair END: the next run of seqs that cannot be repaired (not held,
  * up to gap_until). Makes them taken; false when there is none. */
 bool writer_stream_next_gap(writer_stream_t *s, int64_t *first, int64_t *last);
-/* Raises accepted (and committed) to at least seq, e.g. after reading a
- * checkpoint another writer committed; held events at or below go. */
+/* The checkpoint of s in PostgreSQL is seq (just read or written):
+ * committed becomes seq, accepted rises to at least seq (a checkpoint another
+ * writer committed), and held events at or below go. */
 void writer_stream_advance(writer_streams_t *self, writer_stream_t *s, int64_t seq);
 /* Seq of the first held event, or 0 when none is held. */
 int64_t writer_stream_first_held(const writer_stream_t *s);

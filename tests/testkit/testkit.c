@@ -120,6 +120,11 @@ void tk_world_reconnect(tk_world_t *w)
     w->conn = s_connect(w, w->db);
 }
 
+PGconn *tk_world_connect(tk_world_t *w)
+{
+    return s_connect(w, w->db);
+}
+
 void tk_world_destroy(tk_world_t **self_p)
 {
     if (!self_p || !*self_p)

@@ -32,6 +32,8 @@ tk_world_t *tk_world_new(const char *name);
 tk_world_t *tk_world_new_on(const char *name, const char *port);
 /* A new connection to the world's database (after a cluster restart). */
 void tk_world_reconnect(tk_world_t *w);
+/* Another connection to the world's database (PQfinish it). */
+PGconn *tk_world_connect(tk_world_t *w);
 void tk_world_destroy(tk_world_t **self_p);
 
 /* ---- A private PostgreSQL cluster, for tests that stop and start it ---- */

@@ -485,9 +485,10 @@ Test(writer_run, two_writers_share_the_partitions_and_store_each_event_once)
     s_stop_writer();
 }
 
-/* COPYs seqs first..last of (source, partition) into events with their
- * checkpoint, as another writer would. */
-static void s_commit_as_another_writer(const char *source, int32_t partition, int64_t first, int64_t last)
+/* In a transaction left open: COPYs seqs first..last of (source,
+ * partition) into events and moves their checkpoint, as another writer
+ * would. COMMIT ends it. */
+static void s_begin_as_another_writer(const char *source, int32_t partition, int64_t first, int64_t last)
 {
     char sql[1200];
     snprintf(sql, sizeof sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
@@ -520,13 +521,18 @@ static void s_commit_as_another_writer(const char *source, int32_t partition, in
                      NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(w->conn));
     PQclear(r);
+}
+
+static void s_commit_as_another_writer(const char *source, int32_t partition, int64_t first, int64_t last)
+{
+    s_begin_as_another_writer(source, partition, first, last);
     tk_sql_exec(w->conn, "COMMIT");
 }
 
 Test(writer_run, rows_another_writer_committed_meanwhile_are_dropped_not_stored_twice)
 {
     /* Only a writer that lost its lock without noticing could meet this;
-     * the identity index and the checkpoints still keep each event once. */
+     * the checkpoint's compare-and-set still keeps each event once. */
     const char *env[] = {"WRITER_LINGER_MS=300", NULL};
     writer = s_start(env);
     s_commit_as_another_writer("gen-race", 1, 1, 60);
@@ -535,6 +541,29 @@ Test(writer_run, rows_another_writer_committed_meanwhile_are_dropped_not_stored_
     s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-race'", 100);
     wt_check_rows(w->conn, "gen-race", 1, 1, 100, NULL);
     cr_assert(tk_wait_log(writer, "\"another writer committed some of these events; dropped from the batch\"",
+                          WAIT_MS));
+    s_stop_writer();
+}
+
+Test(writer_run, a_commit_racing_another_transaction_waits_for_it_and_stores_only_what_it_did_not)
+{
+    /* The other transaction has stored 1..60 and holds the checkpoint when
+     * the writer commits 1..100: the writer waits for it, then finds the
+     * checkpoint moved, drops 1..60 and stores 61..100. */
+    const char *env[] = {"WRITER_LINGER_MS=50", NULL};
+    writer = s_start(env);
+    s_begin_as_another_writer("gen-race2", 1, 1, 60);
+    wt_bus_publish_range(bus, "gen-race2", 1, 1, 100);
+    PGconn *look = tk_world_connect(w);
+    cr_assert_eq(tk_wait_sql_int(look, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                 " AND application_name LIKE 'evpipe-writer%'", 1, WAIT_MS), 1,
+                 "the writer's commit should wait for the other transaction");
+    PQfinish(look);
+    tk_sql_exec(w->conn, "COMMIT");
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-race2'", 100);
+    wt_check_rows(w->conn, "gen-race2", 1, 1, 100, NULL);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM events WHERE source = 'gen-race2'"), 100);
+    cr_assert(tk_wait_log(writer, "\"another writer committed some of these events; dropped from the batch\" rows=60",
                           WAIT_MS));
     s_stop_writer();
 }
