@@ -47,13 +47,17 @@ b_psql() {
 }
 
 # b_new_db NAME: a fresh database with the evpipe schema (the writer's
-# embedded migrations), so every method loads into the same indexed table.
+# embedded migrations), so every method loads into the same indexed table;
+# then a CHECKPOINT, so every load starts from the same state: no checkpoint
+# of an earlier load's WAL (and none of the full-page writes that follow
+# one) falls into the next load's time.
 b_new_db() {
   PGOPTIONS="-c client_min_messages=warning" dropdb -h 127.0.0.1 -p "$B_PORT" -U postgres --if-exists "$1"
   createdb -h 127.0.0.1 -p "$B_PORT" -U postgres "$1"
   b_env "$1" "$B_WORK/migrate"
   LOG_LEVEL=warn "$B_BIN/evpipe-writer" --migrate-only >"$B_WORK/migrate.log" 2>&1 ||
     { cat "$B_WORK/migrate.log" >&2; evp_die "migrations failed on $1"; }
+  b_psql "$1" "CHECKPOINT" >/dev/null
 }
 
 # b_drop_db NAME
