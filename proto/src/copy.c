@@ -19,24 +19,30 @@ const char *ev_copy_columns(void)
     return s_columns + 1; /* past the leading comma */
 }
 
-/* Text with backslash and the control characters COPY's text format names
- * escaped, exactly as PostgreSQL's own COPY TO writes them. */
+/* The letter after the backslash for each byte COPY's text format escapes
+ * (backslash and the control characters it names); 0: copied as it is. */
+static const char s_escape[256] = {
+    ['\\'] = '\\', ['\t'] = 't', ['\n'] = 'n', ['\r'] = 'r', ['\b'] = 'b', ['\f'] = 'f', ['\v'] = 'v',
+};
+
+/* Text escaped exactly as PostgreSQL's own COPY TO writes it: runs of plain
+ * bytes are copied whole. */
 static void s_text(ev_buf_t *b, const char *s, size_t len)
 {
     ev_buf_reserve(b, len * 2);
     char *o = b->data + b->len;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        switch (c) {
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        case '\t': *o++ = '\\'; *o++ = 't'; break;
-        case '\n': *o++ = '\\'; *o++ = 'n'; break;
-        case '\r': *o++ = '\\'; *o++ = 'r'; break;
-        case '\b': *o++ = '\\'; *o++ = 'b'; break;
-        case '\f': *o++ = '\\'; *o++ = 'f'; break;
-        case '\v': *o++ = '\\'; *o++ = 'v'; break;
-        default: *o++ = c;
-        }
+    size_t i = 0;
+    while (i < len) {
+        size_t run = i;
+        while (run < len && !s_escape[(unsigned char)s[run]])
+            run++;
+        memcpy(o, s + i, run - i);
+        o += run - i;
+        if (run == len)
+            break;
+        *o++ = '\\';
+        *o++ = s_escape[(unsigned char)s[run]];
+        i = run + 1;
     }
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';

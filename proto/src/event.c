@@ -406,11 +406,20 @@ ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *fi
 
 void ev_format_price(ev_buf_t *b, int64_t cents)
 {
+    /* Every CSV, COPY and JSON row: digits by hand, from the right. */
     uint64_t u = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
     char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%s%llu.%02llu", cents < 0 ? "-" : "", (unsigned long long)(u / 100),
-                     (unsigned long long)(u % 100));
-    ev_buf_append(b, tmp, (size_t)n);
+    char *p = tmp + sizeof tmp;
+    *--p = (char)('0' + u % 10);
+    *--p = (char)('0' + u / 10 % 10);
+    *--p = '.';
+    u /= 100;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (cents < 0)
+        *--p = '-';
+    ev_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static void s_put2(char *p, unsigned v)

@@ -290,6 +290,13 @@ Test(event_price, formats_back_with_two_decimals)
         cr_assert_eq(s_price(s), cases[i].cents, "%s does not parse back", s);
         free(s);
     }
+    /* Beyond numeric(10,2) (validation refuses those), still exact text. */
+    char *s = s_format_price(INT64_MIN);
+    cr_assert_str_eq(s, "-92233720368547758.08");
+    free(s);
+    s = s_format_price(INT64_MAX);
+    cr_assert_str_eq(s, "92233720368547758.07");
+    free(s);
 }
 
 Test(event_price, validation_refuses_cents_beyond_numeric_10_2)
