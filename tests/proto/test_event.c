@@ -458,6 +458,28 @@ Test(event_utf8, refuses_invalid_sequences_and_nul)
     cr_assert_eq(ev_utf8_chars("a\0b", 3), -1, "a NUL byte is refused");
 }
 
+Test(event_utf8, long_text_is_checked_at_every_position)
+{
+    /* Long ASCII runs take the eight-bytes-at-a-time path: a NUL, a bad
+     * byte or a character of several bytes anywhere in them still counts. */
+    char text[41];
+    memset(text, 'x', 40);
+    text[40] = '\0';
+    cr_assert_eq(ev_utf8_chars(text, 40), 40);
+    for (size_t at = 0; at < 40; at++) {
+        text[at] = '\0';
+        cr_assert_eq(ev_utf8_chars(text, 40), -1, "a NUL at %zu", at);
+        text[at] = '\xFF';
+        cr_assert_eq(ev_utf8_chars(text, 40), -1, "a bad byte at %zu", at);
+        text[at] = 'x';
+    }
+    for (size_t at = 0; at + 2 <= 40; at++) {
+        memcpy(text + at, "\xC3\xA9", 2); /* é */
+        cr_assert_eq(ev_utf8_chars(text, 40), 39, "é at %zu", at);
+        memcpy(text + at, "xx", 2);
+    }
+}
+
 /* ---- Validation ---- */
 
 Test(event_validate, a_complete_event_is_valid)
