@@ -128,18 +128,19 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
 
 /* ---- Unpacking helpers ---- */
 
-/* Walks the first msgpack value in data without allocating and checks that
- * every length and element count fits in the bytes that are there. msgpack's
- * unpacker allocates a container's elements from the count in its header, so
- * five bytes claiming a map of 4 billion entries would otherwise ask for
- * hundreds of GiB before finding the data missing. */
-static bool s_sizes_fit(const unsigned char *p, size_t len)
+/* The size in bytes of the first msgpack value in data: walks it without
+ * allocating and checks that every length and element count fits in the len
+ * bytes that are there; 0 when one does not (or a byte msgpack never uses
+ * comes). msgpack's unpacker allocates a container's elements from the count
+ * in its header, so five bytes claiming a map of 4 billion entries would
+ * otherwise ask for hundreds of GiB before finding the data missing. */
+static size_t s_value_size(const unsigned char *p, size_t len)
 {
     size_t pos = 0;
     uint64_t pending = 1; /* values still to read; each takes at least one byte */
     while (pending) {
         if (pos >= len || pending > len - pos)
-            return false;
+            return 0;
         unsigned c = p[pos++];
         pending--;
         uint64_t skip = 0, items = 0;
@@ -171,12 +172,12 @@ static bool s_sizes_fit(const unsigned char *p, size_t len)
             case 0xdd: case 0xdf: nlen = 4; break;       /* array32, map32 */
             default:
                 if (c == 0xc1 || c > 0xd8)
-                    return false; /* never used */
+                    return 0; /* never used */
                 skip = fixed[c - 0xc4];
             }
             if (nlen) {
                 if (len - pos < (size_t)nlen)
-                    return false;
+                    return 0;
                 uint64_t n = 0;
                 for (int i = 0; i < nlen; i++)
                     n = n << 8 | p[pos++];
@@ -189,20 +190,19 @@ static bool s_sizes_fit(const unsigned char *p, size_t len)
             }
         }
         if (skip > len - pos)
-            return false;
+            return 0;
         pos += (size_t)skip;
         pending += items;
     }
-    return true;
+    return pos;
 }
 
-/* Unpacks one map from data; checks the protocol version. */
-static ev_reject_t s_unpack_map(ev_codec_t *self, const void *data, size_t len, msgpack_object *obj,
-                                ev_error_t *err)
+/* Unpacks the map of exactly len bytes, whose sizes s_value_size has
+ * checked; checks the protocol version. */
+static ev_reject_t s_unpack_sized(ev_codec_t *self, const void *data, size_t len, msgpack_object *obj,
+                                  ev_error_t *err)
 {
     msgpack_zone_clear(&self->zone);
-    if (!s_sizes_fit(data, len))
-        return ev_error_set(err, EV_REJECT_DECODE, "body: truncated, or a length beyond its %zu bytes", len);
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack(data, len, &off, &self->zone, obj);
     if (r != MSGPACK_UNPACK_SUCCESS)
@@ -227,6 +227,19 @@ static ev_reject_t s_unpack_map(ev_codec_t *self, const void *data, size_t len, 
     if (!has_v)
         return ev_error_set(err, EV_REJECT_DECODE, "v: the protocol version is missing");
     return EV_OK;
+}
+
+/* Unpacks data as one map and nothing after it; checks the protocol version. */
+static ev_reject_t s_unpack_map(ev_codec_t *self, const void *data, size_t len, msgpack_object *obj,
+                                ev_error_t *err)
+{
+    size_t size = s_value_size(data, len);
+    if (!size)
+        return ev_error_set(err, EV_REJECT_DECODE, "body: truncated, or a length beyond its %zu bytes", len);
+    if (size != len)
+        return ev_error_set(err, EV_REJECT_DECODE, "body: %zu bytes after its msgpack value of %zu", len - size,
+                            size);
+    return s_unpack_sized(self, data, len, obj, err);
 }
 
 static bool s_key_is(const msgpack_object *key, const char *name)
@@ -265,11 +278,12 @@ static ev_reject_t s_get_str(const msgpack_object *v, ev_str_t *out, const char 
     return EV_OK;
 }
 
-ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,
-                                  ev_error_t *err)
+/* Decodes the event map of exactly len bytes (sized by s_value_size). */
+static ev_reject_t s_decode_event_sized(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,
+                                        ev_error_t *err)
 {
     msgpack_object obj;
-    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
+    ev_reject_t rc = s_unpack_sized(self, data, len, &obj, err);
     if (rc)
         return rc;
     memset(ev, 0, sizeof *ev);
@@ -307,6 +321,52 @@ ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len
         if (!(seen & (1u << i)))
             return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the message", ev_fields[i].name);
     return EV_OK;
+}
+
+ev_next_t ev_codec_next_event(ev_codec_t *self, const void *body, size_t len, size_t *offset, ev_event_t *ev,
+                              const void **raw, size_t *rawlen, ev_error_t *err)
+{
+    size_t at = *offset;
+    if (len == 0) {
+        ev_error_set(err, EV_REJECT_DECODE, "body: empty (a body holds at least one event)");
+        return EV_NEXT_BROKEN;
+    }
+    if (at >= len)
+        return EV_NEXT_END;
+    const unsigned char *p = (const unsigned char *)body + at;
+    size_t size = s_value_size(p, len - at);
+    if (!size) {
+        if (at == 0)
+            ev_error_set(err, EV_REJECT_DECODE, "body: truncated, or a length beyond its %zu bytes", len);
+        else
+            ev_error_set(err, EV_REJECT_DECODE,
+                         "body: the value at byte %zu is truncated, or claims a length beyond the body's %zu bytes",
+                         at, len);
+        return EV_NEXT_BROKEN;
+    }
+    *raw = p;
+    *rawlen = size;
+    *offset = at + size;
+    return s_decode_event_sized(self, p, size, ev, err) == EV_OK ? EV_NEXT_EVENT : EV_NEXT_INVALID;
+}
+
+ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,
+                                  ev_error_t *err)
+{
+    size_t offset = 0, rawlen;
+    const void *raw;
+    switch (ev_codec_next_event(self, data, len, &offset, ev, &raw, &rawlen, err)) {
+    case EV_NEXT_EVENT:
+        if (offset == len)
+            return EV_OK;
+        return ev_error_set(err, EV_REJECT_DECODE, "body: %zu bytes after the event's %zu", len - offset, offset);
+    case EV_NEXT_INVALID:
+    case EV_NEXT_BROKEN:
+        return err->code;
+    case EV_NEXT_END:
+        break;
+    }
+    return ev_error_set(err, EV_REJECT_DECODE, "body: no event");
 }
 
 /* ---- Heartbeat ---- */

@@ -44,7 +44,8 @@ struct generator_t {
     ev_event_t *batch;        /* the current batch, S_BATCH_MAX events */
     ev_buf_t rows;            /* the current batch as CSV rows */
     uint64_t events;          /* events archived since the start */
-    uint64_t unpublished;     /* archived events the publisher could not send */
+    uint64_t published;       /* events the publisher had sent when last counted */
+    uint64_t untried;         /* archived events not given to the publisher (it stopped) */
     uint64_t rate_skipped;    /* events the steady rate gave up on while far behind */
     int64_t started_ns;       /* monotonic ns when generation began */
     int64_t progress_ns;      /* when progress was last logged */
@@ -172,8 +173,8 @@ void generator_destroy(generator_t **self_p)
 
 /* ---- One batch: archive, then publish ---- */
 
-/* Makes n events, appends them to the archive with one write, then
- * publishes them. Returns 0, or -1 when the archive failed. */
+/* Makes n events, appends them to the archive with one write, then gives
+ * them to the publisher. Returns 0, or -1 when the archive failed. */
 static int s_emit(generator_t *self, size_t n)
 {
     assert(n > 0 && n <= S_BATCH_MAX);
@@ -197,31 +198,41 @@ static int s_emit(generator_t *self, size_t n)
     }
     self->events += n;
     gen_metrics_archived(self->metrics, n);
-    uint64_t published = 0;
     for (size_t i = 0; i < n; i++) {
-        if (evp_publisher_send(self->pub, &self->batch[i]) == 0) {
-            published++;
+        if (evp_publisher_send(self->pub, &self->batch[i]) == 0 || !evp_stopping())
             continue;
-        }
-        if (evp_stopping()) {
-            /* Archived: writers repair them from the archive, once the last
-             * heartbeats tell them these seqs exist. */
-            self->unpublished += n - i;
-            for (size_t j = i + 1; j < n; j++)
-                evp_publisher_set_latest(self->pub, self->batch[j].source, self->batch[j].partition,
-                                         self->batch[j].seq);
-            break;
-        }
-        self->unpublished++;
+        /* Archived: writers repair them from the archive, once the last
+         * heartbeats tell them these seqs exist (the publisher announces
+         * those it could not send; the rest are not tried). */
+        self->untried += n - i - 1;
+        for (size_t j = i + 1; j < n; j++)
+            evp_publisher_set_latest(self->pub, self->batch[j].source, self->batch[j].partition,
+                                     self->batch[j].seq);
+        break;
     }
-    gen_metrics_published(self->metrics, published);
     return 0;
+}
+
+/* Counts the events the publisher handed to the bus since the last count:
+ * events_published_total follows what left, not what waits in a body. */
+static void s_count_published(generator_t *self)
+{
+    uint64_t sent = evp_publisher_sent(self->pub);
+    gen_metrics_published(self->metrics, sent - self->published);
+    self->published = sent;
+}
+
+/* Archived events that were not published: not tried, or not sent. */
+static uint64_t s_unpublished(const generator_t *self)
+{
+    return self->untried + evp_publisher_unsent(self->pub);
 }
 
 /* Heartbeats, archive syncs and progress; call between batches. */
 static int s_housekeeping(generator_t *self)
 {
     evp_publisher_tick(self->pub);
+    s_count_published(self);
     char why[600];
     if (gen_archive_tick(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
@@ -236,7 +247,7 @@ static int s_housekeeping(generator_t *self)
         evp_info("progress", "events=%llu rate=%.0f files=%llu unpublished=%llu",
                  (unsigned long long)self->events, (double)(self->events - self->progress_events) / secs,
                  (unsigned long long)gen_archive_files_opened(self->archive),
-                 (unsigned long long)self->unpublished);
+                 (unsigned long long)s_unpublished(self));
         self->progress_ns = now;
         self->progress_events = self->events;
     }
@@ -294,6 +305,8 @@ static void s_run_rate(generator_t *self)
             paced += n;
             continue;
         }
+        /* Nothing is due: what waits in bodies goes before the sleep. */
+        evp_publisher_flush(self->pub);
         if (s_housekeeping(self) != 0)
             return;
         int64_t next = t0 + (int64_t)((double)(paced + 1) * 1e9 / rate);
@@ -317,6 +330,7 @@ static void s_run_bursts(generator_t *self)
                 return;
             burst -= n;
         }
+        evp_publisher_flush(self->pub); /* the burst leaves before the rest */
         int64_t end = s_mono_ns() + (int64_t)(c->sleep_interval * 1e9);
         while (!s_done(self)) {
             int64_t left = end - s_mono_ns();
@@ -365,12 +379,13 @@ int generator_run(generator_t *self)
         self->failed = true;
     }
     gen_metrics_tick(self->metrics, gen_archive_syncs(self->archive));
-    evp_publisher_heartbeat_now(self->pub);
+    evp_publisher_heartbeat_now(self->pub); /* what waits in bodies first */
+    s_count_published(self);
     double secs = (double)(s_mono_ns() - self->started_ns) / 1e9;
     evp_info("generator stopped",
              "events=%llu files=%llu seconds=%.3f rate=%.0f unpublished=%llu rate_skipped=%llu reason=%s",
              (unsigned long long)self->events, (unsigned long long)gen_archive_files_opened(self->archive), secs,
-             secs > 0 ? (double)self->events / secs : 0.0, (unsigned long long)self->unpublished,
+             secs > 0 ? (double)self->events / secs : 0.0, (unsigned long long)s_unpublished(self),
              (unsigned long long)self->rate_skipped,
              self->failed ? "archive-failure" : evp_stopping() ? "signal" : "count");
     return self->failed ? 1 : 0;

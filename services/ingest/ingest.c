@@ -264,6 +264,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
     ev_buf_t report;
     ev_buf_init(&report);
     int rc = 1;
+    evp_publisher_flush(self->publisher); /* nothing waits in a body while we wait */
     evp_info("waiting until the writers have committed what was published", "events=%" PRIu64, published);
     while (!evp_stopping()) {
         ingest_metrics_beat(self->metrics);

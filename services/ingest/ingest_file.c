@@ -80,11 +80,19 @@ static void s_hashing(void *arg, uint64_t bytes, uint64_t size)
     ingest_progress_hashing(ctx->progress, bytes, size);
 }
 
+/* Events of the file the publisher has handed to the bus since it had
+ * sent sent0 (those waiting in a body are counted once they leave). */
+static void s_count_published(const ingest_file_ctx_t *ctx, ingest_file_result_t *res, uint64_t sent0)
+{
+    res->published = evp_publisher_sent(ctx->publisher) - sent0;
+}
+
 /* Waits for a bus that went away; false when it did not come back. */
 static bool s_bus_back(const ingest_file_ctx_t *ctx, ingest_file_result_t *res)
 {
     if (evp_publisher_connected(ctx->publisher))
         return true;
+    evp_publisher_flush(ctx->publisher); /* nothing waits in a body while we wait */
     evp_warn("the bus went away; waiting for it before going on", "file=\"%s\" published=%" PRIu64, res->path,
              res->published);
     if (evp_publisher_wait_bus(ctx->publisher, ctx->bus_timeout_ms) == 0)
@@ -97,6 +105,13 @@ static bool s_bus_back(const ingest_file_ctx_t *ctx, ingest_file_result_t *res)
         snprintf(res->why, sizeof res->why, "the bus did not come back within %d ms", ctx->bus_timeout_ms);
     }
     return false;
+}
+
+/* A send the publisher could not make: the service stops, or the bus refused. */
+static void s_send_failed(ingest_file_result_t *res)
+{
+    res->status = evp_stopping() ? INGEST_FILE_STOPPED : INGEST_FILE_FAILED;
+    snprintf(res->why, sizeof res->why, "%s", evp_stopping() ? "stopped" : "the bus refused a send");
 }
 
 void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_heads_t *heads,
@@ -146,13 +161,16 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
     char why[400];
     uint64_t offset = ingest_reader_data_offset(r); /* just past the last record read */
     uint64_t counted_rows = 0, counted_published = 0; /* as far as the metrics know */
+    uint64_t sent0 = evp_publisher_sent(ctx->publisher);
     ingest_progress_update(ctx->progress, 0, offset);
     res->status = INGEST_FILE_DONE;
     while ((rc = ingest_reader_next(r, &row, why, sizeof why)) > 0) {
         res->rows++;
         offset = row.end_offset;
-        if (res->rows % TICK_EVERY == 0)
+        if (res->rows % TICK_EVERY == 0) {
+            s_count_published(ctx, res, sent0);
             s_tick(ctx, res, offset, &counted_rows, &counted_published);
+        }
         if (row.code != EV_OK) {
             res->rejected++;
             ingest_metrics_reject(ctx->metrics, row.code);
@@ -165,11 +183,9 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
             continue;
         }
         if (evp_publisher_send(ctx->publisher, &row.ev) != 0) {
-            res->status = evp_stopping() ? INGEST_FILE_STOPPED : INGEST_FILE_FAILED;
-            snprintf(res->why, sizeof res->why, "%s", evp_stopping() ? "stopped" : "the bus refused a send");
+            s_send_failed(res);
             break;
         }
-        res->published++;
         ingest_heads_note(mine, row.ev.source, row.ev.partition, row.ev.seq);
         if (!old && ingest_heads_count(mine) != nsources) {
             /* A new source in an archive file: repairs may ask for it now. */
@@ -193,6 +209,10 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
         res->status = INGEST_FILE_FAILED;
         snprintf(res->why, sizeof res->why, "%s", why);
     }
+    /* The file's last events leave before it can count as done. */
+    if (evp_publisher_flush(ctx->publisher) != 0 && res->status == INGEST_FILE_DONE)
+        s_send_failed(res);
+    s_count_published(ctx, res, sent0);
     s_tick(ctx, res, offset, &counted_rows, &counted_published);
     ingest_progress_finish(ctx->progress, res->rows, offset);
     if (ingest_rejects_close(rejects, why, sizeof why) != 0 && res->status == INGEST_FILE_DONE) {

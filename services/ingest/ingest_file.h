@@ -35,7 +35,7 @@ typedef struct {
     char path[EVP_PATH_MAX];      /* the file's absolute path */
     char source[80];              /* old format: its file- source; archive: its first source */
     uint64_t rows;                /* records read, header excluded */
-    uint64_t published;           /* events published */
+    uint64_t published;           /* events the publisher handed to the bus */
     uint64_t rejected;            /* records rejected */
     double seconds;               /* time spent */
     char reject_path[EVP_PATH_MAX]; /* the reject file, when rejected > 0 */

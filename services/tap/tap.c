@@ -27,7 +27,7 @@ struct tap_t {
     ev_codec_t *codec;        /* decodes bodies */
     ev_buf_t line;            /* the line being written */
     uint64_t printed;         /* events printed or counted */
-    uint64_t undecodable;     /* bodies that did not decode */
+    uint64_t undecodable;     /* event maps that did not decode, and bodies whose rest could not be read */
     /* --stats: counts over the current second */
     uint64_t *by_partition;   /* events per partition */
     uint64_t by_type[MAX_TYPES]; /* events per ev_event_types entry */
@@ -184,7 +184,31 @@ static bool s_stats_line(tap_t *self, uint64_t events, double seconds)
     return ok;
 }
 
-/* Handles one message; false when output failed. */
+/* True once --count events were printed. */
+static bool s_enough(const tap_t *self)
+{
+    return self->opt.count && (int64_t)self->printed >= self->opt.count;
+}
+
+/* Filters, then prints or counts one event; false when output failed. */
+static bool s_event(tap_t *self, const ev_event_t *ev, uint64_t *second_events)
+{
+    if (self->opt.event_type &&
+        (strlen(self->opt.event_type) != ev->event_type.len ||
+         memcmp(self->opt.event_type, ev->event_type.ptr, ev->event_type.len) != 0))
+        return true;
+    self->printed++;
+    if (self->opt.stats) {
+        (*second_events)++;
+        s_count(self, ev);
+        return true;
+    }
+    ev_json_append_event(&self->line, ev);
+    return s_flush_line(self);
+}
+
+/* Handles one message: a heartbeat, or each event of an event message;
+ * false when output failed. */
 static bool s_message(tap_t *self, zmq_msg_t *topic, zmq_msg_t *body, uint64_t *second_events)
 {
     uint32_t partition;
@@ -205,25 +229,26 @@ static bool s_message(tap_t *self, zmq_msg_t *topic, zmq_msg_t *body, uint64_t *
         ev_buf_puts(&self->line, "\"}}");
         return s_flush_line(self);
     }
+    /* Each event of the body on its own, until --count is reached. */
+    size_t offset = 0, rawlen;
+    const void *raw;
     ev_event_t ev;
-    if (ev_codec_decode_event(self->codec, zmq_msg_data(body), zmq_msg_size(body), &ev, &err)) {
-        self->undecodable++;
-        evp_warn("undecodable message", "topic=%.8s reason=%s detail=\"%s\"", (const char *)zmq_msg_data(topic),
-                 ev_reject_name(err.code), err.detail);
-        return true;
+    ev_next_t next;
+    while (!s_enough(self) && (next = ev_codec_next_event(self->codec, zmq_msg_data(body), zmq_msg_size(body),
+                                                          &offset, &ev, &raw, &rawlen, &err)) != EV_NEXT_END) {
+        if (next != EV_NEXT_EVENT) {
+            self->undecodable++;
+            evp_warn(next == EV_NEXT_BROKEN ? "undecodable rest of a message" : "undecodable event",
+                     "topic=%.8s reason=%s detail=\"%s\"", (const char *)zmq_msg_data(topic),
+                     ev_reject_name(err.code), err.detail);
+            if (next == EV_NEXT_BROKEN)
+                break;
+            continue;
+        }
+        if (!s_event(self, &ev, second_events))
+            return false;
     }
-    if (self->opt.event_type &&
-        (strlen(self->opt.event_type) != ev.event_type.len ||
-         memcmp(self->opt.event_type, ev.event_type.ptr, ev.event_type.len) != 0))
-        return true;
-    self->printed++;
-    if (self->opt.stats) {
-        (*second_events)++;
-        s_count(self, &ev);
-        return true;
-    }
-    ev_json_append_event(&self->line, &ev);
-    return s_flush_line(self);
+    return true;
 }
 
 int tap_run(tap_t *self)
@@ -233,7 +258,7 @@ int tap_run(tap_t *self)
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
     int rc = 0;
     while (!evp_stopping()) {
-        if (self->opt.count && (int64_t)self->printed >= self->opt.count)
+        if (s_enough(self))
             break;
         int64_t now = s_now_ms();
         if (self->opt.run_ms && now - start >= self->opt.run_ms)
@@ -277,7 +302,7 @@ int tap_run(tap_t *self)
                 rc = errno == EPIPE ? 0 : 1;
                 goto done;
             }
-            if (!ok || (self->opt.count && (int64_t)self->printed >= self->opt.count))
+            if (!ok || s_enough(self))
                 break;
         }
     }

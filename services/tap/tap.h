@@ -1,6 +1,8 @@
 /* The debug tap: subscribes to the bus's lossy tap endpoint and prints what
- * passes as one JSON object per line (for jq), filtered by partition and
- * event type, or with --stats a live view of rates and lag once a second. */
+ * passes as one JSON object per line (for jq): each event of a message on a
+ * line of its own, filtered by partition and event type, or with --stats a
+ * live view of rates and lag once a second. --count and the filters count
+ * events, not messages. */
 #ifndef EVPIPE_TAP_H
 #define EVPIPE_TAP_H
 

@@ -254,15 +254,25 @@ static void s_printable(char out[65], const void *data, size_t len)
     out[n] = '\0';
 }
 
-static void s_undecodable(writer_t *self, const char *where, const void *topic, size_t topic_len, const char *why)
+/* Counts a message with something undecodable in it; true when a line
+ * about it may be logged, with the topic made printable in t and why in
+ * reason. */
+static bool s_undecodable_count(writer_t *self, const void *topic, size_t topic_len, const char *why, char t[65],
+                                char reason[256])
 {
     self->stats.undecodable++;
     if (!s_log_allowed(self))
-        return;
-    char t[65], reason[256];
+        return false;
     s_printable(t, topic, topic_len);
-    evp_log_text(reason, sizeof reason, why, strlen(why));
-    evp_warn("undecodable message dropped", "from=%s topic=\"%s\" reason=\"%s\"", where, t, reason);
+    evp_log_text(reason, 256, why, strlen(why));
+    return true;
+}
+
+static void s_undecodable(writer_t *self, const char *where, const void *topic, size_t topic_len, const char *why)
+{
+    char t[65], reason[256];
+    if (s_undecodable_count(self, topic, topic_len, why, t, reason))
+        evp_warn("undecodable message dropped", "from=%s topic=\"%s\" reason=\"%s\"", where, t, reason);
 }
 
 /* ---- Repair requests ---- */
@@ -536,6 +546,63 @@ static void s_close_frames(zmq_msg_t frames[2], int nframes)
         zmq_msg_close(&frames[i]);
 }
 
+/* Part of a message of several events could not be decoded: counted once
+ * as undecodable, logged with what was taken and what was lost. dropped:
+ * maps that were not events (one event lost each); unreadable: bytes at the
+ * end whose events cannot be found; why: the first refusal, of map `map`
+ * at byte `at`. */
+static void s_undecodable_part(writer_t *self, const void *topic, size_t topic_len, size_t taken, size_t dropped,
+                               size_t unreadable, size_t map, size_t at, const char *why)
+{
+    char t[65], reason[256];
+    if (s_undecodable_count(self, topic, topic_len, why, t, reason))
+        evp_warn("undecodable events in a message",
+                 "from=bus topic=\"%s\" taken=%zu dropped=%zu unreadable_bytes=%zu first_bad_event=%zu at_byte=%zu "
+                 "reason=\"%s\"",
+                 t, taken, dropped, unreadable, map, at, reason);
+}
+
+/* Every event of an `ev` body, in order, each with its own bytes and
+ * checked against the topic's partition. A map that is not an event is
+ * lost alone; a value whose end cannot be found loses the rest of the
+ * body. Either way the message counts once as undecodable; a body of one
+ * map that fails is dropped as a whole, as it always was. */
+static void s_on_event_body(writer_t *self, const void *topic, size_t topic_len, uint32_t partition,
+                            const void *body, size_t len, int64_t now)
+{
+    size_t offset = 0, maps = 0, taken = 0, dropped = 0, unreadable = 0;
+    size_t bad_map = 0, bad_at = 0;
+    ev_error_t bad = {0}; /* the first refusal */
+    for (;;) {
+        size_t at = offset, rawlen;
+        const void *raw;
+        ev_event_t ev;
+        ev_error_t err;
+        ev_next_t next = ev_codec_next_event(self->codec, body, len, &offset, &ev, &raw, &rawlen, &err);
+        if (next == EV_NEXT_END)
+            break;
+        maps++;
+        if (next == EV_NEXT_EVENT) {
+            s_on_event(self, &ev, raw, rawlen, (int32_t)partition, now);
+            taken++;
+            continue;
+        }
+        if (!bad_map)
+            bad = err, bad_map = maps, bad_at = at;
+        if (next == EV_NEXT_BROKEN) {
+            unreadable = len - at;
+            break;
+        }
+        dropped++;
+    }
+    if (!bad_map)
+        return;
+    if (maps == 1)
+        s_undecodable(self, "bus", topic, topic_len, bad.detail); /* the whole message was that one value */
+    else
+        s_undecodable_part(self, topic, topic_len, taken, dropped, unreadable, bad_map, bad_at, bad.detail);
+}
+
 static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, int64_t now)
 {
     const void *topic = zmq_msg_data(&frames[0]);
@@ -567,13 +634,7 @@ static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, i
         s_on_heartbeat(self, body, len, partition, now);
         return;
     }
-    ev_event_t ev;
-    ev_error_t err;
-    if (ev_codec_decode_event(self->codec, body, len, &ev, &err) != EV_OK) {
-        s_undecodable(self, "bus", topic, topic_len, err.detail);
-        return;
-    }
-    s_on_event(self, &ev, body, len, (int32_t)partition, now);
+    s_on_event_body(self, topic, topic_len, partition, body, len, now);
 }
 
 static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes, int64_t now)

@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 /* The msgpack bodies: every input goes through ev_codec_decode_event,
- * _heartbeat and _repair; what decodes is checked, re-encoded and compared. */
+ * _heartbeat and _repair, and is walked as an event body of several events
+ * (ev_codec_next_event); what decodes is checked, re-encoded and compared. */
 int fuzz_wire_run(const uint8_t *data, size_t len);
 
 /* A CSV file: byte 0 chooses the record limit and how the file is cut into

@@ -1,20 +1,24 @@
-/* Fuzz target "wire": any bytes as an event, heartbeat and repair body.
- * What decodes must point into the message, survive re-encoding unchanged,
- * and, once validated, keep the limits and render and archive faithfully. */
+/* Fuzz target "wire": any bytes as an event, heartbeat and repair body, and
+ * as an event body of several events walked one by one. What decodes must
+ * point into the message, survive re-encoding unchanged, and, once
+ * validated, keep the limits and render and archive faithfully; the walk
+ * must give back-to-back slices that decode alone to the same events. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "evpipe/wire.h"
 #include "fuzz_check.h"
 #include "fuzz_targets.h"
 
-static void s_event(ev_codec_t *codec, const uint8_t *data, size_t len)
+/* The input as a body of one event; true when it decodes. */
+static bool s_event(ev_codec_t *codec, const uint8_t *data, size_t len)
 {
     ev_event_t ev;
     ev_error_t err = {0};
     ev_reject_t rc = ev_codec_decode_event(codec, data, len, &ev, &err);
     if (rc != EV_OK) {
         fuzz_check_refusal(rc, &err);
-        return;
+        return false;
     }
     for (int i = 0; i < EV_FIELD_COUNT; i++) {
         if (ev_fields[i].kind != EV_KIND_STR)
@@ -37,12 +41,65 @@ static void s_event(ev_codec_t *codec, const uint8_t *data, size_t len)
     rc = ev_event_validate(&ev, &err);
     if (rc != EV_OK) {
         fuzz_check_refusal(rc, &err);
-        return;
+        return true;
     }
     fuzz_check_valid_event(&ev, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY);
     fuzz_check_copy(&ev);
     /* A valid event from the bus can be archived and replayed from the archive. */
     fuzz_check_csv_round_trip(&ev, EV_CSV_ARCHIVE);
+    return true;
+}
+
+/* The input as an event body of several events. Each step's slice starts
+ * where the last ended and decodes alone as the step said (the same event,
+ * or the same refusal); the walk ends at the last byte or at a broken value
+ * that leaves the offset where it starts. True when the walk was exactly one
+ * event, then the end: what a single-event decode accepts. */
+static bool s_body(ev_codec_t *codec, const uint8_t *data, size_t len)
+{
+    size_t offset = 0, events = 0, steps = 0;
+    for (;;) {
+        size_t at = offset;
+        ev_event_t ev;
+        const void *raw = NULL;
+        size_t rawlen = 0;
+        ev_error_t err = {0};
+        ev_next_t next = ev_codec_next_event(codec, data, len, &offset, &ev, &raw, &rawlen, &err);
+        if (next == EV_NEXT_END) {
+            FUZZ_CHECK(len > 0 && at == len, "the walk ended at byte %zu of %zu", at, len);
+            return events == 1 && steps == 1;
+        }
+        if (next == EV_NEXT_BROKEN) {
+            FUZZ_CHECK(offset == at, "a broken value moved the offset from %zu to %zu", at, offset);
+            fuzz_check_refusal(err.code, &err);
+            return false;
+        }
+        FUZZ_CHECK(next == EV_NEXT_EVENT || next == EV_NEXT_INVALID, "step %d", (int)next);
+        FUZZ_CHECK(raw == data + at && rawlen > 0 && rawlen <= len - at && offset == at + rawlen,
+                   "slice [%zu, +%zu) after byte %zu of %zu, offset %zu", (size_t)((const uint8_t *)raw - data),
+                   rawlen, at, len, offset);
+        steps++;
+        ev_event_t alone;
+        ev_error_t alone_err = {0};
+        ev_reject_t rc = ev_codec_decode_event(codec, raw, rawlen, &alone, &alone_err);
+        if (next == EV_NEXT_INVALID) {
+            fuzz_check_refusal(err.code, &err);
+            FUZZ_CHECK(rc == err.code, "a slice refused in the walk (%s) decodes alone as %s",
+                       ev_reject_name(err.code), ev_reject_name(rc));
+            continue;
+        }
+        events++;
+        FUZZ_CHECK(rc == EV_OK, "a slice accepted in the walk is refused alone: %s", alone_err.detail);
+        FUZZ_CHECK(ev_event_equal(&ev, &alone, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE),
+                   "a slice decodes alone to another event");
+        for (int i = 0; i < EV_FIELD_COUNT; i++) {
+            if (ev_fields[i].kind != EV_KIND_STR)
+                continue;
+            const ev_str_t *s = (const ev_str_t *)((const char *)&ev + ev_fields[i].offset);
+            FUZZ_CHECK(fuzz_within(s->ptr, s->len, raw, rawlen), "%s: text outside its event's slice",
+                       ev_fields[i].name);
+        }
+    }
 }
 
 static void s_heartbeat(ev_codec_t *codec, const uint8_t *data, size_t len)
@@ -100,7 +157,10 @@ int fuzz_wire_run(const uint8_t *data, size_t len)
     /* One codec for all three, as a service reuses its codec message after message. */
     ev_codec_t *codec = ev_codec_new();
     FUZZ_CHECK(codec, "ev_codec_new failed");
-    s_event(codec, data, len);
+    bool one = s_event(codec, data, len);
+    bool walked_one = s_body(codec, data, len);
+    FUZZ_CHECK(one == walked_one, "a single-event decode %s what the walk found to be %s",
+               one ? "accepts" : "refuses", walked_one ? "one event" : "not one event");
     s_heartbeat(codec, data, len);
     s_repair(codec, data, len);
     ev_codec_destroy(&codec);

@@ -1,7 +1,10 @@
 /* Unit tests of the bus protocol: topic frames, and the msgpack event,
- * heartbeat and repair bodies, including every way a body can be wrong. */
+ * heartbeat and repair bodies, including every way a body can be wrong, and
+ * event bodies of several events walked one by one. */
 #include <criterion/criterion.h>
 #include <msgpack.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,35 +454,43 @@ Test(wire_event, refuses_garbage_bytes)
     ev_codec_destroy(&codec);
 }
 
+/* Bytes that claim more entries or bytes than a message of a few hundred
+ * bytes holds; a decoder must refuse them before the unpacker allocates
+ * room for the claim. */
+typedef struct {
+    const char *bytes;
+    size_t len;
+} s_bytes_t;
+
+static const s_bytes_t s_claims[] = {
+    {"\xdf\xff\xff\xff\xff", 5},                     /* map32 of 4G entries */
+    {"\xdd\xff\xff\xff\xff", 5},                     /* array32 of 4G */
+    {"\xde\xff\xff", 3},                             /* map16 of 65535 */
+    {"\x81\xa1v\xdd\x10\x00\x00\x00", 8},           /* {"v": array of 256M} */
+    {"\x82\xa1v\x01\xa1x\xdf\x7f\xff\xff\xff", 10}, /* an unknown key holding a huge map */
+    {"\x81\xa1v\xdb\xff\xff\xff\xff", 8},           /* str32 of 4 GiB */
+    {"\x81\xa1v\xc6\xff\xff\xff\xf0", 8},           /* bin32 */
+    {"\x81\xa1v\xc9\xff\xff\xff\xf0\x01", 9},       /* ext32 */
+};
+#define S_CLAIMS (sizeof s_claims / sizeof s_claims[0])
+
 Test(wire_event, refuses_lengths_beyond_the_message_without_allocating_them)
 {
-    /* Each claims more entries or bytes than the message holds; the decoder
-     * must refuse them before the unpacker allocates room for the claim. */
-    static const struct {
-        const char *bytes;
-        size_t len;
-    } cases[] = {
-        {"\xdf\xff\xff\xff\xff", 5},                         /* map32 of 4G entries */
-        {"\xdd\xff\xff\xff\xff", 5},                         /* array32 of 4G */
-        {"\xde\xff\xff", 3},                                 /* map16 of 65535 */
-        {"\x81\xa1v\xdd\x10\x00\x00\x00", 8},               /* {"v": array of 256M} */
-        {"\x82\xa1v\x01\xa1x\xdf\x7f\xff\xff\xff", 10},     /* an unknown key holding a huge map */
-        {"\x81\xa1v\xdb\xff\xff\xff\xff", 8},               /* str32 of 4 GiB */
-        {"\x81\xa1v\xc6\xff\xff\xff\xf0", 8},               /* bin32 */
-        {"\x81\xa1v\xc9\xff\xff\xff\xf0\x01", 9},           /* ext32 */
-        {"\x81\xa1v\xcb\x00", 5},                            /* a float64 cut short */
-        {"\x81\xa1v\xc1", 4},                                /* a byte msgpack never uses */
+    static const s_bytes_t cut[] = {
+        {"\x81\xa1v\xcb\x00", 5}, /* a float64 cut short */
+        {"\x81\xa1v\xc1", 4},      /* a byte msgpack never uses */
     };
     ev_codec_t *codec = ev_codec_new();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        void *p = s_copy(cases[i].bytes, cases[i].len);
+    for (size_t i = 0; i < S_CLAIMS + 2; i++) {
+        const s_bytes_t *c = i < S_CLAIMS ? &s_claims[i] : &cut[i - S_CLAIMS];
+        void *p = s_copy(c->bytes, c->len);
         ev_event_t ev;
         ev_heartbeat_t hb;
         ev_repair_t r;
         ev_error_t err = {0};
-        cr_assert_eq(ev_codec_decode_event(codec, p, cases[i].len, &ev, &err), EV_REJECT_DECODE, "case %zu", i);
-        cr_assert_eq(ev_codec_decode_heartbeat(codec, p, cases[i].len, &hb, &err), EV_REJECT_DECODE, "case %zu", i);
-        cr_assert_eq(ev_codec_decode_repair(codec, p, cases[i].len, &r, &err), EV_REJECT_DECODE, "case %zu", i);
+        cr_assert_eq(ev_codec_decode_event(codec, p, c->len, &ev, &err), EV_REJECT_DECODE, "case %zu", i);
+        cr_assert_eq(ev_codec_decode_heartbeat(codec, p, c->len, &hb, &err), EV_REJECT_DECODE, "case %zu", i);
+        cr_assert_eq(ev_codec_decode_repair(codec, p, c->len, &r, &err), EV_REJECT_DECODE, "case %zu", i);
         free(p);
     }
     ev_codec_destroy(&codec);
@@ -633,6 +644,212 @@ Test(wire_event, decodes_after_a_refusal_on_the_same_codec)
     cr_assert(ev_event_equal(&ev, &back, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
     free(copy);
     ev_codec_destroy(&codec);
+}
+
+/* ---- Bodies of several events ---- */
+
+/* Event i of a test body: its own seq and text of its own length. */
+static ev_event_t s_event_n(int i)
+{
+    static char names[64][40];
+    ev_event_t ev = s_event();
+    ev.partition = 7;
+    ev.seq = 100 + i;
+    snprintf(names[i % 64], sizeof names[0], "user %.*s", i % 30, "abcdefghijklmnopqrstuvwxyz0123");
+    ev.user_name = s_str(names[i % 64]);
+    return ev;
+}
+
+static void s_append_event(ev_codec_t *codec, msgpack_sbuffer *body, int i)
+{
+    ev_event_t ev = s_event_n(i);
+    const void *data;
+    size_t len;
+    ev_codec_encode_event(codec, &ev, &data, &len);
+    msgpack_sbuffer_write(body, data, len);
+}
+
+/* A walk over a body: a private copy of it (so the sanitizer sees any read
+ * past its end), the offset, and what the last step gave. */
+typedef struct {
+    ev_codec_t *codec;   /* encodes the test events, walks */
+    msgpack_sbuffer sb;  /* the body being built */
+    void *body;          /* the copy walked (s_walk_start) */
+    size_t len, offset;  /* its bytes, where the walk is */
+    ev_event_t ev;       /* the last event */
+    const void *raw;     /* the last map's bytes */
+    size_t rawlen;
+    ev_error_t err;      /* the last refusal */
+    size_t ends[64];     /* where map i of s_walk_events ends */
+} s_walk_t;
+
+/* A walk whose body holds events 0..n-1 so far. */
+static void s_walk_events(s_walk_t *w, int n)
+{
+    memset(w, 0, sizeof *w);
+    w->codec = ev_codec_new();
+    msgpack_sbuffer_init(&w->sb);
+    for (int i = 0; i < n; i++) {
+        s_append_event(w->codec, &w->sb, i);
+        w->ends[i] = w->sb.size;
+    }
+}
+
+/* Walks the first len bytes of what was built (all: SIZE_MAX). */
+static void s_walk_start(s_walk_t *w, size_t len)
+{
+    free(w->body);
+    w->len = len < w->sb.size ? len : w->sb.size;
+    w->body = s_copy(w->sb.data, w->len);
+    w->offset = 0;
+}
+
+static ev_next_t s_step(s_walk_t *w)
+{
+    return ev_codec_next_event(w->codec, w->body, w->len, &w->offset, &w->ev, &w->raw, &w->rawlen, &w->err);
+}
+
+static void s_walk_end(s_walk_t *w)
+{
+    free(w->body);
+    msgpack_sbuffer_destroy(&w->sb);
+    ev_codec_destroy(&w->codec);
+}
+
+Test(wire_body, a_body_of_one_event_is_one_event_then_the_end)
+{
+    s_walk_t w;
+    s_walk_events(&w, 1);
+    s_walk_start(&w, SIZE_MAX);
+    cr_assert_eq(s_step(&w), EV_NEXT_EVENT, "%s", w.err.detail);
+    ev_event_t want = s_event_n(0);
+    cr_assert(ev_event_equal(&want, &w.ev, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+    cr_assert_eq(w.raw, w.body, "the event's bytes are the whole body");
+    cr_assert_eq(w.rawlen, w.len);
+    cr_assert_eq(w.offset, w.len);
+    cr_assert_eq(s_step(&w), EV_NEXT_END);
+    cr_assert_eq(w.offset, w.len, "the end leaves the offset alone");
+    s_walk_end(&w);
+}
+
+Test(wire_body, a_body_of_many_events_gives_each_in_order_with_its_own_bytes)
+{
+    enum { N = 64 };
+    s_walk_t w;
+    s_walk_events(&w, N);
+    s_walk_start(&w, SIZE_MAX);
+    for (int i = 0; i < N; i++) {
+        size_t start = i ? w.ends[i - 1] : 0;
+        cr_assert_eq(s_step(&w), EV_NEXT_EVENT, "event %d: %s", i, w.err.detail);
+        ev_event_t want = s_event_n(i), alone;
+        cr_assert(ev_event_equal(&want, &w.ev, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE), "event %d", i);
+        cr_assert_eq((const char *)w.raw, (const char *)w.body + start, "event %d starts where the last ended", i);
+        cr_assert_eq(w.rawlen, w.ends[i] - start, "event %d: %zu bytes", i, w.rawlen);
+        cr_assert_eq(w.offset, w.ends[i]);
+        /* Text points into the event's own bytes. */
+        cr_assert(w.ev.user_name.ptr >= (const char *)w.raw &&
+                  w.ev.user_name.ptr + w.ev.user_name.len <= (const char *)w.raw + w.rawlen);
+        /* Its bytes alone are a body of one event, the same event. */
+        cr_assert_eq(ev_codec_decode_event(w.codec, w.raw, w.rawlen, &alone, &w.err), EV_OK, "event %d: %s", i,
+                     w.err.detail);
+        cr_assert(ev_event_equal(&want, &alone, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+    }
+    cr_assert_eq(s_step(&w), EV_NEXT_END);
+    s_walk_end(&w);
+}
+
+Test(wire_body, a_map_that_is_not_an_event_is_lost_alone_and_the_walk_goes_on)
+{
+    s_walk_t w;
+    s_walk_events(&w, 1);
+    msgpack_sbuffer bad;
+    ev_event_t ev = s_event_n(99);
+    s_body(&bad, &ev, &(body_t){.version = 1, .skip = "seq"});
+    msgpack_sbuffer_write(&w.sb, bad.data, bad.size);
+    msgpack_sbuffer_destroy(&bad);
+    size_t bad_end = w.sb.size;
+    s_append_event(w.codec, &w.sb, 2);
+    s_walk_start(&w, SIZE_MAX);
+    cr_assert_eq(s_step(&w), EV_NEXT_EVENT);
+    cr_assert_eq(w.ev.seq, 100);
+    cr_assert_eq(s_step(&w), EV_NEXT_INVALID);
+    cr_assert_eq(w.err.code, EV_REJECT_MISSING);
+    cr_assert(s_starts_with(w.err.detail, "seq"), "%s", w.err.detail);
+    cr_assert_eq((const char *)w.raw, (const char *)w.body + w.ends[0], "the bad map's own bytes");
+    cr_assert_eq(w.rawlen, bad_end - w.ends[0]);
+    cr_assert_eq(w.offset, bad_end);
+    cr_assert_eq(s_step(&w), EV_NEXT_EVENT, "%s", w.err.detail);
+    cr_assert_eq(w.ev.seq, 102, "the event after the bad map");
+    cr_assert_eq(s_step(&w), EV_NEXT_END);
+    /* A single-event decode refuses the whole body. */
+    cr_assert_eq(ev_codec_decode_event(w.codec, w.body, w.len, &ev, &w.err), EV_REJECT_DECODE);
+    cr_assert(s_starts_with(w.err.detail, "body:"), "%s", w.err.detail);
+    s_walk_end(&w);
+}
+
+Test(wire_body, a_corrupt_map_in_the_middle_ends_the_walk_where_it_starts)
+{
+    /* Each corruption makes the second of three maps impossible to delimit:
+     * the third cannot be found, and nothing is allocated for a claim. */
+    static const s_bytes_t never = {"\xc1", 1}; /* a byte msgpack never uses */
+    for (size_t k = 0; k <= S_CLAIMS; k++) {
+        const s_bytes_t *bad = k < S_CLAIMS ? &s_claims[k] : &never;
+        s_walk_t w;
+        s_walk_events(&w, 1);
+        msgpack_sbuffer_write(&w.sb, bad->bytes, bad->len);
+        s_append_event(w.codec, &w.sb, 2);
+        s_walk_start(&w, SIZE_MAX);
+        cr_assert_eq(s_step(&w), EV_NEXT_EVENT, "case %zu", k);
+        cr_assert_eq(s_step(&w), EV_NEXT_BROKEN, "case %zu", k);
+        cr_assert_eq(w.err.code, EV_REJECT_DECODE);
+        cr_assert_eq(w.offset, w.ends[0], "case %zu: the offset stays at the broken map", k);
+        char at[64];
+        snprintf(at, sizeof at, "at byte %zu", w.ends[0]);
+        cr_assert(strstr(w.err.detail, at) != NULL, "case %zu: '%s' does not say where", k, w.err.detail);
+        s_walk_end(&w);
+    }
+}
+
+Test(wire_body, every_truncation_gives_the_whole_events_before_it_then_a_broken_rest)
+{
+    enum { N = 3 };
+    s_walk_t w;
+    s_walk_events(&w, N);
+    size_t size = w.sb.size;
+    for (size_t cut = 0; cut <= size; cut++) {
+        s_walk_start(&w, cut);
+        size_t whole = 0, expect = 0;
+        ev_next_t next;
+        while ((next = s_step(&w)) == EV_NEXT_EVENT)
+            cr_assert_eq(w.ev.seq, 100 + (int64_t)whole++);
+        while (expect < N && w.ends[expect] <= cut)
+            expect++;
+        cr_assert_eq(whole, expect, "cut at %zu: %zu whole events", cut, whole);
+        bool at_boundary = expect > 0 && w.ends[expect - 1] == cut;
+        cr_assert_eq(next, at_boundary ? EV_NEXT_END : EV_NEXT_BROKEN, "cut at %zu", cut);
+    }
+    s_walk_end(&w);
+}
+
+Test(wire_body, an_empty_body_is_broken_and_holds_no_event)
+{
+    s_walk_t w;
+    s_walk_events(&w, 0);
+    s_walk_start(&w, 0);
+    cr_assert_eq(s_step(&w), EV_NEXT_BROKEN);
+    cr_assert_eq(w.err.code, EV_REJECT_DECODE);
+    cr_assert(s_starts_with(w.err.detail, "body: empty"), "%s", w.err.detail);
+    s_walk_end(&w);
+}
+
+Test(wire_body, a_single_event_decode_refuses_a_body_of_two)
+{
+    s_walk_t w;
+    s_walk_events(&w, 2);
+    ev_event_t back;
+    cr_assert_eq(ev_codec_decode_event(w.codec, w.sb.data, w.sb.size, &back, &w.err), EV_REJECT_DECODE);
+    cr_assert(strstr(w.err.detail, "after the event") != NULL, "%s", w.err.detail);
+    s_walk_end(&w);
 }
 
 /* ---- Heartbeats ---- */

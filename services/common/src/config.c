@@ -47,6 +47,8 @@ const evp_setting_t evp_settings[] = {
      "high-water mark of the tap socket; beyond it taps lose messages"},
     {"MAX_MESSAGE_BYTES", "max-message-bytes", EVP_SET_INT, "65536", OFF(max_message_bytes), 1024, 16777216,
      EVP_SVC_ALL, "largest message a socket accepts (ZMQ_MAXMSGSIZE)"},
+    {"PUBLISH_BATCH", "publish-batch", EVP_SET_INT, "64", OFF(publish_batch), 1, 65536, G | I,
+     "events of one partition per bus message, at most; 1: one event a message"},
     {"HEARTBEAT_MS", "heartbeat-ms", EVP_SET_INT, "1000", OFF(heartbeat_ms), 10, 600000, G | I,
      "how often publishers announce their latest seq per partition"},
     {"PARTITIONS", "partitions", EVP_SET_INT, "16", OFF(partitions), 1, EV_PARTITIONS_MAX, G | I | W | T,

@@ -14,6 +14,10 @@
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
 
+/* A pending event waits at most this long for more of its partition: the
+ * next evp_publisher_tick sends its body. */
+#define S_PENDING_MAX_US 1000
+
 /* The latest seq of one (source, partition), for heartbeats. */
 typedef struct {
     char source[72];   /* the publisher id, NUL-terminated */
@@ -22,14 +26,39 @@ typedef struct {
     bool used;         /* slot holds an entry */
 } s_head_t;
 
+/* One source in a pending body: the highest of its seqs there. */
+typedef struct {
+    char source[72];     /* NUL-terminated, as in s_head_t */
+    uint32_t source_len; /* strlen(source) */
+    int64_t seq;         /* highest seq of the source in the body */
+} s_mark_t;
+
+/* The body of one partition being filled: events encoded back to back. */
+typedef struct {
+    ev_buf_t body;     /* the events' maps */
+    uint32_t events;   /* how many */
+    int64_t since_us;  /* monotonic time the first was added */
+    size_t open_at;    /* its index in the publisher's open list while events > 0 */
+    s_mark_t *marks;   /* each source in the body and its highest seq */
+    size_t nmarks;     /* used */
+    size_t marks_cap;  /* allocated */
+} s_pending_t;
+
 struct evp_publisher_t {
     void *ctx;             /* ZeroMQ context, owned */
     void *sock;            /* XPUB connected to the bus */
     ev_codec_t *codec;     /* encodes bodies */
     int heartbeat_ms;      /* HEARTBEAT_MS */
-    int64_t next_beat_ms;  /* when heartbeats are next due */
+    int64_t next_beat_us;  /* when heartbeats are next due (monotonic) */
     int subscriptions;     /* subscriptions the bus holds on us (0 or 1) */
-    uint64_t sent;         /* events sent */
+    uint32_t batch;        /* PUBLISH_BATCH: events a message carries at most */
+    size_t max_bytes;      /* MAX_MESSAGE_BYTES: a body goes before it would pass this */
+    s_pending_t *pending;  /* [EV_PARTITIONS_MAX]: the body being filled per partition */
+    int32_t *open;         /* partitions whose body holds events, in no order */
+    size_t nopen;          /* how many */
+    uint64_t taken;        /* events given to evp_publisher_send */
+    uint64_t sent;         /* events handed to ZeroMQ */
+    uint64_t unsent;       /* events whose message could not be handed over */
     s_head_t *heads;       /* open-addressing table of heads */
     size_t heads_cap;      /* slots (a power of two) */
     size_t heads_used;     /* slots used */
@@ -38,11 +67,11 @@ struct evp_publisher_t {
     evp_histogram_t *blocked;  /* publish_blocked_seconds, or NULL */
 };
 
-static int64_t s_now_ms(void)
+static int64_t s_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ---- Heads: (source, partition) -> latest seq ---- */
@@ -155,10 +184,19 @@ evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t wh
         return NULL;
     }
     self->heartbeat_ms = cfg->heartbeat_ms;
-    self->next_beat_ms = s_now_ms() + cfg->heartbeat_ms;
+    self->next_beat_us = s_now_us() + (int64_t)cfg->heartbeat_ms * 1000;
+    self->batch = cfg->publish_batch > 0 ? (uint32_t)cfg->publish_batch : 1;
+    self->max_bytes = (size_t)cfg->max_message_bytes;
+    self->pending = calloc(EV_PARTITIONS_MAX, sizeof *self->pending);
+    self->open = calloc(EV_PARTITIONS_MAX, sizeof *self->open);
     self->codec = ev_codec_new();
     self->ctx = zmq_ctx_new();
     self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_XPUB) : NULL;
+    if (!self->pending || !self->open) {
+        snprintf(why, whylen, "out of memory");
+        evp_publisher_destroy(&self, 0);
+        return NULL;
+    }
     if (!self->codec || !self->sock) {
         snprintf(why, whylen, "cannot create the publisher socket: %s", zmq_strerror(errno));
         evp_publisher_destroy(&self, 0);
@@ -194,19 +232,26 @@ void evp_publisher_destroy(evp_publisher_t **self_p, int linger_ms)
         return;
     evp_publisher_t *self = *self_p;
     if (self->sock) {
-        /* The last heartbeats wait their turn behind queued events (each
-         * send bounded by SNDTIMEO): they tell writers of any tail to repair. */
-        if (self->subscriptions > 0) {
-            int patience = 1000;
-            zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &patience, sizeof patience);
+        /* The pending bodies, then the last heartbeats, wait their turn
+         * behind queued events (each send bounded by SNDTIMEO while
+         * stopping): the heartbeats tell writers of any tail to repair. */
+        int patience = 1000;
+        zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &patience, sizeof patience);
+        evp_publisher_flush(self);
+        if (self->subscriptions > 0)
             s_send_heartbeats(self, 0);
-        }
         zmq_setsockopt(self->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
         zmq_close(self->sock);
     }
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     ev_codec_destroy(&self->codec);
+    for (size_t p = 0; self->pending && p < EV_PARTITIONS_MAX; p++) {
+        ev_buf_free(&self->pending[p].body);
+        free(self->pending[p].marks);
+    }
+    free(self->pending);
+    free(self->open);
     free(self->heads);
     free(self);
     *self_p = NULL;
@@ -241,7 +286,7 @@ bool evp_publisher_connected(const evp_publisher_t *self)
 
 int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
 {
-    int64_t end = timeout_ms < 0 ? INT64_MAX : s_now_ms() + timeout_ms;
+    int64_t end = timeout_ms < 0 ? INT64_MAX : s_now_us() / 1000 + timeout_ms;
     bool said = false;
     while (!evp_stopping()) {
         s_read_subscriptions(self);
@@ -251,7 +296,7 @@ int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
             evp_info("waiting for the bus", "%s", "");
             said = true;
         }
-        int64_t now = s_now_ms();
+        int64_t now = s_now_us() / 1000;
         if (now >= end)
             return -1;
         evp_metrics_beat(self->metrics);
@@ -261,18 +306,17 @@ int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
     return -1;
 }
 
-/* Sends one message, retrying while the bus pushes back. started_us: when
- * the send began (ev_now_us), for publish_blocked_seconds. */
-static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const void *body, size_t blen,
-                  int64_t started_us)
+/* Sends one message, retrying while the bus pushes back. */
+static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const void *body, size_t blen)
 {
     const void *parts[2] = {topic, body};
     size_t lens[2] = {tlen, blen};
+    int64_t started_us = s_now_us(); /* for publish_blocked_seconds */
     bool waited = false;
     for (;;) {
         if (evp_zmq_send_parts(self->sock, 0, 2, parts, lens) == 0) {
             if (waited)
-                evp_histogram_observe(self->blocked, (double)(ev_now_us() - started_us) / 1e6);
+                evp_histogram_observe(self->blocked, (double)(s_now_us() - started_us) / 1e6);
             return 0;
         }
         if (errno != EAGAIN && errno != EINTR) {
@@ -307,38 +351,153 @@ static void s_send_heartbeats(evp_publisher_t *self, int flags)
     }
 }
 
+/* ---- Pending bodies ---- */
+
+/* Notes seq as the highest of its source in the body (sources too long to
+ * be heartbeated are not noted, as s_head_set ignores them). */
+static void s_pending_mark(s_pending_t *b, ev_str_t source, int64_t seq)
+{
+    if (source.len >= sizeof b->marks[0].source)
+        return;
+    for (size_t i = b->nmarks; i-- > 0;) {
+        s_mark_t *m = &b->marks[i];
+        if (m->source_len == source.len && memcmp(m->source, source.ptr, source.len) == 0) {
+            if (seq > m->seq)
+                m->seq = seq;
+            return;
+        }
+    }
+    if (b->nmarks == b->marks_cap) {
+        b->marks_cap = b->marks_cap ? b->marks_cap * 2 : 2;
+        b->marks = realloc(b->marks, b->marks_cap * sizeof *b->marks);
+        if (!b->marks)
+            abort();
+    }
+    s_mark_t *m = &b->marks[b->nmarks++];
+    memcpy(m->source, source.ptr, source.len);
+    m->source[source.len] = '\0';
+    m->source_len = source.len;
+    m->seq = seq;
+}
+
+/* Sends the body of partition p, whatever it holds (send false: gives it
+ * up unsent), and empties it. The heads of its events move either way: sent,
+ * or archived by the caller and announced by the next heartbeat so that
+ * writers repair them. */
+static int s_pending_settle(evp_publisher_t *self, int32_t p, bool send)
+{
+    s_pending_t *b = &self->pending[p];
+    char topic[EV_TOPIC_MAX];
+    size_t tlen = ev_topic_format(topic, (uint32_t)p, EV_MSG_EVENT);
+    int rc = send ? s_send(self, topic, tlen, b->body.data, b->body.len) : -1;
+    for (size_t i = 0; i < b->nmarks; i++)
+        s_head_set(self, (ev_str_t){b->marks[i].source, b->marks[i].source_len}, p, b->marks[i].seq);
+    if (rc == 0)
+        self->sent += b->events;
+    else
+        self->unsent += b->events;
+    b->events = 0;
+    b->nmarks = 0;
+    ev_buf_reset(&b->body);
+    int32_t last = self->open[--self->nopen];
+    self->open[b->open_at] = last;
+    self->pending[last].open_at = b->open_at;
+    return rc;
+}
+
+static int s_pending_send(evp_publisher_t *self, int32_t p)
+{
+    return s_pending_settle(self, p, true);
+}
+
+int evp_publisher_flush(evp_publisher_t *self)
+{
+    int rc = 0;
+    while (self->nopen > 0) {
+        /* Once stopping refused a send, the others are not tried: each would
+         * wait out a send timeout for nothing. */
+        if (s_pending_settle(self, self->open[self->nopen - 1], rc == 0 || !evp_stopping()) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+size_t evp_publisher_pending(const evp_publisher_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->nopen; i++)
+        n += self->pending[self->open[i]].events;
+    return n;
+}
+
+/* ---- Heartbeats and sending ---- */
+
 void evp_publisher_heartbeat_now(evp_publisher_t *self)
 {
     s_read_subscriptions(self);
+    /* A heartbeat never announces a seq still waiting in a body. */
+    evp_publisher_flush(self);
     s_send_heartbeats(self, ZMQ_DONTWAIT);
-    self->next_beat_ms = s_now_ms() + self->heartbeat_ms;
+    self->next_beat_us = s_now_us() + (int64_t)self->heartbeat_ms * 1000;
 }
 
 void evp_publisher_tick(evp_publisher_t *self)
 {
-    int64_t now = s_now_ms();
-    if (now < self->next_beat_ms)
-        return;
-    evp_publisher_heartbeat_now(self);
+    int64_t now = s_now_us();
+    for (size_t i = self->nopen; i-- > 0;) {
+        /* s_pending_send moves the last open body to i: it was looked at. */
+        int32_t p = self->open[i];
+        if (now - self->pending[p].since_us >= S_PENDING_MAX_US)
+            s_pending_send(self, p);
+    }
+    if (now >= self->next_beat_us)
+        evp_publisher_heartbeat_now(self);
+}
+
+/* Settles an event that went alone (rc 0) or could not go (-1): its head
+ * moves either way, as in s_pending_settle. Returns rc. */
+static int s_settle_alone(evp_publisher_t *self, const ev_event_t *ev, int rc)
+{
+    s_head_set(self, ev->source, ev->partition, ev->seq);
+    if (rc == 0)
+        self->sent++;
+    else
+        self->unsent++;
+    return rc;
 }
 
 int evp_publisher_send(evp_publisher_t *self, const ev_event_t *ev)
 {
+    /* First: a heartbeat it sends reuses the codec's buffer. */
+    if ((++self->taken & 255) == 0)
+        evp_publisher_tick(self);
     ev_event_t stamped = *ev;
     stamped.published_at = ev_now_us();
-    const void *body;
-    size_t blen;
-    ev_codec_encode_event(self->codec, &stamped, &body, &blen);
-    char topic[EV_TOPIC_MAX];
-    size_t tlen = ev_topic_format(topic, (uint32_t)ev->partition, EV_MSG_EVENT);
-    /* The head moves even if the send fails: the event is archived, and the
-     * heartbeat then tells writers to repair it. */
-    s_head_set(self, ev->source, ev->partition, ev->seq);
-    if (s_send(self, topic, tlen, body, blen, stamped.published_at) != 0)
-        return -1;
-    self->sent++;
-    if ((self->sent & 255) == 0)
-        evp_publisher_tick(self);
+    const void *data;
+    size_t len;
+    ev_codec_encode_event(self->codec, &stamped, &data, &len);
+    int32_t p = ev->partition;
+    if (p < 0 || p >= EV_PARTITIONS_MAX) {
+        /* No topic of its own (a caller's bug): alone, as it is. */
+        char topic[EV_TOPIC_MAX];
+        size_t tlen = ev_topic_format(topic, (uint32_t)p, EV_MSG_EVENT);
+        return s_settle_alone(self, ev, s_send(self, topic, tlen, data, len));
+    }
+    s_pending_t *b = &self->pending[p];
+    /* What is there goes first when this event would take it past the limit;
+     * when that fails, this event is not taken either. */
+    if (b->events > 0 && b->body.len + len > self->max_bytes && s_pending_send(self, p) != 0)
+        return s_settle_alone(self, ev, -1);
+    if (b->events == 0) {
+        b->since_us = s_now_us();
+        b->open_at = self->nopen;
+        self->open[self->nopen++] = p;
+    }
+    ev_buf_append(&b->body, data, len);
+    b->events++;
+    s_pending_mark(b, ev->source, ev->seq);
+    if (b->events >= self->batch || b->body.len >= self->max_bytes)
+        return s_pending_send(self, p);
     return 0;
 }
 
@@ -360,4 +519,9 @@ evp_gauge_t *evp_publisher_metrics(evp_publisher_t *self, evp_metrics_t *m)
 uint64_t evp_publisher_sent(const evp_publisher_t *self)
 {
     return self->sent;
+}
+
+uint64_t evp_publisher_unsent(const evp_publisher_t *self)
+{
+    return self->unsent;
 }

@@ -25,19 +25,23 @@
 
 /* ---- A stand-in for the bus ---- */
 
-/* One message received: topic and a copy of the body. */
+/* One heartbeat, or one event of a message: the topic and a copy of the
+ * heartbeat's body or of the event's own map. */
 typedef struct {
     uint32_t partition; /* from the topic */
     ev_msg_kind_t kind; /* event or heartbeat */
     void *body;         /* owned copy */
-    size_t len;         /* body bytes */
+    size_t len;         /* its bytes */
+    size_t message;     /* which message it came in (counted from 1) */
 } s_msg_t;
 
 typedef struct {
-    void *ctx;      /* ZeroMQ context */
-    void *xsub;     /* bound on the world's pub_ep */
-    s_msg_t *msgs;  /* everything received, in order */
-    size_t n, cap;  /* used, allocated */
+    void *ctx;        /* ZeroMQ context */
+    void *xsub;       /* bound on the world's pub_ep */
+    ev_codec_t *codec; /* walks event bodies */
+    s_msg_t *msgs;    /* everything received, in order, one entry per event */
+    size_t n, cap;    /* used, allocated */
+    size_t messages;  /* messages received */
 } s_bus_t;
 
 static s_bus_t *s_bus_new(const char *endpoint)
@@ -45,6 +49,7 @@ static s_bus_t *s_bus_new(const char *endpoint)
     s_bus_t *b = calloc(1, sizeof *b);
     b->ctx = zmq_ctx_new();
     b->xsub = zmq_socket(b->ctx, ZMQ_XSUB);
+    b->codec = ev_codec_new();
     int zero = 0;
     zmq_setsockopt(b->xsub, ZMQ_LINGER, &zero, sizeof zero);
     cr_assert_eq(zmq_bind(b->xsub, endpoint), 0, "bind %s: %s", endpoint, zmq_strerror(errno));
@@ -59,6 +64,19 @@ static void s_bus_clear(s_bus_t *b)
     for (size_t i = 0; i < b->n; i++)
         free(b->msgs[i].body);
     b->n = 0;
+    b->messages = 0;
+}
+
+/* Keeps a copy of len bytes of data as an entry of kind. */
+static void s_bus_keep(s_bus_t *b, uint32_t partition, ev_msg_kind_t kind, const void *data, size_t len)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->msgs = realloc(b->msgs, b->cap * sizeof *b->msgs);
+    }
+    s_msg_t *m = &b->msgs[b->n++];
+    *m = (s_msg_t){partition, kind, malloc(len ? len : 1), len, b->messages};
+    memcpy(m->body, data, len);
 }
 
 static void s_bus_destroy(s_bus_t **bp)
@@ -66,6 +84,7 @@ static void s_bus_destroy(s_bus_t **bp)
     s_bus_t *b = *bp;
     s_bus_clear(b);
     free(b->msgs);
+    ev_codec_destroy(&b->codec);
     zmq_close(b->xsub);
     zmq_ctx_term(b->ctx);
     free(b);
@@ -89,19 +108,27 @@ static bool s_bus_poll(s_bus_t *b, int wait_ms)
         cr_assert(zmq_msg_more(&topic), "two frames");
         zmq_msg_init(&body);
         cr_assert_geq(zmq_msg_recv(&body, b->xsub, 0), 0);
-        s_msg_t m = {0};
-        cr_assert(ev_topic_parse(zmq_msg_data(&topic), zmq_msg_size(&topic), &m.partition, &m.kind),
-                  "bad topic %.*s", (int)zmq_msg_size(&topic), (char *)zmq_msg_data(&topic));
-        m.len = zmq_msg_size(&body);
-        m.body = malloc(m.len ? m.len : 1);
-        memcpy(m.body, zmq_msg_data(&body), m.len);
+        uint32_t partition;
+        ev_msg_kind_t kind;
+        cr_assert(ev_topic_parse(zmq_msg_data(&topic), zmq_msg_size(&topic), &partition, &kind), "bad topic %.*s",
+                  (int)zmq_msg_size(&topic), (char *)zmq_msg_data(&topic));
+        b->messages++;
+        if (kind == EV_MSG_HEARTBEAT) {
+            s_bus_keep(b, partition, kind, zmq_msg_data(&body), zmq_msg_size(&body));
+        } else {
+            /* One entry per event of the body, each with its own map. */
+            size_t offset = 0, rawlen;
+            const void *raw;
+            ev_event_t ev;
+            ev_error_t err = {0};
+            ev_next_t next;
+            while ((next = ev_codec_next_event(b->codec, zmq_msg_data(&body), zmq_msg_size(&body), &offset, &ev,
+                                               &raw, &rawlen, &err)) == EV_NEXT_EVENT)
+                s_bus_keep(b, partition, kind, raw, rawlen);
+            cr_assert_eq(next, EV_NEXT_END, "a body that does not walk: %s", err.detail);
+        }
         zmq_msg_close(&topic);
         zmq_msg_close(&body);
-        if (b->n == b->cap) {
-            b->cap = b->cap ? b->cap * 2 : 1024;
-            b->msgs = realloc(b->msgs, b->cap * sizeof *b->msgs);
-        }
-        b->msgs[b->n++] = m;
         got = true;
     }
 }
@@ -144,7 +171,7 @@ static bool s_bus_wait_log(s_bus_t *b, tk_proc_t *p, const char *text, int timeo
 
 /* ---- What was published ---- */
 
-/* Events received, by partition and seq (bodies point into the bus's list). */
+/* Events received, by partition and seq (entries point into the bus's list). */
 typedef struct {
     const s_msg_t **by_seq[PARTS]; /* [p][seq]: the event with that seq, or NULL */
     int64_t first[PARTS];          /* lowest seq received per partition (0: none) */
@@ -371,6 +398,14 @@ static tk_proc_t *s_start(const char *const *args, const char *const *env)
     return s_procs[s_nprocs++];
 }
 
+/* Runs a generator to its end, receiving what it publishes; it exits 0. */
+static void s_run_to_end(s_bus_t *bus, const char *const *args, const char *const *env)
+{
+    tk_proc_t *p = s_start(args, env);
+    cr_assert(s_bus_drain(bus, p, 500, 60000), "generator did not finish");
+    s_expect_exit(p, 0, 0);
+}
+
 /* Kills what is still running and removes the world, failed test or not. */
 static void s_cleanup(void)
 {
@@ -412,6 +447,70 @@ Test(generator_process, count_publishes_exactly_the_archived_events_then_heartbe
     s_expect_log(p, "events=1000", 0);
 
     s_published_destroy(&pub);
+    s_bus_destroy(&bus);
+}
+
+/* Per event message: how many events it holds, at most, and how many
+ * messages there were; fails when a heartbeat announces a seq whose event
+ * has not come before it (or before the run: done[p], NULL for none). */
+static size_t s_event_messages(const s_bus_t *b, const int64_t *done, size_t *most)
+{
+    ev_codec_t *codec = ev_codec_new();
+    int64_t last[PARTS] = {0};
+    for (int p = 0; done && p < PARTS; p++)
+        last[p] = done[p];
+    size_t messages = 0, in_message = 0, message = 0;
+    *most = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const s_msg_t *m = &b->msgs[i];
+        ev_error_t err;
+        if (m->kind == EV_MSG_HEARTBEAT) {
+            ev_heartbeat_t hb;
+            cr_assert_eq(ev_codec_decode_heartbeat(codec, m->body, m->len, &hb, &err), EV_OK);
+            cr_assert_leq(hb.seq, last[m->partition], "partition %u: a heartbeat says %lld, the last event came %lld",
+                          m->partition, (long long)hb.seq, (long long)last[m->partition]);
+            continue;
+        }
+        ev_event_t ev;
+        cr_assert_eq(ev_codec_decode_event(codec, m->body, m->len, &ev, &err), EV_OK);
+        last[m->partition] = ev.seq;
+        if (m->message != message) {
+            message = m->message;
+            messages++;
+            in_message = 0;
+        }
+        if (++in_message > *most)
+            *most = in_message;
+    }
+    ev_codec_destroy(&codec);
+    return messages;
+}
+
+Test(generator_process, publishes_several_events_per_message_and_never_heartbeats_ahead_of_them)
+{
+    tk_world_t *w = s_world_new("gen_batches");
+    s_bus_t *bus = s_bus_new(w->pub_ep);
+    const char *args[] = {"--count", "20000", "--rate", "max", NULL};
+    const char *env[] = {"HEARTBEAT_MS=10", "GENERATOR_SEED=5", NULL};
+    s_run_to_end(bus, args, env);
+    s_published_t *pub = s_published(bus); /* each seq once, in order, per partition */
+    cr_assert_eq(pub->events, 20000);
+    int64_t done[PARTS];
+    memcpy(done, pub->last, sizeof done);
+    s_published_destroy(&pub);
+    size_t most, messages = s_event_messages(bus, NULL, &most);
+    cr_assert_leq(most, 64, "PUBLISH_BATCH is 64");
+    cr_assert_lt(messages * 4, 20000, "%zu messages for 20000 events", messages);
+
+    /* PUBLISH_BATCH=1: every event alone, as before (the restart announces
+     * the first run's heads before its first event). */
+    s_bus_clear(bus);
+    const char *args1[] = {"--count", "300", "--rate", "max", NULL};
+    const char *env1[] = {"PUBLISH_BATCH=1", "HEARTBEAT_MS=10", NULL};
+    s_run_to_end(bus, args1, env1);
+    messages = s_event_messages(bus, done, &most);
+    cr_assert_eq(messages, 300);
+    cr_assert_eq(most, 1);
     s_bus_destroy(&bus);
 }
 

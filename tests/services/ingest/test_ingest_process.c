@@ -37,6 +37,8 @@ typedef struct {
     s_ev_t *ev;          /* events, in arrival order */
     size_t n, cap;       /* used, allocated */
     size_t heartbeats;   /* heartbeats seen */
+    size_t messages;     /* event messages seen (each one or more events) */
+    size_t most;         /* events in the fullest message */
 } s_got_t;
 
 static void s_got_add(s_got_t *g, const ev_event_t *e)
@@ -128,12 +130,21 @@ static void s_bus_drain(s_bus_t *b, s_got_t *g, size_t want, int quiet_ms, int m
         ev_msg_kind_t kind;
         cr_assert(ev_topic_parse(zmq_msg_data(&topic), zmq_msg_size(&topic), &partition, &kind));
         if (kind == EV_MSG_EVENT) {
+            /* Every event of the body, each of the topic's partition. */
+            size_t offset = 0, rawlen, before = g->n;
+            const void *raw;
             ev_event_t e;
-            ev_error_t err;
-            cr_assert_eq(ev_codec_decode_event(b->codec, zmq_msg_data(&body), zmq_msg_size(&body), &e, &err),
-                         EV_OK, "%s", err.detail);
-            cr_assert_eq((uint32_t)e.partition, partition);
-            s_got_add(g, &e);
+            ev_error_t err = {0};
+            ev_next_t next;
+            while ((next = ev_codec_next_event(b->codec, zmq_msg_data(&body), zmq_msg_size(&body), &offset, &e, &raw,
+                                               &rawlen, &err)) == EV_NEXT_EVENT) {
+                cr_assert_eq((uint32_t)e.partition, partition);
+                s_got_add(g, &e);
+            }
+            cr_assert_eq(next, EV_NEXT_END, "%s", err.detail);
+            g->messages++;
+            if (g->n - before > g->most)
+                g->most = g->n - before;
             last = tk_now_ms();
         } else {
             g->heartbeats++;
@@ -256,6 +267,8 @@ Test(ingest_process, a_second_replay_skips_and_force_publishes_the_same_identiti
     s_got_t first = {0}, second = {0}, third = {0};
     cr_assert_eq(s_run(w, bus, &first, args, NULL, NULL), 0);
     cr_assert_eq(first.n, 8);
+    /* Its 8 events fall in 5 partitions: one message each at the end of the file. */
+    cr_assert_eq(first.messages, 5, "%zu messages", first.messages);
 
     tk_proc_t *p;
     cr_assert_eq(s_run(w, bus, &second, args, NULL, &p), 0);
@@ -265,8 +278,10 @@ Test(ingest_process, a_second_replay_skips_and_force_publishes_the_same_identiti
     tk_proc_destroy(&p);
 
     const char *force[] = {"--force", file, NULL};
-    cr_assert_eq(s_run(w, bus, &third, force, NULL, NULL), 0);
+    const char *one_each[] = {"PUBLISH_BATCH=1", NULL};
+    cr_assert_eq(s_run(w, bus, &third, force, one_each, NULL), 0);
     cr_assert_eq(third.n, 8);
+    cr_assert_eq(third.messages, 8, "PUBLISH_BATCH=1: one event per message");
     for (size_t i = 0; i < first.n; i++) {
         const s_ev_t *e = &first.ev[i];
         const s_ev_t *again = s_find(&third, e->source, e->partition, e->seq);
@@ -633,6 +648,9 @@ Test(ingest_process, replays_a_large_old_format_file_completely)
         s_dump_log(p);
     cr_assert_eq(rc, 0);
     cr_assert_eq(g.n, (size_t)rows);
+    /* Several events per message, never more than PUBLISH_BATCH (64). */
+    cr_assert_leq(g.most, 64);
+    cr_assert_lt(g.messages * 4, g.n, "%zu messages for %zu events", g.messages, g.n);
     char *log = tk_read_file(p->log, NULL);
     char *line = strstr(log, "ingest: 1 file");
     cr_assert_not_null(line);

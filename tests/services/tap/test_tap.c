@@ -1,11 +1,15 @@
 /* evpipe-tap on a real bus fed by the generator: one JSON object per line,
- * filters by partition and event type, --count, --stats, clear errors. */
+ * filters by partition and event type, --count, --stats, clear errors; and
+ * fed messages of several events, a line per event, counted per event. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "evpipe/log.h"
+#include "evpipe/publisher.h"
 #include "testkit.h"
 
 typedef struct {
@@ -14,11 +18,18 @@ typedef struct {
     tk_proc_t *gen;  /* a steady generator */
 } fixture_t;
 
-static void s_setup(fixture_t *f, const char *name)
+/* A world with a bus and nothing publishing yet. */
+static void s_setup_bus(fixture_t *f, const char *name)
 {
     f->w = tk_world_new(name);
     f->bus = tk_start(f->w, "bus", NULL, NULL);
+    f->gen = NULL;
     cr_assert(tk_wait_log(f->bus, "bus ready", 10000));
+}
+
+static void s_setup(fixture_t *f, const char *name)
+{
+    s_setup_bus(f, name);
     const char *args[] = {"--rate", "2000", "--count", "200000", NULL};
     f->gen = tk_start(f->w, "generator", args, NULL);
 }
@@ -30,15 +41,78 @@ static void s_teardown(fixture_t *f)
     tk_world_destroy(&f->w);
 }
 
-/* Runs the tap to its end; returns its output (malloc'd). */
-static char *s_tap(fixture_t *f, const char *const *args, int *code)
+/* ---- A publisher of messages of 5 events ---- */
+
+#define BODY_EVENTS 5
+
+/* A publisher on the world's bus whose messages carry BODY_EVENTS events. */
+static evp_publisher_t *s_batch_publisher(fixture_t *f)
+{
+    evp_log_init("test", EVP_LOG_WARN);
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    snprintf(cfg.bus_publish_endpoint, sizeof cfg.bus_publish_endpoint, "%s", f->w->pub_ep);
+    cfg.publish_batch = BODY_EVENTS;
+    char why[256] = "";
+    evp_publisher_t *pub = evp_publisher_new(&cfg, why, sizeof why);
+    cr_assert_not_null(pub, "%s", why);
+    cr_assert_eq(evp_publisher_wait_bus(pub, 10000), 0, "the bus did not subscribe");
+    return pub;
+}
+
+/* Publishes one message: seqs after *seq in partition 3, purchases on even
+ * seqs, views on odd ones. */
+static void s_publish_body(evp_publisher_t *pub, int64_t *seq)
+{
+    for (int i = 0; i < BODY_EVENTS; i++) {
+        ev_event_t ev;
+        memset(&ev, 0, sizeof ev);
+        ++*seq;
+        ev.user_id = 42;
+        ev.user_name = (ev_str_t){"Zoe", 3};
+        ev.user_email = (ev_str_t){"zoe@example.com", 15};
+        ev.event_type = *seq % 2 ? (ev_str_t){"view", 4} : (ev_str_t){"purchase", 8};
+        ev.product_name = (ev_str_t){"Tea cup", 7};
+        ev.product_category = (ev_str_t){"Kitchen", 7};
+        ev.product_price = 1250;
+        ev.event_time = 1706702400000000LL;
+        ev.source = (ev_str_t){"gen-00000000000000aa", 20};
+        ev.partition = 3;
+        ev.seq = *seq;
+        cr_assert_eq(evp_publisher_send(pub, &ev), 0);
+    }
+}
+
+/* Runs the tap to its end, while pub (when not NULL) publishes a message of
+ * BODY_EVENTS events every 20 ms; returns its output (malloc'd). */
+static char *s_tap_fed(fixture_t *f, const char *const *args, evp_publisher_t *pub, int *code)
 {
     tk_proc_t *tap = tk_start(f->w, "tap", args, NULL);
-    cr_assert(tk_wait_exit(tap, 60000), "the tap did not stop by itself");
+    int64_t seq = 0, end = tk_now_ms() + 60000;
+    while (pub && !tk_wait_exit(tap, 0) && tk_now_ms() < end) {
+        s_publish_body(pub, &seq);
+        tk_sleep_ms(20);
+    }
+    cr_assert(tk_wait_exit(tap, pub ? 0 : 60000), "the tap did not stop by itself");
     *code = tk_exit_code(tap);
     char *out = tk_read_file(tap->log, NULL);
     tk_proc_destroy(&tap);
     return out;
+}
+
+/* Runs the tap to its end; returns its output (malloc'd). */
+static char *s_tap(fixture_t *f, const char *const *args, int *code)
+{
+    return s_tap_fed(f, args, NULL, code);
+}
+
+/* The seq of each line of out, in order, into seqs; how many lines. */
+static int s_seqs(const char *out, int64_t *seqs, int max)
+{
+    int n = 0;
+    for (const char *p = out; n < max && (p = strstr(p, "\"seq\":")); p++)
+        seqs[n++] = strtoll(p + 6, NULL, 10);
+    return n;
 }
 
 static int s_lines(const char *text)
@@ -110,5 +184,39 @@ Test(tap, refuses_a_partition_outside_the_range_with_one_line)
     cr_assert(strstr(out, "--partition 99") != NULL, "%s", out);
     cr_assert_eq(s_lines(out), 1, "%s", out);
     free(out);
+    s_teardown(&f);
+}
+
+Test(tap, prints_each_event_of_a_message_on_its_own_line_and_counts_events)
+{
+    fixture_t f;
+    s_setup_bus(&f, "tap_batches");
+    evp_publisher_t *pub = s_batch_publisher(&f);
+    /* 7 events: one whole message and the first two of the next. */
+    const char *args[] = {"--count", "7", NULL};
+    int code;
+    char *out = s_tap_fed(&f, args, pub, &code);
+    cr_assert_eq(code, 0, "%s", out);
+    cr_assert_eq(s_lines(out), 7, "%s", out);
+    int64_t seqs[8];
+    cr_assert_eq(s_seqs(out, seqs, 8), 7, "%s", out);
+    cr_assert_eq(seqs[0] % BODY_EVENTS, 1, "the tap starts at a message's first event: %s", out);
+    for (int i = 1; i < 7; i++)
+        cr_assert_eq(seqs[i], seqs[i - 1] + 1, "every event of each message, in order: %s", out);
+    free(out);
+
+    /* The type filter looks at each event: every purchase of every message. */
+    const char *purchases[] = {"--count", "5", "--event-type", "purchase", NULL};
+    out = s_tap_fed(&f, purchases, pub, &code);
+    cr_assert_eq(code, 0, "%s", out);
+    cr_assert_eq(s_lines(out), 5, "%s", out);
+    cr_assert_eq(s_seqs(out, seqs, 8), 5, "%s", out);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(seqs[i] % 2, 0, "only purchases: %s", out);
+        if (i)
+            cr_assert_eq(seqs[i], seqs[i - 1] + 2, "each purchase of each message: %s", out);
+    }
+    free(out);
+    evp_publisher_destroy(&pub, 0);
     s_teardown(&f);
 }

@@ -131,16 +131,29 @@ void wt_bus_send_raw(wt_bus_t *self, int n, const void *const *data, const size_
                   zmq_strerror(zmq_errno()));
 }
 
-void wt_bus_publish(wt_bus_t *self, const ev_event_t *ev)
+void wt_bus_publish_body(wt_bus_t *self, int32_t partition, const void *body, size_t len)
 {
     char topic[EV_TOPIC_MAX];
-    size_t tlen = ev_topic_format(topic, (uint32_t)ev->partition, EV_MSG_EVENT);
-    const void *body;
-    size_t len;
-    ev_codec_encode_event(self->codec, ev, &body, &len);
+    size_t tlen = ev_topic_format(topic, (uint32_t)partition, EV_MSG_EVENT);
     const void *parts[] = {topic, body};
     size_t lens[] = {tlen, len};
     wt_bus_send_raw(self, 2, parts, lens);
+}
+
+void wt_bus_publish(wt_bus_t *self, const ev_event_t *ev)
+{
+    const void *body;
+    size_t len;
+    ev_codec_encode_event(self->codec, ev, &body, &len);
+    wt_bus_publish_body(self, ev->partition, body, len);
+}
+
+void wt_bus_body_add(wt_bus_t *self, ev_buf_t *body, const ev_event_t *ev)
+{
+    const void *map;
+    size_t len;
+    ev_codec_encode_event(self->codec, ev, &map, &len);
+    ev_buf_append(body, map, len);
 }
 
 void wt_bus_publish_range(wt_bus_t *self, const char *source, int32_t partition, int64_t first, int64_t last)

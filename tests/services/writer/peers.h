@@ -31,6 +31,10 @@ void wt_bus_destroy(wt_bus_t **self_p);
  * partition plus "!welcome"); false at the deadline. */
 bool wt_bus_wait_subscriptions(wt_bus_t *self, int count, int timeout_ms);
 void wt_bus_publish(wt_bus_t *self, const ev_event_t *ev);
+/* Appends ev's map to body: a body of several events is maps back to back. */
+void wt_bus_body_add(wt_bus_t *self, ev_buf_t *body, const ev_event_t *ev);
+/* Sends body (one or more maps, or any bytes) on partition's event topic. */
+void wt_bus_publish_body(wt_bus_t *self, int32_t partition, const void *body, size_t len);
 /* Publishes seqs first..last of (source, partition). */
 void wt_bus_publish_range(wt_bus_t *self, const char *source, int32_t partition, int64_t first, int64_t last);
 void wt_bus_heartbeat(wt_bus_t *self, const char *source, int32_t partition, int64_t seq);

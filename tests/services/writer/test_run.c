@@ -260,6 +260,16 @@ static bool s_all(int64_t seq)
     return true;
 }
 
+/* Waits for a repair request of from..to and answers every seq of it. */
+static void s_repair_all(int64_t from, int64_t to)
+{
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    cr_assert_eq(req.from, from);
+    cr_assert_eq(req.to, to);
+    wt_router_answer(router, s_all);
+}
+
 static bool s_not_6_or_7(int64_t seq)
 {
     return seq != 6 && seq != 7;
@@ -336,15 +346,113 @@ Test(writer_run, a_heartbeat_beyond_the_last_event_asks_for_the_tail)
     writer = s_start(NULL);
     wt_bus_publish_range(bus, "gen-tail", 3, 1, 3);
     wt_bus_heartbeat(bus, "gen-tail", 3, 5);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
-    cr_assert_eq(req.from, 4);
-    cr_assert_eq(req.to, 5);
-    wt_router_answer(router, s_all);
+    s_repair_all(4, 5);
     s_wait_sql("SELECT count(*) FROM events", 5);
     wt_check_rows(w->conn, "gen-tail", 3, 1, 5, NULL);
     s_wait_sql("SELECT seq FROM publisher_heads WHERE source = 'gen-tail' AND partition = 3", 5);
     s_stop_writer();
+}
+
+/* ---- Messages of several events ---- */
+
+/* In the next test seq 100 of partition 2 is refused by validation. */
+static bool s_not_100(int64_t seq)
+{
+    return seq != 100;
+}
+
+Test(writer_run, each_event_of_a_message_of_many_is_stored_or_rejected_on_its_own)
+{
+    writer = s_start(NULL);
+    ev_buf_t body;
+    ev_buf_init(&body);
+    for (int32_t p = 0; p < PARTITIONS; p++) {
+        for (int64_t first = 1; first <= 320; first += 64) {
+            ev_buf_reset(&body);
+            for (int64_t seq = first; seq < first + 64; seq++) {
+                ev_event_t ev = wt_event("gen-many", p, seq);
+                if (p == 2 && seq == 100)
+                    ev.user_name = (ev_str_t){"bad \xc3\x28 text", 12}; /* not UTF-8 */
+                wt_bus_body_add(bus, &body, &ev);
+                if (p == 2 && seq == 200) {
+                    ev_event_t other = wt_event("gen-other", 1, 1); /* of partition 1, in a body of 2 */
+                    wt_bus_body_add(bus, &body, &other);
+                }
+            }
+            wt_bus_publish_body(bus, p, body.data, body.len);
+        }
+    }
+    ev_buf_free(&body);
+    s_wait_sql("SELECT count(*) FROM checkpoints WHERE source = 'gen-many' AND seq = 320", PARTITIONS);
+    for (int32_t p = 0; p < PARTITIONS; p++)
+        wt_check_rows(w->conn, "gen-many", p, 1, 320, p == 2 ? s_not_100 : NULL);
+    cr_assert_eq(wt_rows(w->conn), PARTITIONS * 320 - 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE source = 'gen-many' AND partition = 2 AND"
+                                     " seq = 100 AND reason = 'bad_encoding'"),
+                 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE source = 'gen-other' AND"
+                                     " reason = 'bad_identity'"),
+                 1);
+    /* A reject keeps its own event's map, not the message's body. */
+    PGresult *r = PQexecParams(w->conn, "SELECT raw FROM rejects WHERE seq = 100", 0, NULL, NULL, NULL, NULL, 1);
+    cr_assert_eq(PQntuples(r), 1);
+    ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev;
+    ev_error_t err;
+    cr_assert_eq(ev_codec_decode_event(codec, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &ev, &err), EV_OK,
+                 "raw is one whole map: %s", err.detail);
+    cr_assert_eq(ev.seq, 100);
+    cr_assert_eq(ev.partition, 2);
+    ev_codec_destroy(&codec);
+    PQclear(r);
+    cr_assert_eq(wt_log_count(writer, "undecodable"), 0);
+    s_stop_writer();
+}
+
+/* A heartbeat's map: well-formed, but no event. */
+static const char s_heartbeat_map[] = "\x85\xa1v\x01\xa6source\xa1x\xa9partition\x01\xa3seq\x05"
+                                      "\xacpublished_at\x01";
+
+Test(writer_run, a_bad_map_loses_its_event_alone_and_an_unreadable_one_the_rest_which_is_repaired)
+{
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    ev_buf_t body;
+    ev_buf_init(&body);
+    /* 1, 2, a map that is no event (a heartbeat's), 3, 4. */
+    for (int64_t seq = 1; seq <= 4; seq++) {
+        ev_event_t ev = wt_event("gen-bad-map", 1, seq);
+        wt_bus_body_add(bus, &body, &ev);
+        if (seq == 2)
+            ev_buf_append(&body, s_heartbeat_map, sizeof s_heartbeat_map - 1);
+    }
+    wt_bus_publish_body(bus, 1, body.data, body.len);
+    s_wait_sql("SELECT count(*) FROM events", 4);
+    cr_assert(tk_wait_log(writer, "\"undecodable events in a message\" from=bus topic=\"p0001/ev\" taken=4 dropped=1 "
+                                  "unreadable_bytes=0 first_bad_event=3",
+                          WAIT_MS),
+              "%s", wt_log(writer));
+
+    /* 5, 6, a byte msgpack never uses, then 7 and 8, which cannot be found. */
+    ev_buf_reset(&body);
+    for (int64_t seq = 5; seq <= 8; seq++) {
+        ev_event_t ev = wt_event("gen-bad-map", 1, seq);
+        if (seq == 7)
+            ev_buf_putc(&body, '\xc1');
+        wt_bus_body_add(bus, &body, &ev);
+    }
+    wt_bus_publish_body(bus, 1, body.data, body.len);
+    s_wait_sql("SELECT count(*) FROM events", 6);
+    cr_assert(tk_wait_log(writer, "taken=2 dropped=0 unreadable_bytes=", WAIT_MS), "%s", wt_log(writer));
+    /* The publisher's heartbeat shows 7 and 8 missing: they are repaired. */
+    wt_bus_heartbeat(bus, "gen-bad-map", 1, 8);
+    s_repair_all(7, 8);
+    s_wait_sql("SELECT count(*) FROM events", 8);
+    wt_check_rows(w->conn, "gen-bad-map", 1, 1, 8, NULL);
+    ev_buf_free(&body);
+    tk_signal(writer, SIGTERM);
+    cr_assert(tk_wait_exit(writer, WAIT_MS));
+    cr_assert(tk_wait_log(writer, "undecodable=2", 1000), "each message counts once: %s", wt_log(writer));
 }
 
 Test(writer_run, a_lost_connection_loses_nothing)

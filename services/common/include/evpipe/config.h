@@ -40,6 +40,7 @@ typedef struct {
     int bus_hwm;
     int tap_hwm;
     int max_message_bytes;
+    int publish_batch; /* events a bus message carries at most */
     int heartbeat_ms;
     int partitions;
     /* Generator and archive */
