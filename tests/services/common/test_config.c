@@ -156,8 +156,8 @@ Test(config, defaults_load)
     cr_assert_str_eq(cfg.replay_endpoint, "tcp://127.0.0.1:5558");
     cr_assert_eq(cfg.partitions, 16);
     cr_assert_eq(cfg.heartbeat_ms, 1000);
-    cr_assert_eq(cfg.bus_hwm, 100000);
-    cr_assert_eq(cfg.tap_hwm, 10000);
+    cr_assert_eq(cfg.bus_hwm, 1000);
+    cr_assert_eq(cfg.tap_hwm, 1000);
     cr_assert_eq(cfg.max_message_bytes, 65536);
     cr_assert_str_eq(cfg.archive_dir, "./var/archive");
     cr_assert_eq(cfg.archive_rotate_seconds, 300);
