@@ -25,8 +25,8 @@
 
 /* How long the publisher may take to hand its last messages to the bus. */
 #define LINGER_MS 5000
-/* How often --wait asks PostgreSQL. */
-#define WAIT_CHECK_MS 250
+/* How often --wait asks PostgreSQL (one small query on checkpoints). */
+#define WAIT_CHECK_MS 100
 /* How often watch mode looks for sources fully committed. */
 #define FORGET_CHECK_MS 5000
 /* ...and at most this seldom while the database cannot be reached. */
