@@ -173,7 +173,7 @@ Test(config, defaults_load)
     cr_assert_eq(cfg.ingest_settle_ms, 2000);
     cr_assert_eq(cfg.ingest_max_line, 65536);
     cr_assert_eq(cfg.writer_batch_size, 20000);
-    cr_assert_eq(cfg.writer_linger_ms, 2);
+    cr_assert_eq(cfg.writer_linger_ms, 1);
     cr_assert_eq(cfg.writer_holdback_max, 200000);
     cr_assert_eq(cfg.writer_repair_timeout_ms, 5000);
     cr_assert_eq(cfg.log_level, EVP_LOG_INFO);
@@ -232,7 +232,7 @@ Test(config, environment_overrides_defaults)
     cr_assert_eq(l.cfg.log_level, EVP_LOG_DEBUG);
     cr_assert_str_eq(l.cfg.replay_endpoint, "ipc:///run/evpipe-replay");
     cr_assert_str_eq(l.cfg.bus_subscribe_endpoint, "tcp://[::1]:7000");
-    cr_assert_eq(l.cfg.writer_linger_ms, 2, "what is not set keeps its default");
+    cr_assert_eq(l.cfg.writer_linger_ms, 1, "what is not set keeps its default");
     s_load_free(&l);
 }
 
