@@ -254,23 +254,26 @@ static void s_printable(char out[65], const void *data, size_t len)
     out[n] = '\0';
 }
 
+/* Bytes of the reason in a line about an undecodable message. */
+#define S_REASON_MAX 256
+
 /* Counts a message with something undecodable in it; true when a line
  * about it may be logged, with the topic made printable in t and why in
  * reason. */
 static bool s_undecodable_count(writer_t *self, const void *topic, size_t topic_len, const char *why, char t[65],
-                                char reason[256])
+                                char reason[S_REASON_MAX])
 {
     self->stats.undecodable++;
     if (!s_log_allowed(self))
         return false;
     s_printable(t, topic, topic_len);
-    evp_log_text(reason, 256, why, strlen(why));
+    evp_log_text(reason, S_REASON_MAX, why, strlen(why));
     return true;
 }
 
 static void s_undecodable(writer_t *self, const char *where, const void *topic, size_t topic_len, const char *why)
 {
-    char t[65], reason[256];
+    char t[65], reason[S_REASON_MAX];
     if (s_undecodable_count(self, topic, topic_len, why, t, reason))
         evp_warn("undecodable message dropped", "from=%s topic=\"%s\" reason=\"%s\"", where, t, reason);
 }
@@ -554,7 +557,7 @@ static void s_close_frames(zmq_msg_t frames[2], int nframes)
 static void s_undecodable_part(writer_t *self, const void *topic, size_t topic_len, size_t taken, size_t dropped,
                                size_t unreadable, size_t map, size_t at, const char *why)
 {
-    char t[65], reason[256];
+    char t[65], reason[S_REASON_MAX];
     if (s_undecodable_count(self, topic, topic_len, why, t, reason))
         evp_warn("undecodable events in a message",
                  "from=bus topic=\"%s\" taken=%zu dropped=%zu unreadable_bytes=%zu first_bad_event=%zu at_byte=%zu "

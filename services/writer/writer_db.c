@@ -748,6 +748,18 @@ int writer_db_members(writer_db_t *self, int64_t now_ms, char (*names)[WRITER_DB
     return 0;
 }
 
+/* S_LOCK or S_UNLOCK on partitions[0..n) (n > 0): the result, or NULL
+ * after dropping the connection. */
+static PGresult *s_lock_query(writer_db_t *self, int64_t now_ms, const char *sql, const int32_t *partitions,
+                              size_t n, const char *what, char *why, size_t whylen)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%d", WRITER_DB_PARTITION_LOCK);
+    s_partitions_array(self, partitions, n);
+    const char *vals[] = {key, self->a1.data};
+    return s_query(self, now_ms, sql, 2, vals, PGRES_TUPLES_OK, what, why, whylen);
+}
+
 int writer_db_lock(writer_db_t *self, int64_t now_ms, const int32_t *partitions, size_t n, bool *got, char *why,
                    size_t whylen)
 {
@@ -755,11 +767,7 @@ int writer_db_lock(writer_db_t *self, int64_t now_ms, const int32_t *partitions,
         got[i] = false;
     if (n == 0)
         return 0;
-    char key[16];
-    snprintf(key, sizeof key, "%d", WRITER_DB_PARTITION_LOCK);
-    s_partitions_array(self, partitions, n);
-    const char *vals[] = {key, self->a1.data};
-    PGresult *r = s_query(self, now_ms, S_LOCK, 2, vals, PGRES_TUPLES_OK, "locking partitions", why, whylen);
+    PGresult *r = s_lock_query(self, now_ms, S_LOCK, partitions, n, "locking partitions", why, whylen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -777,11 +785,7 @@ int writer_db_unlock(writer_db_t *self, int64_t now_ms, const int32_t *partition
 {
     if (n == 0)
         return 0;
-    char key[16];
-    snprintf(key, sizeof key, "%d", WRITER_DB_PARTITION_LOCK);
-    s_partitions_array(self, partitions, n);
-    const char *vals[] = {key, self->a1.data};
-    PGresult *r = s_query(self, now_ms, S_UNLOCK, 2, vals, PGRES_TUPLES_OK, "unlocking partitions", why, whylen);
+    PGresult *r = s_lock_query(self, now_ms, S_UNLOCK, partitions, n, "unlocking partitions", why, whylen);
     if (!r)
         return -1;
     PQclear(r);

@@ -120,6 +120,24 @@ void tk_world_reconnect(tk_world_t *w)
     w->conn = s_connect(w, w->db);
 }
 
+ev_event_t tk_event(const char *source, int32_t partition, int64_t seq)
+{
+    return (ev_event_t){
+        .user_id = (int32_t)(seq * 100 + partition),
+        .user_name = {"Some, One", 9},
+        .user_email = {"one@example.com", 15},
+        .event_type = {"view", 4},
+        .product_id = 7,
+        .product_name = {"Thing", 5},
+        .product_category = {"Cat", 3},
+        .product_price = 1234,
+        .event_time = 1732240453000000 + seq,
+        .source = {source, (uint32_t)strlen(source)},
+        .partition = partition,
+        .seq = seq,
+    };
+}
+
 PGconn *tk_world_connect(tk_world_t *w)
 {
     return s_connect(w, w->db);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "evpipe/event.h"
+
 /* ---- A test's world: database, ports, folders ---- */
 
 typedef struct {
@@ -69,6 +71,14 @@ bool tk_wait_log(tk_proc_t *p, const char *text, int timeout_ms);
 char *tk_read_file(const char *path, size_t *len);
 /* Exit code, or -1 when killed by a signal or still running. */
 int tk_exit_code(const tk_proc_t *p);
+
+/* ---- Events ---- */
+
+/* A valid event of (source, partition, seq) with plain payload text (one
+ * comma, nothing else to escape); user_id is seq * 100 + partition, so a
+ * row says which event it is. source is not copied: it must outlive the
+ * event. */
+ev_event_t tk_event(const char *source, int32_t partition, int64_t seq);
 
 /* ---- SQL ---- */
 

@@ -86,21 +86,7 @@ static void s_down(fixture_t *f)
 /* A valid event of SOURCE with seq in partition p. */
 static ev_event_t s_event(int32_t p, int64_t seq)
 {
-    ev_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.user_id = 42;
-    ev.user_name = (ev_str_t){"Zoe Example, with a name of some length", 39};
-    ev.user_email = (ev_str_t){"zoe@example.com", 15};
-    ev.event_type = (ev_str_t){"view", 4};
-    ev.product_id = 7;
-    ev.product_name = (ev_str_t){"Tea cup", 7};
-    ev.product_category = (ev_str_t){"Kitchen", 7};
-    ev.product_price = 1250;
-    ev.event_time = 1706702400000000LL;
-    ev.source = (ev_str_t){SOURCE, (uint32_t)strlen(SOURCE)};
-    ev.partition = p;
-    ev.seq = seq;
-    return ev;
+    return tk_event(SOURCE, p, seq);
 }
 
 static void s_send(fixture_t *f, int32_t p, int64_t seq)

@@ -14,6 +14,7 @@
 #include "ingest_archive.h"
 #include "ingest_reader.h"
 #include "support.h"
+#include "testkit.h"
 
 #define SRC "gen-aaaaaaaaaaaaaaaa"
 
@@ -37,20 +38,7 @@ TestSuite(ingest_archive, .init = s_setup, .fini = s_teardown);
 static void s_rows(ev_buf_t *b, const char *source, int32_t partition, int64_t from, int64_t to)
 {
     for (int64_t s = from; s <= to; s++) {
-        ev_event_t ev;
-        memset(&ev, 0, sizeof ev);
-        ev.user_id = (int32_t)(s * 100 + partition);
-        ev.user_name = (ev_str_t){"Some, One", 9};
-        ev.user_email = (ev_str_t){"one@example.com", 15};
-        ev.event_type = (ev_str_t){"view", 4};
-        ev.product_id = 7;
-        ev.product_name = (ev_str_t){"Thing", 5};
-        ev.product_category = (ev_str_t){"Cat", 3};
-        ev.product_price = 1234;
-        ev.event_time = 1732240453000000 + s;
-        ev.source = (ev_str_t){source, (uint32_t)strlen(source)};
-        ev.partition = partition;
-        ev.seq = s;
+        ev_event_t ev = tk_event(source, partition, s);
         ev_csv_append_row(b, &ev, EV_CSV_ARCHIVE);
     }
 }
