@@ -274,6 +274,14 @@ void tk_signal(tk_proc_t *p, int sig)
         kill(p->pid, sig);
 }
 
+void tk_stop(tk_proc_t **p, int timeout_ms)
+{
+    tk_signal(*p, SIGTERM);
+    cr_assert(tk_wait_exit(*p, timeout_ms), "%s did not stop in %d ms", (*p)->name, timeout_ms);
+    cr_assert_eq(tk_exit_code(*p), 0, "%s exited with %d", (*p)->name, tk_exit_code(*p));
+    tk_proc_destroy(p);
+}
+
 bool tk_wait_exit(tk_proc_t *p, int timeout_ms)
 {
     if (!p || p->pid == 0)

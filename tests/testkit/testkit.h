@@ -61,6 +61,9 @@ typedef struct {
 tk_proc_t *tk_start(tk_world_t *w, const char *service, const char *const *args, const char *const *extra_env);
 /* Sends sig. */
 void tk_signal(tk_proc_t *p, int sig);
+/* A clean stop: SIGTERM, then waits up to timeout_ms; fails the test unless
+ * it exited with 0; frees it. */
+void tk_stop(tk_proc_t **p, int timeout_ms);
 /* Waits for exit up to timeout_ms; true when it exited (status set). */
 bool tk_wait_exit(tk_proc_t *p, int timeout_ms);
 /* SIGKILL if still running, reap, free. */

@@ -464,10 +464,7 @@ Test(ingest_process, repair_answers_ranges_from_the_archive_and_from_ingested_fi
 
     zmq_close(dealer);
     zmq_ctx_term(ctx);
-    tk_signal(p, SIGTERM);
-    cr_assert(tk_wait_exit(p, 15000));
-    cr_assert_eq(tk_exit_code(p), 0);
-    tk_proc_destroy(&p);
+    tk_stop(&p, 15000);
     free(g.ev);
     s_bus_destroy(&bus);
     tk_world_destroy(&w);
@@ -487,10 +484,7 @@ Test(ingest_process, a_second_ingest_goes_on_without_the_repair_endpoint)
     cr_assert_eq(g.n, 8);
     cr_assert(s_log_has(p, "no repair server in this process"));
     tk_proc_destroy(&p);
-    tk_signal(first, SIGTERM);
-    cr_assert(tk_wait_exit(first, 15000));
-    cr_assert_eq(tk_exit_code(first), 0);
-    tk_proc_destroy(&first);
+    tk_stop(&first, 15000);
     free(g.ev);
     s_bus_destroy(&bus);
     tk_world_destroy(&w);
@@ -748,10 +742,7 @@ Test(ingest_process, watch_mode_counts_rows_rejects_and_files_and_answers_health
     bus = s_bus_new(w);
     cr_assert_eq(s_wait_health(bus, &g, port, 200, 20000), 200, "the bus is back: healthy");
 
-    tk_signal(p, SIGTERM);
-    cr_assert(tk_wait_exit(p, 15000));
-    cr_assert_eq(tk_exit_code(p), 0);
-    tk_proc_destroy(&p);
+    tk_stop(&p, 15000);
     free(g.ev);
     s_bus_destroy(&bus);
     tk_world_destroy(&w);

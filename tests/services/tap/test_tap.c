@@ -65,20 +65,8 @@ static evp_publisher_t *s_batch_publisher(fixture_t *f)
 static void s_publish_body(evp_publisher_t *pub, int64_t *seq)
 {
     for (int i = 0; i < BODY_EVENTS; i++) {
-        ev_event_t ev;
-        memset(&ev, 0, sizeof ev);
-        ++*seq;
-        ev.user_id = 42;
-        ev.user_name = (ev_str_t){"Zoe", 3};
-        ev.user_email = (ev_str_t){"zoe@example.com", 15};
+        ev_event_t ev = tk_event("gen-00000000000000aa", 3, ++*seq);
         ev.event_type = *seq % 2 ? (ev_str_t){"view", 4} : (ev_str_t){"purchase", 8};
-        ev.product_name = (ev_str_t){"Tea cup", 7};
-        ev.product_category = (ev_str_t){"Kitchen", 7};
-        ev.product_price = 1250;
-        ev.event_time = 1706702400000000LL;
-        ev.source = (ev_str_t){"gen-00000000000000aa", 20};
-        ev.partition = 3;
-        ev.seq = *seq;
         cr_assert_eq(evp_publisher_send(pub, &ev), 0);
     }
 }

@@ -343,15 +343,22 @@ Test(writer_stream, a_heartbeat_cancels_a_planned_probe)
     cr_assert_eq(to, 12, "only the announced hole");
 }
 
+/* Plans a probe due at 1 ms and sends its request as id: *from..*to is
+ * the range asked. */
+static void s_start_probe(writer_stream_t *s, uint64_t id, int64_t *from, int64_t *to)
+{
+    writer_stream_probe_at(s, 1);
+    cr_assert(writer_stream_probe_due(s, 1));
+    cr_assert(writer_stream_missing(s, from, to));
+    writer_stream_repair_sent(s, id, *from, *to, 1);
+}
+
 Test(writer_stream, a_probe_makes_no_gaps_and_ends_when_its_answer_stops_short)
 {
     writer_stream_t *s = s_stream("gen-1", 3);
     writer_stream_advance(ss, s, 10);
-    writer_stream_probe_at(s, 1);
-    cr_assert(writer_stream_probe_due(s, 1));
     int64_t from, to;
-    cr_assert(writer_stream_missing(s, &from, &to));
-    writer_stream_repair_sent(s, 9, from, to, 1);
+    s_start_probe(s, 9, &from, &to);
     for (int64_t seq = 11; seq <= 15; seq++)
         cr_assert_eq(s_offer(s, seq), WRITER_OFFER_TAKE);
     cr_assert(writer_stream_repair_end(s, 9));
@@ -365,12 +372,9 @@ Test(writer_stream, a_probe_makes_no_gaps_and_ends_when_its_answer_stops_short)
 Test(writer_stream, a_probe_whose_answer_reaches_its_end_goes_on)
 {
     writer_stream_t *s = s_stream("gen-1", 3);
-    writer_stream_probe_at(s, 1);
-    cr_assert(writer_stream_probe_due(s, 1));
     int64_t from, to;
-    cr_assert(writer_stream_missing(s, &from, &to));
+    s_start_probe(s, 2, &from, &to);
     cr_assert_eq(from, 1);
-    writer_stream_repair_sent(s, 2, from, to, 1);
     writer_stream_advance(ss, s, to); /* as if every event of the range came */
     cr_assert(writer_stream_repair_end(s, 2));
     cr_assert(writer_stream_missing(s, &from, &to), "there may be more");
@@ -381,11 +385,8 @@ Test(writer_stream, a_hole_found_while_probing_is_repaired_as_usual)
 {
     writer_stream_t *s = s_stream("gen-1", 3);
     writer_stream_advance(ss, s, 10);
-    writer_stream_probe_at(s, 1);
-    cr_assert(writer_stream_probe_due(s, 1));
     int64_t from, to;
-    cr_assert(writer_stream_missing(s, &from, &to));
-    writer_stream_repair_sent(s, 3, from, to, 1);
+    s_start_probe(s, 3, &from, &to);
     /* The answer skips 12..13 (a deleted archive file) and stops at 20. */
     cr_assert_eq(s_offer(s, 11), WRITER_OFFER_TAKE);
     for (int64_t seq = 14; seq <= 20; seq++)
