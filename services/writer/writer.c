@@ -506,6 +506,14 @@ static bool s_may_read_bus(const writer_t *self)
     return !writer_streams_full(self->streams) && s_batch_items(self) < self->pending_max;
 }
 
+/* Sends what the batch gained to PostgreSQL ahead of its commit, on a
+ * session that holds the locks (else the commit sends it all). */
+static void s_send_ahead(writer_t *self, int64_t now)
+{
+    if (writer_db_connected(self->db) && (!self->sharing || self->joined_session == writer_db_session(self->db)))
+        writer_db_send_ahead(self->db, self->batch, now);
+}
+
 static void s_commit_if_due(writer_t *self, int64_t now)
 {
     if (writer_batch_empty(self->batch))
@@ -745,6 +753,8 @@ void writer_step(writer_t *self, int max_wait_ms)
         s_close_frames(frames, nframes);
         if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size)
             s_commit_if_due(self, now);
+        else
+            s_send_ahead(self, now);
     }
     for (int i = 0; i < S_READ_BURST && s_may_read_bus(self) && s_recv(self->sub, frames, &nframes); i++) {
         s_on_bus_message(self, frames, nframes, now);
@@ -752,6 +762,8 @@ void writer_step(writer_t *self, int max_wait_ms)
         if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size) {
             s_commit_if_due(self, now);
             now = s_mono_ms();
+        } else {
+            s_send_ahead(self, now);
         }
     }
     now = s_mono_ms();
@@ -765,6 +777,10 @@ void writer_step(writer_t *self, int max_wait_ms)
     if (self->sharing && (self->rebalance_now || now >= self->next_rebalance_ms)) {
         self->rebalance_now = false;
         self->next_rebalance_ms = now + S_REBALANCE_MS;
+        /* Looking at the members needs the connection: a batch whose rows
+         * went ahead is committed first rather than given up. */
+        if (writer_db_ahead(self->db))
+            s_commit(self, now);
         s_rebalance(self, now);
     }
     if (now >= self->next_progress_ms) {

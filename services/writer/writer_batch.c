@@ -69,6 +69,7 @@ void writer_batch_reset(writer_batch_t *self)
     self->nrows = self->nrejects = self->ngaps = self->nckpts = self->nheads = 0;
     self->refused = 0;
     self->first_ms = 0;
+    self->edits++;
 }
 
 bool writer_batch_empty(const writer_batch_t *self)
@@ -299,6 +300,8 @@ size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t 
         self->rows[kept++] = row;
     }
     size_t dropped = self->nrows - kept;
+    if (dropped > 0)
+        self->edits++;
     self->nrows = kept;
     self->copy.len = off;
     self->raw.len = raw_off;

@@ -68,6 +68,8 @@ typedef struct {
     size_t refused;            /* rows marked refused in this commit */
     int64_t first_ms;          /* when the first item came (monotonic ms); 0 when empty */
     size_t size_hint;          /* rows a batch usually holds: more capacity is given back on reset */
+    uint64_t edits;            /* changes of the COPY text other than rows added at its end (reset,
+                                * drops): text sent ahead of the commit stays valid while it holds */
 } writer_batch_t;
 
 /* size_hint: WRITER_BATCH_SIZE, to keep the buffers around that size. */

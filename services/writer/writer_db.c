@@ -65,6 +65,8 @@ static const char S_LEAVE[] = "SELECT set_config('application_name', 'evpipe-wri
 
 /* Bytes per PQputCopyData call. */
 #define S_COPY_CHUNK (1 << 20)
+/* Rows are sent ahead of the commit once this many bytes of them wait. */
+#define S_AHEAD_MIN (64 * 1024)
 
 struct writer_db_t {
     const evp_config_t *cfg; /* settings (connection) */
@@ -81,7 +83,15 @@ struct writer_db_t {
     ev_buf_t a1, a2, a3, a4; /* array parameters, as text literals */
     int64_t *upto;           /* per stream id: committed seq read back, or -1 */
     size_t upto_cap;         /* entries in upto */
+    /* Rows sent ahead of the commit (writer_db_send_ahead): a transaction is
+     * open on the connection, in the COPY of the events. */
+    bool ahead;                        /* such a COPY is open */
+    const writer_batch_t *ahead_batch; /* the batch whose rows it holds */
+    uint64_t ahead_edits;              /* that batch's edits when it began */
+    size_t ahead_bytes;                /* bytes of the batch's COPY text sent */
 };
+
+static void s_ahead_drop(writer_db_t *self);
 
 /* ---- Connection ---- */
 
@@ -139,6 +149,7 @@ int64_t writer_db_next_attempt_ms(const writer_db_t *self)
 
 PGconn *writer_db_conn(writer_db_t *self)
 {
+    s_ahead_drop(self);
     return self->conn;
 }
 
@@ -185,6 +196,7 @@ void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why)
         PQfinish(self->conn);
     }
     self->conn = NULL;
+    self->ahead = false; /* its transaction went with the connection */
     /* A lost connection is tried again at once; after an error, wait. */
     if (lost)
         self->next_attempt_ms = now_ms;
@@ -334,21 +346,33 @@ static s_rc_t s_params(PGconn *c, const char *sql, int n, const char *const *val
     return s_classify(r, what, err);
 }
 
-/* COPY ... FROM STDIN of len bytes of text, in large chunks. */
-static s_rc_t s_copy(PGconn *c, const char *sql, const char *data, size_t len, const char *what, s_err_t *err)
+/* Starts COPY ... FROM STDIN. */
+static s_rc_t s_copy_begin(PGconn *c, const char *sql, const char *what, s_err_t *err)
 {
     PGresult *r = PQexec(c, sql);
     if (!r || PQresultStatus(r) != PGRES_COPY_IN)
         return s_classify(r, what, err);
     PQclear(r);
+    return S_OK;
+}
+
+/* Sends len bytes of COPY text, in large chunks. False when sending failed. */
+static bool s_copy_put(PGconn *c, const char *data, size_t len)
+{
     bool sent = true;
     for (size_t off = 0; off < len && sent; off += S_COPY_CHUNK) {
         size_t n = len - off < S_COPY_CHUNK ? len - off : S_COPY_CHUNK;
         sent = PQputCopyData(c, data + off, (int)n) == 1;
     }
+    return sent;
+}
+
+/* Ends a COPY whose data went (sent: without a failure) and reads its result. */
+static s_rc_t s_copy_end(PGconn *c, bool sent, const char *what, s_err_t *err)
+{
     if (sent)
         sent = PQputCopyEnd(c, NULL) == 1;
-    r = PQgetResult(c);
+    PGresult *r = PQgetResult(c);
     s_rc_t rc = S_OK;
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = s_classify(r, what, err);
@@ -361,6 +385,13 @@ static s_rc_t s_copy(PGconn *c, const char *sql, const char *data, size_t len, c
         rc = S_FAIL;
     }
     return rc;
+}
+
+/* COPY ... FROM STDIN of len bytes of text. */
+static s_rc_t s_copy(PGconn *c, const char *sql, const char *data, size_t len, const char *what, s_err_t *err)
+{
+    s_rc_t rc = s_copy_begin(c, sql, what, err);
+    return rc == S_OK ? s_copy_end(c, s_copy_put(c, data, len), what, err) : rc;
 }
 
 /* ---- Rows ---- */
@@ -417,8 +448,9 @@ static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const write
     return S_OK;
 }
 
-/* ---- The transaction ---- */
+/* ---- Rows sent ahead of the commit ---- */
 
+/* Ends the transaction open on the connection, if it is still there. */
 static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
 {
     if (!evp_pg_lost(self->conn)) {
@@ -427,6 +459,70 @@ static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
     }
     return rc;
 }
+
+/* Where the batch's rows end in its COPY text. */
+static size_t s_rows_end(const writer_batch_t *b)
+{
+    return b->nrows > 0 ? b->rows[b->nrows - 1].off + b->rows[b->nrows - 1].len : 0;
+}
+
+/* Whether what was sent ahead is still the start of b's COPY text. */
+static bool s_ahead_valid(const writer_db_t *self, const writer_batch_t *b)
+{
+    return self->ahead && self->ahead_batch == b && self->ahead_edits == b->edits &&
+           self->ahead_bytes <= s_rows_end(b);
+}
+
+/* Gives up the rows sent ahead before the connection serves anything else:
+ * their COPY is failed on purpose and the transaction rolled back (the batch
+ * keeps the rows; its commit sends them again). */
+static void s_ahead_drop(writer_db_t *self)
+{
+    if (!self->ahead)
+        return;
+    self->ahead = false;
+    evp_debug("rows sent ahead of the commit given up", "bytes=%zu", self->ahead_bytes);
+    if (evp_pg_lost(self->conn))
+        return;
+    PQputCopyEnd(self->conn, "rows sent ahead of the commit were given up");
+    PGresult *r;
+    while ((r = PQgetResult(self->conn)) != NULL)
+        PQclear(r);
+    s_rollback(self, S_OK);
+}
+
+bool writer_db_ahead(const writer_db_t *self)
+{
+    return self->ahead;
+}
+
+void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t now_ms)
+{
+    if (self->ahead && !s_ahead_valid(self, b))
+        s_ahead_drop(self);
+    size_t end = s_rows_end(b), from = self->ahead ? self->ahead_bytes : 0;
+    if (!self->conn || self->verify || end - from < S_AHEAD_MIN)
+        return;
+    s_err_t err;
+    if (!self->ahead) {
+        if (s_exec(self->conn, "BEGIN", "sending rows ahead: BEGIN", &err) != S_OK ||
+            s_copy_begin(self->conn, self->copy_sql, "sending rows ahead: COPY events", &err) != S_OK) {
+            writer_db_fail(self, now_ms, err.why);
+            return;
+        }
+        self->ahead = true;
+        self->ahead_batch = b;
+        self->ahead_edits = b->edits;
+    }
+    if (!s_copy_put(self->conn, b->copy.data + from, end - from)) {
+        snprintf(err.why, sizeof err.why, "sending rows ahead: %s", PQerrorMessage(self->conn));
+        writer_db_fail(self, now_ms, err.why);
+        return;
+    }
+    self->ahead_bytes = end;
+}
+
+/* ---- The transaction ---- */
 
 /* Moves the batch's checkpoints from where this writer last saw them
  * (S_SET_CHECKPOINTS). S_RACE when another transaction moved one. */
@@ -455,20 +551,25 @@ static s_rc_t s_set_checkpoints(writer_db_t *self, const writer_batch_t *b, cons
 }
 
 /* One attempt. isolate: copy under savepoints (a row was refused before).
- * The checkpoints go first: a race is found before any row is sent, and the
- * rows they lock stay locked until the end, so no other writer's commit can
- * slip in between. */
+ * ahead: bytes of the COPY text already sent in this transaction
+ * (writer_db_send_ahead), or 0. The checkpoints go last: their
+ * compare-and-set waits for a concurrent transaction on the same rows and
+ * then finds what it moved, and the rows it locks stay locked until the
+ * COMMIT, so no other writer's commit can slip in between. */
 static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, bool isolate,
-                        s_err_t *err)
+                        size_t ahead, s_err_t *err)
 {
     PGconn *c = self->conn;
-    if (s_exec(c, "BEGIN", "BEGIN", err) != S_OK)
-        return s_rollback(self, S_FAIL);
     s_rc_t rc = S_OK;
-    if (b->nckpts > 0 && (rc = s_set_checkpoints(self, b, ss, err)) != S_OK)
-        return s_rollback(self, rc);
-    if (b->nrows > 0)
-        rc = isolate ? s_copy_isolating(self, b, ss, 0, b->nrows, err) : s_copy_rows(self, b, 0, b->nrows, err);
+    if (ahead > 0) {
+        rc = s_copy_end(c, s_copy_put(c, b->copy.data + ahead, s_rows_end(b) - ahead), "COPY events", err);
+    } else {
+        if (s_exec(c, "BEGIN", "BEGIN", err) != S_OK)
+            return s_rollback(self, S_FAIL);
+        if (b->nrows > 0)
+            rc = isolate ? s_copy_isolating(self, b, ss, 0, b->nrows, err)
+                         : s_copy_rows(self, b, 0, b->nrows, err);
+    }
     if (rc != S_OK)
         return s_rollback(self, rc);
     if (b->nrejects > 0 &&
@@ -500,6 +601,8 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
         if (s_params(c, S_UPSERT_HEADS, 3, vals, "upserting publisher heads", err) != S_OK)
             return s_rollback(self, S_FAIL);
     }
+    if (b->nckpts > 0 && (rc = s_set_checkpoints(self, b, ss, err)) != S_OK)
+        return s_rollback(self, rc);
     if (s_exec(c, "COMMIT", "COMMIT", err) != S_OK)
         return s_rollback(self, S_FAIL);
     return S_OK;
@@ -589,6 +692,12 @@ static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *
 writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
                                  int64_t now_ms)
 {
+    /* Rows sent ahead serve the first attempt while the batch still starts with them. */
+    size_t ahead = s_ahead_valid(self, b) && !self->verify ? self->ahead_bytes : 0;
+    if (ahead > 0)
+        self->ahead = false;
+    else
+        s_ahead_drop(self);
     if (writer_batch_empty(b))
         return WRITER_COMMIT_OK;
     if (!writer_db_ensure(self, now_ms))
@@ -612,7 +721,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
     }
     bool isolate = false;
     for (int round = 0; round < 4; round++) {
-        s_rc_t rc = s_attempt(self, b, ss, isolate, &err);
+        s_rc_t rc = s_attempt(self, b, ss, isolate, round == 0 ? ahead : 0, &err);
         if (rc == S_OK) {
             s_committed(self, b, ss, st, s_clock_us(CLOCK_MONOTONIC) - started_us);
             return WRITER_COMMIT_OK;
@@ -669,6 +778,7 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
         snprintf(why, whylen, "PostgreSQL unavailable");
         return -1;
     }
+    s_ahead_drop(self);
     s_partitions_array(self, partitions, n);
     const char *vals[] = {self->a1.data};
     PGresult *r = PQexecParams(self->conn, S_LOAD, 1, NULL, vals, NULL, NULL, 0);
@@ -703,6 +813,7 @@ static PGresult *s_query(writer_db_t *self, int64_t now_ms, const char *sql, int
         snprintf(why, whylen, "%s: PostgreSQL unavailable", what);
         return NULL;
     }
+    s_ahead_drop(self);
     PGresult *r = n > 0 ? PQexecParams(self->conn, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(self->conn, sql);
     if (!evp_pg_ok(r, want, what, why, whylen)) {
         writer_db_fail(self, now_ms, why);
@@ -796,6 +907,7 @@ void writer_db_notify(writer_db_t *self)
 {
     if (!self->conn)
         return;
+    s_ahead_drop(self);
     PGresult *r = PQexec(self->conn, S_NOTIFY);
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
         evp_debug("NOTIFY failed", "reason=\"%s\"", PQerrorMessage(self->conn));
@@ -804,8 +916,13 @@ void writer_db_notify(writer_db_t *self)
 
 bool writer_db_notified(writer_db_t *self)
 {
-    if (!self->conn || !PQconsumeInput(self->conn))
-        return false; /* a broken connection shows at the next statement */
+    if (!self->conn)
+        return false;
+    /* While rows go ahead the connection is in a COPY: notifications come only
+     * between transactions, and those that came with the last results are
+     * queued already. A broken connection shows at the next statement. */
+    if (!self->ahead && !PQconsumeInput(self->conn))
+        return false;
     int me = PQbackendPID(self->conn);
     bool any = false;
     PGnotify *n;

@@ -89,6 +89,17 @@ bool writer_db_notified(writer_db_t *self);
  * The connection stays open. 0, or -1 with why. */
 int writer_db_leave(writer_db_t *self, int64_t now_ms, char *why, size_t whylen);
 
+/* Sends the rows the batch gained since the last call to PostgreSQL ahead of
+ * its commit, once they make 64 KiB: the first call opens the transaction and
+ * its COPY, so that PostgreSQL inserts while the batch fills; the commit sends
+ * the rest. Rows sent ahead are given up (rolled back) when the batch changes
+ * other than by rows added, or the connection is needed for anything else;
+ * the commit then sends them again. Call only on a session holding the locks
+ * of the batch's partitions. A failure drops the connection. */
+void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t now_ms);
+/* True while rows sent ahead wait for the commit. */
+bool writer_db_ahead(const writer_db_t *self);
+
 /* Commits the batch in one transaction. On OK the counters in st, the
  * streams' committed seqs and the latency record are updated; the caller
  * resets the batch. */

@@ -38,16 +38,50 @@ void tk_sleep_ms(int ms)
     }
 }
 
-int tk_free_port(void)
+/* The first port the kernel hands out to outgoing connections: a port taken
+ * below it cannot be taken meanwhile by a connection of any process. */
+static int s_ephemeral_low(void)
+{
+    int low = 32768, high;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/* Whether port can be bound on 127.0.0.1 now. */
+static bool s_port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len))
-        cr_fatal("no free port: %s", strerror(errno));
-    int port = ntohs(a.sin_port);
+    if (fd < 0)
+        cr_fatal("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
-    return port;
+    return ok;
+}
+
+int tk_free_port(void)
+{
+    /* Below the ephemeral range (where a port just released can go to the
+     * next outgoing connection), from 10000 up, at random. */
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)tk_now_ms();
+    int low = 10000, high = s_ephemeral_low();
+    for (int i = 0; high > low && i < 1000; i++) {
+        int port = low + (int)(rand_r(&seed) % (unsigned)(high - low));
+        if (s_port_free(port))
+            return port;
+    }
+    cr_fatal("no free port on 127.0.0.1 below %d", high);
+    return -1;
 }
 
 static const char *s_env(const char *name, const char *def)

@@ -97,7 +97,8 @@ int64_t tk_wait_sql_int(PGconn *c, const char *sql, int64_t want, int timeout_ms
 void tk_write_file(const char *path, const char *data, size_t len);
 int64_t tk_now_ms(void);
 void tk_sleep_ms(int ms);
-/* A free TCP port on 127.0.0.1. */
+/* A free TCP port on 127.0.0.1, below the range the kernel gives outgoing
+ * connections (so none of them can take it before it is bound). */
 int tk_free_port(void);
 
 /* ---- HTTP (a service's METRICS_PORT) ---- */

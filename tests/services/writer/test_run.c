@@ -110,6 +110,27 @@ Test(writer_run, commits_rows_equal_to_the_events_published)
     s_stop_writer();
 }
 
+Test(writer_run, a_busy_writer_commits_the_rows_it_sent_ahead_before_it_looks_at_the_other_writers)
+{
+    /* Batches that fill for seconds (a long linger, a large size): the rows
+     * go to PostgreSQL ahead of the commit, and each look at the members (once
+     * a second) commits them first instead of giving them up. */
+    const char *env[] = {"LOG_LEVEL=debug", "WRITER_LINGER_MS=5000", "WRITER_BATCH_SIZE=100000", NULL};
+    writer = s_start(env);
+    for (int64_t burst = 0; burst < 6; burst++) {
+        wt_bus_publish_range(bus, "gen-busy", 1, burst * 2000 + 1, burst * 2000 + 2000);
+        tk_sleep_ms(500);
+    }
+    s_wait_sql("SELECT count(*) FROM events", 12000);
+    wt_check_rows(w->conn, "gen-busy", 1, 1, 12000, NULL);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-busy'", 12000);
+    char *log = wt_log(writer);
+    cr_assert_geq(wt_log_count(writer, "\"batch committed\""), 2, "%s", log);
+    cr_assert_eq(wt_log_count(writer, "\"rows sent ahead of the commit given up\""), 0, "%s", log);
+    free(log);
+    s_stop_writer();
+}
+
 Test(writer_run, duplicates_and_replays_add_nothing)
 {
     writer = s_start(NULL);

@@ -1,0 +1,279 @@
+/* Integration tests of the writer's commit against a real PostgreSQL: rows
+ * sent ahead of the commit while the batch fills, and what happens to them
+ * when the batch changes, a row is refused, the connection is needed for
+ * something else or lost, or another transaction moves the checkpoint. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evpipe/config.h"
+#include "evpipe/copy.h"
+#include "evpipe/log.h"
+#include "evpipe/wire.h"
+#include "peers.h"
+#include "testkit.h"
+#include "writer_batch.h"
+#include "writer_db.h"
+#include "writer_migrate.h"
+#include "writer_stream.h"
+
+/* Enough rows for several sends ahead (about 150 bytes of COPY text each). */
+#define ROWS 3000
+#define NAME "evpipe-writer/test-db"
+#define WAIT_MS 30000
+
+static tk_world_t *w;
+static evp_config_t cfg;
+static writer_db_t *db;
+static writer_streams_t *ss;
+static writer_batch_t *b;
+static ev_codec_t *codec;
+static writer_stats_t st;
+
+static void setup(void)
+{
+    w = tk_world_new(criterion_current_test->name);
+    int applied;
+    bool lost;
+    char why[512];
+    cr_assert_eq(writer_migrate_apply(w->conn, &applied, &lost, why, sizeof why), 0, "%s", why);
+    evp_config_defaults(&cfg);
+    snprintf(cfg.postgres_host, sizeof cfg.postgres_host, "%s", w->pg_host);
+    cfg.postgres_port = atoi(w->pg_port);
+    snprintf(cfg.postgres_user, sizeof cfg.postgres_user, "%s", w->pg_user);
+    snprintf(cfg.postgres_db, sizeof cfg.postgres_db, "%s", w->db);
+    evp_log_init("writer", EVP_LOG_WARN);
+    db = writer_db_new(&cfg, NULL);
+    ss = writer_streams_new(1000);
+    b = writer_batch_new(ROWS);
+    codec = ev_codec_new();
+    cr_assert(db && ss && b && codec);
+    memset(&st, 0, sizeof st);
+    writer_db_set_name(db, NAME);
+    cr_assert(writer_db_ensure(db, tk_now_ms()));
+}
+
+static void teardown(void)
+{
+    writer_db_destroy(&db);
+    cr_assert_null(db);
+    writer_batch_destroy(&b);
+    writer_streams_destroy(&ss);
+    ev_codec_destroy(&codec);
+    tk_world_destroy(&w);
+}
+
+TestSuite(writer_db, .init = setup, .fini = teardown, .timeout = 120);
+
+static writer_stream_t *s_stream(const char *source, int32_t partition)
+{
+    return writer_streams_get(ss, source, strlen(source), partition, true);
+}
+
+/* Adds ev to the batch and sends ahead what the batch gained, as the
+ * writer's loop does after each message. */
+static void s_add(const ev_event_t *ev)
+{
+    const void *raw;
+    size_t len;
+    ev_codec_encode_event(codec, ev, &raw, &len);
+    ev_error_t err;
+    cr_assert_eq(writer_batch_add_event(b, s_stream(ev->source.ptr, ev->partition), ev, raw, len, ev->partition,
+                                        false, tk_now_ms(), &err),
+                 EV_OK, "%s", err.detail);
+    writer_db_send_ahead(db, b, tk_now_ms());
+}
+
+static void s_fill(const char *source, int32_t partition, int64_t first, int64_t last)
+{
+    for (int64_t seq = first; seq <= last; seq++) {
+        ev_event_t ev = wt_event(source, partition, seq);
+        s_add(&ev);
+    }
+}
+
+/* Commits until it is done (a dropped connection is made again). */
+static void s_commit(void)
+{
+    int64_t end = tk_now_ms() + WAIT_MS;
+    while (writer_db_commit(db, b, ss, &st, tk_now_ms()) != WRITER_COMMIT_OK) {
+        cr_assert(tk_now_ms() < end, "the batch was not committed");
+        tk_sleep_ms(20);
+    }
+    writer_batch_reset(b);
+}
+
+/* Whether this writer's backend is inside a COPY of events now. */
+static int64_t s_copying(void)
+{
+    return tk_sql_int(w->conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" NAME "'"
+                               " AND state = 'active' AND query LIKE 'COPY events%'");
+}
+
+/* Whether this writer's backend is in a transaction (or a statement) now. */
+static int64_t s_busy(void)
+{
+    return tk_sql_int(w->conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" NAME "'"
+                               " AND state <> 'idle'");
+}
+
+static int64_t s_checkpoint(const char *source, int32_t partition)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT COALESCE(max(seq), -1) FROM checkpoints WHERE source = '%s' AND partition = %d",
+             source, (int)partition);
+    return tk_sql_int(w->conn, sql);
+}
+
+/* Commits; then the table holds seqs 1..ROWS of the stream, each once and
+ * nothing else, and its checkpoint is ROWS. */
+static void s_commit_whole(const char *source, int32_t partition)
+{
+    s_commit();
+    cr_assert_eq(wt_rows(w->conn), ROWS);
+    wt_check_rows(w->conn, source, partition, 1, ROWS, NULL);
+    cr_assert_eq(s_checkpoint(source, partition), ROWS);
+}
+
+Test(writer_db, rows_go_to_postgresql_while_the_batch_fills_and_are_committed_once)
+{
+    s_fill("gen-ahead", 1, 1, ROWS);
+    cr_assert_eq(s_copying(), 1, "the rows should be in PostgreSQL's COPY before the commit");
+    cr_assert_eq(wt_rows(w->conn), 0, "nothing is visible before the commit");
+    cr_assert_eq(s_checkpoint("gen-ahead", 1), -1);
+    s_commit_whole("gen-ahead", 1);
+    cr_assert_eq(s_copying(), 0);
+    cr_assert_eq(st.committed, ROWS);
+
+    /* The next batch of the same stream goes ahead in a transaction of its own. */
+    s_fill("gen-ahead", 1, ROWS + 1, 2 * ROWS);
+    cr_assert_eq(s_copying(), 1);
+    s_commit();
+    wt_check_rows(w->conn, "gen-ahead", 1, 1, 2 * ROWS, NULL);
+    cr_assert_eq(s_checkpoint("gen-ahead", 1), 2 * ROWS);
+}
+
+Test(writer_db, a_small_batch_is_sent_whole_at_its_commit)
+{
+    s_fill("gen-small", 2, 1, 20);
+    cr_assert_eq(s_copying(), 0, "20 rows are too few to send ahead");
+    s_commit();
+    wt_check_rows(w->conn, "gen-small", 2, 1, 20, NULL);
+    cr_assert_eq(s_checkpoint("gen-small", 2), 20);
+}
+
+static bool s_odd(int64_t seq)
+{
+    return seq % 2 == 1;
+}
+
+Test(writer_db, rows_of_a_partition_dropped_after_they_went_ahead_are_not_committed)
+{
+    /* Two partitions interleaved; then partition 3 is given up. */
+    for (int64_t seq = 1; seq <= ROWS; seq++) {
+        ev_event_t ev = wt_event(seq % 2 ? "gen-kept" : "gen-gone", seq % 2 ? 2 : 3, seq);
+        s_add(&ev);
+    }
+    cr_assert_eq(s_copying(), 1);
+    uint32_t limit = writer_streams_id_limit(ss);
+    bool *drop = calloc(limit, sizeof *drop);
+    cr_assert_not_null(drop);
+    drop[s_stream("gen-gone", 3)->id] = true;
+    cr_assert_eq(writer_batch_drop_streams(b, drop, limit), ROWS / 2);
+    free(drop);
+    s_commit();
+    cr_assert_eq(wt_rows(w->conn), ROWS / 2);
+    wt_check_rows(w->conn, "gen-kept", 2, 1, ROWS, s_odd);
+    cr_assert_eq(s_checkpoint("gen-kept", 2), ROWS - 1);
+    cr_assert_eq(s_checkpoint("gen-gone", 3), -1);
+}
+
+static bool s_not_refused(int64_t seq)
+{
+    return seq != 17 && seq != 2500;
+}
+
+Test(writer_db, a_row_postgresql_refuses_after_rows_went_ahead_is_rejected_alone)
+{
+    /* A rule validation does not know, as a table may get one day. */
+    tk_sql_exec(w->conn, "ALTER TABLE events ADD CONSTRAINT test_refuses CHECK (user_email <> 'refuse@example.com')");
+    for (int64_t seq = 1; seq <= ROWS; seq++) {
+        ev_event_t ev = wt_event("gen-refused", 1, seq);
+        if (!s_not_refused(seq))
+            ev.user_email = (ev_str_t){"refuse@example.com", 18};
+        s_add(&ev);
+    }
+    /* Row 17 ended the COPY sent ahead already; the transaction waits. */
+    cr_assert_eq(s_busy(), 1);
+    s_commit();
+    cr_assert_eq(wt_rows(w->conn), ROWS - 2);
+    tk_sql_exec(w->conn, "ALTER TABLE events DROP CONSTRAINT test_refuses");
+    wt_check_rows(w->conn, "gen-refused", 1, 1, ROWS, s_not_refused);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE source = 'gen-refused' AND seq IN (17, 2500)"
+                                     " AND reason = 'database' AND detail LIKE '%test_refuses%'"),
+                 2);
+    cr_assert_eq(s_checkpoint("gen-refused", 1), ROWS);
+    cr_assert_eq(st.committed, ROWS - 2);
+    cr_assert_eq(st.rejects_total, 2);
+}
+
+Test(writer_db, using_the_connection_for_anything_else_gives_the_rows_sent_ahead_up_and_the_commit_sends_them_again)
+{
+    s_fill("gen-lock", 0, 1, ROWS / 2);
+    cr_assert_eq(s_copying(), 1);
+    int32_t parts[] = {0};
+    bool got[1];
+    char why[600];
+    cr_assert_eq(writer_db_lock(db, tk_now_ms(), parts, 1, got, why, sizeof why), 0, "%s", why);
+    cr_assert(got[0]);
+    cr_assert_eq(s_busy(), 0, "the COPY sent ahead should have been given up, its transaction ended");
+    s_fill("gen-lock", 0, ROWS / 2 + 1, ROWS);
+    s_commit_whole("gen-lock", 0);
+}
+
+Test(writer_db, a_connection_lost_while_rows_went_ahead_loses_and_duplicates_nothing)
+{
+    s_fill("gen-lost", 1, 1, ROWS / 2);
+    cr_assert_eq(s_copying(), 1);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                     " WHERE application_name = '" NAME "'"),
+                 1);
+    /* The rest is added (sends ahead fail and drop the connection), then committed. */
+    s_fill("gen-lost", 1, ROWS / 2 + 1, ROWS);
+    s_commit_whole("gen-lost", 1);
+}
+
+Test(writer_db, a_checkpoint_another_transaction_moved_while_rows_went_ahead_drops_what_it_committed)
+{
+    /* The writer sends 1..ROWS ahead; meanwhile another transaction commits
+     * 1..100 and the checkpoint 100. The compare-and-set at the end finds
+     * it moved: the writer drops 1..100 and stores the rest once. */
+    s_fill("gen-race", 2, 1, ROWS);
+    cr_assert_eq(s_copying(), 1);
+    PGconn *other = tk_world_connect(w);
+    tk_sql_exec(other, "BEGIN");
+    ev_buf_t rows;
+    ev_buf_init(&rows);
+    for (int64_t seq = 1; seq <= 100; seq++) {
+        ev_event_t ev = wt_event("gen-race", 2, seq);
+        ev_copy_append_row(&rows, &ev);
+    }
+    char sql[1200];
+    snprintf(sql, sizeof sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
+    PGresult *r = PQexec(other, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COPY_IN, "%s", PQerrorMessage(other));
+    PQclear(r);
+    cr_assert_eq(PQputCopyData(other, rows.data, (int)rows.len), 1);
+    cr_assert_eq(PQputCopyEnd(other, NULL), 1);
+    while ((r = PQgetResult(other)) != NULL) {
+        cr_assert_neq(PQresultStatus(r), PGRES_FATAL_ERROR, "%s", PQerrorMessage(other));
+        PQclear(r);
+    }
+    ev_buf_free(&rows);
+    tk_sql_exec(other, "INSERT INTO checkpoints (source, partition, seq) VALUES ('gen-race', 2, 100)");
+    tk_sql_exec(other, "COMMIT");
+    PQfinish(other);
+    s_commit_whole("gen-race", 2);
+    cr_assert_eq(st.duplicates, 100);
+}
