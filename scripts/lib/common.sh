@@ -85,11 +85,30 @@ evp_pg_stop() {
   evp_pg_as_owner "$PG_BIN/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 }
 
-# evp_free_port: a TCP port nobody listens on.
+# evp_free_port: a TCP port nobody listens on, below the range the kernel
+# gives outgoing connections (a port from there can be taken by one before
+# the service that was to bind it does).
 evp_free_port() {
-  python3 - 2>/dev/null <<'PY' || shuf -i 20000-60000 -n 1
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+  python3 - 2>/dev/null <<'PY' || shuf -i 10000-32767 -n 1
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(1000):
+    port = random.randrange(10000, max(low, 10001))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit(1)
 PY
 }
 
