@@ -335,6 +335,18 @@ size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t 
         self->gaps[kept++] = g;
     }
     self->ngaps = kept;
+
+    /* A checkpoint at or below what is committed already would move it back. */
+    kept = 0;
+    for (size_t i = 0; i < self->nckpts; i++) {
+        writer_mark_t c = self->ckpts[i];
+        self->ckpt_slot[c.stream] = -1;
+        if (!s_covered(upto, n, c.stream, c.seq))
+            self->ckpts[kept++] = c;
+    }
+    self->nckpts = kept;
+    for (size_t i = 0; i < self->nckpts; i++)
+        self->ckpt_slot[self->ckpts[i].stream] = (int32_t)i;
     return dropped;
 }
 

@@ -114,7 +114,8 @@ void writer_batch_refuse_row(writer_batch_t *self, const writer_stream_t *s, siz
  * nrejects rejects. */
 void writer_batch_unrefuse(writer_batch_t *self, size_t nrejects);
 /* Removes rows, rejects and gaps at or below upto[stream id] (n entries;
- * -1: keep all of that stream). Returns how many rows went. */
+ * -1: keep all of that stream), and checkpoints that would not move past it.
+ * Returns how many rows went. */
 size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t n);
 /* Removes everything of the streams whose drop[stream id] is true (n
  * entries): rows, rejects, gaps, checkpoints and heads, as if they had never

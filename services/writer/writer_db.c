@@ -79,7 +79,9 @@ struct writer_db_t {
     char copy_sql[1200];     /* COPY events (columns) FROM STDIN */
     int backoff_ms;          /* delay after the next failure */
     int64_t next_attempt_ms; /* no connection attempt before this */
-    bool verify;             /* a commit failed: it may have committed, reread checkpoints first */
+    bool verify;             /* a commit or the connection failed: this writer (a commit whose answer was
+                              * lost) or another (the locks went) may have committed some of the batch;
+                              * reread the checkpoints first */
     ev_buf_t a1, a2, a3, a4; /* array parameters, as text literals */
     int64_t *upto;           /* per stream id: committed seq read back, or -1 */
     size_t upto_cap;         /* entries in upto */
@@ -197,6 +199,10 @@ void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why)
     }
     self->conn = NULL;
     self->ahead = false; /* its transaction went with the connection */
+    /* The locks went with it too: another writer may commit some of this
+     * batch's events before the next commit, which reads the checkpoints
+     * back first and drops what they cover. */
+    self->verify = true;
     /* A lost connection is tried again at once; after an error, wait. */
     if (lost)
         self->next_attempt_ms = now_ms;
@@ -368,18 +374,34 @@ static bool s_copy_put(PGconn *c, const char *data, size_t len)
 }
 
 /* Ends a COPY whose data went (sent: without a failure) and reads its result. */
+/* Reads the results left of a statement. A COPY that could not be ended
+ * keeps answering "copy in": that ends the reading too (the connection is
+ * dropped after such a failure). */
+static void s_drain(PGconn *c)
+{
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        bool copy_in = PQresultStatus(r) == PGRES_COPY_IN;
+        PQclear(r);
+        if (copy_in)
+            break;
+    }
+}
+
 static s_rc_t s_copy_end(PGconn *c, bool sent, const char *what, s_err_t *err)
 {
+    /* A COPY whose data did not all go is failed on purpose: nothing of it stays. */
     if (sent)
         sent = PQputCopyEnd(c, NULL) == 1;
+    else
+        PQputCopyEnd(c, "sending the data failed");
     PGresult *r = PQgetResult(c);
     s_rc_t rc = S_OK;
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = s_classify(r, what, err);
     else
         PQclear(r);
-    while ((r = PQgetResult(c)) != NULL)
-        PQclear(r);
+    s_drain(c);
     if (rc == S_OK && !sent) {
         snprintf(err->why, sizeof err->why, "%s: sending data failed: %s", what, PQerrorMessage(c));
         rc = S_FAIL;
@@ -485,9 +507,7 @@ static void s_ahead_drop(writer_db_t *self)
     if (evp_pg_lost(self->conn))
         return;
     PQputCopyEnd(self->conn, "rows sent ahead of the commit were given up");
-    PGresult *r;
-    while ((r = PQgetResult(self->conn)) != NULL)
-        PQclear(r);
+    s_drain(self->conn);
     s_rollback(self, S_OK);
 }
 
@@ -515,7 +535,8 @@ void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t no
         self->ahead_edits = b->edits;
     }
     if (!s_copy_put(self->conn, b->copy.data + from, end - from)) {
-        snprintf(err.why, sizeof err.why, "sending rows ahead: %s", PQerrorMessage(self->conn));
+        const char *why = PQerrorMessage(self->conn);
+        snprintf(err.why, sizeof err.why, "sending rows ahead: %s", *why ? why : "the connection failed");
         writer_db_fail(self, now_ms, err.why);
         return;
     }

@@ -3,6 +3,7 @@
  * already committed. No database. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evpipe/copy.h"
@@ -343,4 +344,26 @@ Test(writer_batch, dropping_streams_removes_everything_they_put_in)
     drop[a->id] = true;
     writer_batch_drop_streams(b, drop, 2);
     cr_assert(writer_batch_empty(b), "nothing left");
+}
+
+Test(writer_batch, dropping_what_is_committed_drops_a_checkpoint_that_would_move_back)
+{
+    for (int64_t seq = 1; seq <= 5; seq++) {
+        ev_event_t ev = s_event("gen-back", 2, seq);
+        cr_assert_eq(s_add(&ev, 2, NULL), EV_OK);
+    }
+    writer_stream_t *s = s_stream("gen-back", 2);
+    uint32_t n = writer_streams_id_limit(ss);
+    int64_t *upto = calloc(n, sizeof *upto);
+    cr_assert_not_null(upto);
+    for (uint32_t i = 0; i < n; i++)
+        upto[i] = -1;
+    upto[s->id] = 3;
+    cr_assert_eq(writer_batch_drop_upto(b, upto, n), 3);
+    cr_assert_eq(writer_batch_checkpoint_of(b, s->id), 5, "5 is still ahead of 3");
+    upto[s->id] = 7;
+    cr_assert_eq(writer_batch_drop_upto(b, upto, n), 2);
+    cr_assert_eq(writer_batch_checkpoint_of(b, s->id), -1, "the committed 7 must not go back to 5");
+    cr_assert(writer_batch_empty(b));
+    free(upto);
 }

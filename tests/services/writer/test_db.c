@@ -142,7 +142,12 @@ Test(writer_db, rows_go_to_postgresql_while_the_batch_fills_and_are_committed_on
     cr_assert_eq(s_copying(), 1, "the rows should be in PostgreSQL's COPY before the commit");
     cr_assert_eq(wt_rows(w->conn), 0, "nothing is visible before the commit");
     cr_assert_eq(s_checkpoint("gen-ahead", 1), -1);
+    int64_t xid = tk_sql_int(w->conn, "SELECT backend_xid::text::bigint FROM pg_stat_activity"
+                                      " WHERE application_name = '" NAME "'");
     s_commit_whole("gen-ahead", 1);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE xmin::text::bigint = %lld", (long long)xid);
+    cr_assert_eq(tk_sql_int(w->conn, sql), ROWS, "the commit should end the transaction the rows went ahead in");
     cr_assert_eq(s_copying(), 0);
     cr_assert_eq(st.committed, ROWS);
 
@@ -204,7 +209,8 @@ Test(writer_db, a_row_postgresql_refuses_after_rows_went_ahead_is_rejected_alone
             ev.user_email = (ev_str_t){"refuse@example.com", 18};
         s_add(&ev);
     }
-    /* Row 17 ended the COPY sent ahead already; the transaction waits. */
+    /* The rows went ahead: the transaction is open (its COPY failed at row
+     * 17 already; the rest was sent into it all the same). */
     cr_assert_eq(s_busy(), 1);
     s_commit();
     cr_assert_eq(wt_rows(w->conn), ROWS - 2);
@@ -239,24 +245,23 @@ Test(writer_db, a_connection_lost_while_rows_went_ahead_loses_and_duplicates_not
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                                      " WHERE application_name = '" NAME "'"),
                  1);
-    /* The rest is added (sends ahead fail and drop the connection), then committed. */
+    /* The rest is added (the sends ahead may not notice the connection is
+     * gone), then committed: the commit finds it gone and tries again on a
+     * new one. */
     s_fill("gen-lost", 1, ROWS / 2 + 1, ROWS);
     s_commit_whole("gen-lost", 1);
 }
 
-Test(writer_db, a_checkpoint_another_transaction_moved_while_rows_went_ahead_drops_what_it_committed)
+/* Another transaction stores seqs 1..last of the stream and moves its
+ * checkpoint to last (a new stream: no checkpoint yet). */
+static void s_commit_as_another(const char *source, int32_t partition, int64_t last)
 {
-    /* The writer sends 1..ROWS ahead; meanwhile another transaction commits
-     * 1..100 and the checkpoint 100. The compare-and-set at the end finds
-     * it moved: the writer drops 1..100 and stores the rest once. */
-    s_fill("gen-race", 2, 1, ROWS);
-    cr_assert_eq(s_copying(), 1);
     PGconn *other = tk_world_connect(w);
     tk_sql_exec(other, "BEGIN");
     ev_buf_t rows;
     ev_buf_init(&rows);
-    for (int64_t seq = 1; seq <= 100; seq++) {
-        ev_event_t ev = wt_event("gen-race", 2, seq);
+    for (int64_t seq = 1; seq <= last; seq++) {
+        ev_event_t ev = wt_event(source, partition, seq);
         ev_copy_append_row(&rows, &ev);
     }
     char sql[1200];
@@ -271,9 +276,57 @@ Test(writer_db, a_checkpoint_another_transaction_moved_while_rows_went_ahead_dro
         PQclear(r);
     }
     ev_buf_free(&rows);
-    tk_sql_exec(other, "INSERT INTO checkpoints (source, partition, seq) VALUES ('gen-race', 2, 100)");
+    snprintf(sql, sizeof sql, "INSERT INTO checkpoints (source, partition, seq) VALUES ('%s', %d, %lld)", source,
+             (int)partition, (long long)last);
+    tk_sql_exec(other, sql);
     tk_sql_exec(other, "COMMIT");
     PQfinish(other);
+}
+
+Test(writer_db, a_checkpoint_another_transaction_moved_while_rows_went_ahead_drops_what_it_committed)
+{
+    /* The writer sends 1..ROWS ahead; meanwhile another transaction commits
+     * 1..100 and the checkpoint 100. The compare-and-set at the end finds
+     * it moved: the writer drops 1..100 and stores the rest once. */
+    s_fill("gen-race", 2, 1, ROWS);
+    cr_assert_eq(s_copying(), 1);
+    s_commit_as_another("gen-race", 2, 100);
     s_commit_whole("gen-race", 2);
     cr_assert_eq(st.duplicates, 100);
+}
+
+Test(writer_db, a_batch_kept_across_a_lost_connection_stores_only_what_another_writer_did_not)
+{
+    /* The connection goes outside a commit, and the partition's lock with
+     * it: meanwhile another writer commits 1..100. The writer takes the
+     * partition again (loading checkpoint 100), and its commit drops 1..100
+     * from the batch instead of storing them twice. */
+    s_fill("gen-lost-lock", 1, 1, ROWS);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                     " WHERE application_name = '" NAME "'"),
+                 1);
+    int32_t parts[] = {1};
+    bool got[1];
+    char why[600];
+    cr_assert_eq(writer_db_lock(db, tk_now_ms(), parts, 1, got, why, sizeof why), -1, "the connection is gone");
+    s_commit_as_another("gen-lost-lock", 1, 100);
+    int64_t end = tk_now_ms() + WAIT_MS;
+    while (writer_db_load_checkpoints(db, parts, 1, ss, tk_now_ms(), why, sizeof why) != 0) {
+        cr_assert(tk_now_ms() < end, "%s", why);
+        tk_sleep_ms(20);
+    }
+    cr_assert_eq(s_stream("gen-lost-lock", 1)->committed, 100);
+    s_commit_whole("gen-lost-lock", 1);
+    cr_assert_eq(st.duplicates, 100);
+}
+
+Test(writer_db, a_checkpoint_another_writer_moved_past_the_whole_batch_is_not_moved_back)
+{
+    s_fill("gen-past", 3, 1, ROWS);
+    s_commit_as_another("gen-past", 3, ROWS + 50);
+    s_commit();
+    cr_assert_eq(st.duplicates, ROWS);
+    cr_assert_eq(wt_rows(w->conn), ROWS + 50);
+    wt_check_rows(w->conn, "gen-past", 3, 1, ROWS + 50, NULL);
+    cr_assert_eq(s_checkpoint("gen-past", 3), ROWS + 50);
 }
