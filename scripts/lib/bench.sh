@@ -25,19 +25,17 @@ b_int() {
     printf "%s%s%s", (neg ? "-" : ""), s, out }'
 }
 
-# b_port VAR: sets VAR to a free TCP port on 127.0.0.1, never handed out twice
-# in one run (no command substitution: the list of ports handed out is kept),
-# below the range the kernel gives outgoing connections (see evp_free_port).
+# b_port VAR: sets VAR to a free port (evp_free_port) never handed out twice
+# in one run (no command substitution of b_port itself: the list of ports
+# handed out is kept in this shell).
 b_port() {
   local p i
   for ((i = 0; i < 200; i++)); do
-    p=$(shuf -i 10000-32767 -n 1)
+    p=$(evp_free_port)
     case "$B_USED_PORTS" in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      B_USED_PORTS+="$p "
-      printf -v "$1" %s "$p"
-      return 0
-    fi
+    B_USED_PORTS+="$p "
+    printf -v "$1" %s "$p"
+    return 0
   done
   evp_die "no free port found"
 }

@@ -367,13 +367,9 @@ size_t writer_batch_drop_streams(writer_batch_t *self, const bool *drop, size_t 
         abort();
     for (size_t i = 0; i < n; i++)
         upto[i] = drop[i] ? INT64_MAX : -1;
+    /* Their checkpoints go with their rows (none stays at or below "all"). */
     size_t dropped = writer_batch_drop_upto(self, upto, n);
     free(upto);
-    for (size_t i = 0; i < self->nckpts; i++)
-        self->ckpt_slot[self->ckpts[i].stream] = -1;
-    self->nckpts = s_keep_marks(self->ckpts, self->nckpts, drop, n);
-    for (size_t i = 0; i < self->nckpts; i++)
-        self->ckpt_slot[self->ckpts[i].stream] = (int32_t)i;
     self->nheads = s_keep_marks(self->heads, self->nheads, drop, n);
     if (writer_batch_empty(self))
         writer_batch_reset(self);

@@ -373,7 +373,6 @@ static bool s_copy_put(PGconn *c, const char *data, size_t len)
     return sent;
 }
 
-/* Ends a COPY whose data went (sent: without a failure) and reads its result. */
 /* Reads the results left of a statement. A COPY that could not be ended
  * keeps answering "copy in": that ends the reading too (the connection is
  * dropped after such a failure). */
@@ -388,6 +387,7 @@ static void s_drain(PGconn *c)
     }
 }
 
+/* Ends a COPY whose data went (sent: without a failure) and reads its result. */
 static s_rc_t s_copy_end(PGconn *c, bool sent, const char *what, s_err_t *err)
 {
     /* A COPY whose data did not all go is failed on purpose: nothing of it stays. */
@@ -414,6 +414,16 @@ static s_rc_t s_copy(PGconn *c, const char *sql, const char *data, size_t len, c
 {
     s_rc_t rc = s_copy_begin(c, sql, what, err);
     return rc == S_OK ? s_copy_end(c, s_copy_put(c, data, len), what, err) : rc;
+}
+
+/* Ends the transaction open on the connection, if it is still there. */
+static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
+{
+    if (!evp_pg_lost(self->conn)) {
+        PGresult *r = PQexec(self->conn, "ROLLBACK");
+        PQclear(r);
+    }
+    return rc;
 }
 
 /* ---- Rows ---- */
@@ -471,16 +481,6 @@ static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const write
 }
 
 /* ---- Rows sent ahead of the commit ---- */
-
-/* Ends the transaction open on the connection, if it is still there. */
-static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
-{
-    if (!evp_pg_lost(self->conn)) {
-        PGresult *r = PQexec(self->conn, "ROLLBACK");
-        PQclear(r);
-    }
-    return rc;
-}
 
 /* Where the batch's rows end in its COPY text. */
 static size_t s_rows_end(const writer_batch_t *b)
@@ -714,7 +714,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
                                  int64_t now_ms)
 {
     /* Rows sent ahead serve the first attempt while the batch still starts with them. */
-    size_t ahead = s_ahead_valid(self, b) && !self->verify ? self->ahead_bytes : 0;
+    size_t ahead = s_ahead_valid(self, b) ? self->ahead_bytes : 0;
     if (ahead > 0)
         self->ahead = false;
     else
@@ -784,9 +784,8 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
     snprintf(err.why, sizeof err.why, "the batch could not be committed after isolating refused rows");
 fail:
     writer_batch_unrefuse(b, nrejects);
-    self->verify = true;
     st->commit_failures++;
-    writer_db_fail(self, now_ms, err.why);
+    writer_db_fail(self, now_ms, err.why); /* the next commit reads the checkpoints back first */
     return WRITER_COMMIT_RETRY;
 }
 

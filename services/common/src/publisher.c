@@ -380,6 +380,15 @@ static void s_pending_mark(s_pending_t *b, ev_str_t source, int64_t seq)
     m->seq = seq;
 }
 
+/* Counts events whose message was handed to ZeroMQ (rc 0) or not. */
+static void s_account(evp_publisher_t *self, int rc, uint64_t events)
+{
+    if (rc == 0)
+        self->sent += events;
+    else
+        self->unsent += events;
+}
+
 /* Sends the body of partition p, whatever it holds (send false: gives it
  * up unsent), and empties it. The heads of its events move either way: sent,
  * or archived by the caller and announced by the next heartbeat so that
@@ -392,10 +401,7 @@ static int s_pending_settle(evp_publisher_t *self, int32_t p, bool send)
     int rc = send ? s_send(self, topic, tlen, b->body.data, b->body.len) : -1;
     for (size_t i = 0; i < b->nmarks; i++)
         s_head_set(self, (ev_str_t){b->marks[i].source, b->marks[i].source_len}, p, b->marks[i].seq);
-    if (rc == 0)
-        self->sent += b->events;
-    else
-        self->unsent += b->events;
+    s_account(self, rc, b->events);
     b->events = 0;
     b->nmarks = 0;
     ev_buf_reset(&b->body);
@@ -459,10 +465,7 @@ void evp_publisher_tick(evp_publisher_t *self)
 static int s_settle_alone(evp_publisher_t *self, const ev_event_t *ev, int rc)
 {
     s_head_set(self, ev->source, ev->partition, ev->seq);
-    if (rc == 0)
-        self->sent++;
-    else
-        self->unsent++;
+    s_account(self, rc, 1);
     return rc;
 }
 

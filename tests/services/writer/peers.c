@@ -301,6 +301,40 @@ char *wt_http_get(int port, const char *path)
     return out;
 }
 
+void wt_begin_as_another_writer(PGconn *c, const char *source, int32_t partition, int64_t first, int64_t last)
+{
+    char sql[1200];
+    snprintf(sql, sizeof sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
+    tk_sql_exec(c, "BEGIN");
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COPY_IN, "%s", PQerrorMessage(c));
+    PQclear(r);
+    ev_buf_t rows;
+    ev_buf_init(&rows);
+    for (int64_t seq = first; seq <= last; seq++) {
+        ev_event_t ev = wt_event(source, partition, seq);
+        ev_copy_append_row(&rows, &ev);
+    }
+    cr_assert_eq(PQputCopyData(c, rows.data, (int)rows.len), 1);
+    cr_assert_eq(PQputCopyEnd(c, NULL), 1);
+    ev_buf_free(&rows);
+    r = PQgetResult(c);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    char values[3][64];
+    snprintf(values[0], sizeof values[0], "%s", source);
+    snprintf(values[1], sizeof values[1], "%d", (int)partition);
+    snprintf(values[2], sizeof values[2], "%lld", (long long)last);
+    const char *vals[] = {values[0], values[1], values[2]};
+    r = PQexecParams(c, "INSERT INTO checkpoints (source, partition, seq) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (source, partition) DO UPDATE SET seq = GREATEST(checkpoints.seq, EXCLUDED.seq)",
+                     3, NULL, vals, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+}
+
 int64_t wt_rows(PGconn *c)
 {
     return tk_sql_int(c, "SELECT count(*) FROM events");

@@ -68,6 +68,10 @@ void wt_check_rows(PGconn *c, const char *source, int32_t partition, int64_t fir
 /* GET path from 127.0.0.1:port; the whole answer (status line, headers,
  * body), malloc'd, or NULL when nothing answers. */
 char *wt_http_get(int port, const char *path);
+/* On c, as another writer would: BEGIN, COPY of wt_event rows first..last
+ * of (source, partition), its checkpoint moved to last. The transaction is
+ * left open (COMMIT it, or hold it to race). */
+void wt_begin_as_another_writer(PGconn *c, const char *source, int32_t partition, int64_t first, int64_t last);
 /* SELECT count(*) FROM events. */
 int64_t wt_rows(PGconn *c);
 /* The writer's log (for failure messages), malloc'd. */

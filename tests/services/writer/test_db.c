@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "evpipe/config.h"
-#include "evpipe/copy.h"
 #include "evpipe/log.h"
 #include "evpipe/wire.h"
 #include "peers.h"
@@ -252,33 +251,12 @@ Test(writer_db, a_connection_lost_while_rows_went_ahead_loses_and_duplicates_not
     s_commit_whole("gen-lost", 1);
 }
 
-/* Another transaction stores seqs 1..last of the stream and moves its
- * checkpoint to last (a new stream: no checkpoint yet). */
+/* Another writer's transaction stores seqs 1..last of the stream and
+ * moves its checkpoint to last. */
 static void s_commit_as_another(const char *source, int32_t partition, int64_t last)
 {
     PGconn *other = tk_world_connect(w);
-    tk_sql_exec(other, "BEGIN");
-    ev_buf_t rows;
-    ev_buf_init(&rows);
-    for (int64_t seq = 1; seq <= last; seq++) {
-        ev_event_t ev = wt_event(source, partition, seq);
-        ev_copy_append_row(&rows, &ev);
-    }
-    char sql[1200];
-    snprintf(sql, sizeof sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
-    PGresult *r = PQexec(other, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_COPY_IN, "%s", PQerrorMessage(other));
-    PQclear(r);
-    cr_assert_eq(PQputCopyData(other, rows.data, (int)rows.len), 1);
-    cr_assert_eq(PQputCopyEnd(other, NULL), 1);
-    while ((r = PQgetResult(other)) != NULL) {
-        cr_assert_neq(PQresultStatus(r), PGRES_FATAL_ERROR, "%s", PQerrorMessage(other));
-        PQclear(r);
-    }
-    ev_buf_free(&rows);
-    snprintf(sql, sizeof sql, "INSERT INTO checkpoints (source, partition, seq) VALUES ('%s', %d, %lld)", source,
-             (int)partition, (long long)last);
-    tk_sql_exec(other, sql);
+    wt_begin_as_another_writer(other, source, partition, 1, last);
     tk_sql_exec(other, "COMMIT");
     PQfinish(other);
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evpipe/copy.h"
 #include "evpipe/wire.h"
 #include "peers.h"
 #include "testkit.h"
@@ -617,44 +616,9 @@ Test(writer_run, two_writers_share_the_partitions_and_store_each_event_once)
 /* In a transaction left open: COPYs seqs first..last of (source,
  * partition) into events and moves their checkpoint, as another writer
  * would. COMMIT ends it. */
-static void s_begin_as_another_writer(const char *source, int32_t partition, int64_t first, int64_t last)
-{
-    char sql[1200];
-    snprintf(sql, sizeof sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
-    tk_sql_exec(w->conn, "BEGIN");
-    PGresult *r = PQexec(w->conn, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_COPY_IN, "%s", PQerrorMessage(w->conn));
-    PQclear(r);
-    ev_buf_t rows;
-    ev_buf_init(&rows);
-    for (int64_t seq = first; seq <= last; seq++) {
-        ev_event_t ev = wt_event(source, partition, seq);
-        ev_copy_append_row(&rows, &ev);
-    }
-    cr_assert_eq(PQputCopyData(w->conn, rows.data, (int)rows.len), 1);
-    cr_assert_eq(PQputCopyEnd(w->conn, NULL), 1);
-    ev_buf_free(&rows);
-    r = PQgetResult(w->conn);
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(w->conn));
-    PQclear(r);
-    while ((r = PQgetResult(w->conn)) != NULL)
-        PQclear(r);
-    char values[3][64];
-    snprintf(values[0], sizeof values[0], "%s", source);
-    snprintf(values[1], sizeof values[1], "%d", (int)partition);
-    snprintf(values[2], sizeof values[2], "%lld", (long long)last);
-    const char *vals[] = {values[0], values[1], values[2]};
-    r = PQexecParams(w->conn, "INSERT INTO checkpoints (source, partition, seq) VALUES ($1, $2, $3)"
-                     " ON CONFLICT (source, partition) DO UPDATE SET seq = GREATEST(checkpoints.seq, EXCLUDED.seq)",
-                     3, NULL, vals,
-                     NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(w->conn));
-    PQclear(r);
-}
-
 static void s_commit_as_another_writer(const char *source, int32_t partition, int64_t first, int64_t last)
 {
-    s_begin_as_another_writer(source, partition, first, last);
+    wt_begin_as_another_writer(w->conn, source, partition, first, last);
     tk_sql_exec(w->conn, "COMMIT");
 }
 
@@ -681,7 +645,7 @@ Test(writer_run, a_commit_racing_another_transaction_waits_for_it_and_stores_onl
      * checkpoint moved, drops 1..60 and stores 61..100. */
     const char *env[] = {"WRITER_LINGER_MS=50", NULL};
     writer = s_start(env);
-    s_begin_as_another_writer("gen-race2", 1, 1, 60);
+    wt_begin_as_another_writer(w->conn, "gen-race2", 1, 1, 60);
     wt_bus_publish_range(bus, "gen-race2", 1, 1, 100);
     PGconn *look = tk_world_connect(w);
     cr_assert_eq(tk_wait_sql_int(look, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
