@@ -2,6 +2,8 @@
 #include "evpipe/wire.h"
 
 #include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,127 +371,149 @@ ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len
     return ev_error_set(err, EV_REJECT_DECODE, "body: no event");
 }
 
-/* ---- Heartbeat ---- */
+/* ---- Control messages: heartbeat, repair (msg_fields.def) ---- */
+
+typedef enum { S_MT_STR, S_MT_I32, S_MT_I64, S_MT_U64, S_MT_BOOL } s_mtype_t;
+
+/* One key of a control message, from msg_fields.def. */
+typedef struct {
+    const char *key;  /* msgpack key, also the struct member */
+    size_t offset;    /* of the member */
+    s_mtype_t type;   /* its type */
+    bool required;    /* a message without it is refused */
+    int64_t min, max; /* integers: the range allowed */
+} s_mfield_t;
+
+static const s_mfield_t s_heartbeat_fields[] = {
+#define EV_HEARTBEAT_FIELD(key, type, required, min, max, doc) \
+    {#key, offsetof(ev_heartbeat_t, key), S_MT_##type, required, min, max},
+#include "evpipe/msg_fields.def"
+};
+static const s_mfield_t s_repair_fields[] = {
+#define EV_REPAIR_FIELD(key, type, required, min, max, doc) \
+    {#key, offsetof(ev_repair_t, key), S_MT_##type, required, min, max},
+#include "evpipe/msg_fields.def"
+};
+#define S_COUNT(a) (sizeof(a) / sizeof(a)[0])
+_Static_assert(S_COUNT(s_heartbeat_fields) <= 32 && S_COUNT(s_repair_fields) <= 32,
+               "a control message has at most 32 keys (the decoder's seen mask)");
+
+/* Packs every key of a control message (absent optional keys as 0/false). */
+static void s_encode_msg(ev_codec_t *self, const s_mfield_t *fields, size_t n, const void *msg, const void **data,
+                         size_t *len)
+{
+    s_begin(self, n);
+    for (size_t i = 0; i < n; i++) {
+        const s_mfield_t *f = &fields[i];
+        const char *p = (const char *)msg + f->offset;
+        s_key(&self->pk, f->key);
+        switch (f->type) {
+        case S_MT_STR:
+            s_str(&self->pk, *(const ev_str_t *)p);
+            break;
+        case S_MT_I32:
+            msgpack_pack_int32(&self->pk, *(const int32_t *)p);
+            break;
+        case S_MT_I64:
+            msgpack_pack_int64(&self->pk, *(const int64_t *)p);
+            break;
+        case S_MT_U64:
+            msgpack_pack_uint64(&self->pk, *(const uint64_t *)p);
+            break;
+        case S_MT_BOOL:
+            if (*(const bool *)p)
+                msgpack_pack_true(&self->pk);
+            else
+                msgpack_pack_false(&self->pk);
+            break;
+        }
+    }
+    s_done(self, data, len);
+}
+
+/* Decodes one value into the member f describes. */
+static ev_reject_t s_decode_value(const s_mfield_t *f, const msgpack_object *v, char *p, ev_error_t *err)
+{
+    int64_t x;
+    ev_reject_t rc;
+    switch (f->type) {
+    case S_MT_STR:
+        return s_get_str(v, (ev_str_t *)p, f->key, err);
+    case S_MT_I32:
+        if ((rc = s_get_int(v, f->min, f->max, &x, f->key, err)))
+            return rc;
+        *(int32_t *)p = (int32_t)x;
+        return EV_OK;
+    case S_MT_I64:
+        return s_get_int(v, f->min, f->max, (int64_t *)p, f->key, err);
+    case S_MT_U64:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return ev_error_set(err, EV_REJECT_DECODE, "%s: an unsigned integer was expected", f->key);
+        *(uint64_t *)p = v->via.u64;
+        return EV_OK;
+    case S_MT_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return ev_error_set(err, EV_REJECT_DECODE, "%s: true or false was expected (msgpack type %d)", f->key,
+                                (int)v->type);
+        *(bool *)p = v->via.boolean;
+        return EV_OK;
+    }
+    return ev_error_set(err, EV_REJECT_DECODE, "%s: unknown type", f->key);
+}
+
+/* Decodes a control message of exactly len bytes into msg (size bytes,
+ * zeroed first): known keys are checked and stored, unknown keys ignored,
+ * required keys must be there. what names the message in errors. */
+static ev_reject_t s_decode_msg(ev_codec_t *self, const void *data, size_t len, const s_mfield_t *fields, size_t n,
+                                void *msg, size_t size, const char *what, ev_error_t *err)
+{
+    msgpack_object obj;
+    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
+    if (rc)
+        return rc;
+    memset(msg, 0, size);
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
+        for (size_t f = 0; f < n; f++) {
+            if (!s_key_is(k, fields[f].key))
+                continue;
+            if ((rc = s_decode_value(&fields[f], v, (char *)msg + fields[f].offset, err)))
+                return rc;
+            seen |= 1u << f;
+            break;
+        }
+    }
+    for (size_t f = 0; f < n; f++)
+        if (fields[f].required && !(seen & (1u << f)))
+            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the %s", fields[f].key, what);
+    return EV_OK;
+}
 
 void ev_codec_encode_heartbeat(ev_codec_t *self, const ev_heartbeat_t *hb, const void **data, size_t *len)
 {
-    s_begin(self, 4);
-    s_key(&self->pk, "source");
-    s_str(&self->pk, hb->source);
-    s_key(&self->pk, "partition");
-    msgpack_pack_int32(&self->pk, hb->partition);
-    s_key(&self->pk, "seq");
-    msgpack_pack_int64(&self->pk, hb->seq);
-    s_key(&self->pk, "published_at");
-    msgpack_pack_int64(&self->pk, hb->published_at);
-    s_done(self, data, len);
+    s_encode_msg(self, s_heartbeat_fields, S_COUNT(s_heartbeat_fields), hb, data, len);
 }
 
 ev_reject_t ev_codec_decode_heartbeat(ev_codec_t *self, const void *data, size_t len, ev_heartbeat_t *hb,
                                       ev_error_t *err)
 {
-    msgpack_object obj;
-    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
-    if (rc)
-        return rc;
-    memset(hb, 0, sizeof *hb);
-    unsigned seen = 0;
-    int64_t x;
-    for (uint32_t i = 0; i < obj.via.map.size; i++) {
-        const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
-        if (s_key_is(k, "source")) {
-            if ((rc = s_get_str(v, &hb->source, "source", err)))
-                return rc;
-            seen |= 1;
-        } else if (s_key_is(k, "partition")) {
-            if ((rc = s_get_int(v, 0, EV_PARTITIONS_MAX - 1, &x, "partition", err)))
-                return rc;
-            hb->partition = (int32_t)x, seen |= 2;
-        } else if (s_key_is(k, "seq")) {
-            if ((rc = s_get_int(v, 0, INT64_MAX, &hb->seq, "seq", err)))
-                return rc;
-            seen |= 4;
-        } else if (s_key_is(k, "published_at")) {
-            if ((rc = s_get_int(v, INT64_MIN, INT64_MAX, &hb->published_at, "published_at", err)))
-                return rc;
-            seen |= 8;
-        }
-    }
-    static const char *const hb_keys[] = {"source", "partition", "seq", "published_at"};
-    for (int i = 0; i < 4; i++)
-        if (!(seen & (1u << i)))
-            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the heartbeat", hb_keys[i]);
-    return EV_OK;
+    return s_decode_msg(self, data, len, s_heartbeat_fields, S_COUNT(s_heartbeat_fields), hb, sizeof *hb,
+                        "heartbeat", err);
 }
-
-/* ---- Repair ---- */
 
 void ev_codec_encode_repair(ev_codec_t *self, const ev_repair_t *r, const void **data, size_t *len)
 {
-    s_begin(self, 7);
-    s_key(&self->pk, "id");
-    msgpack_pack_uint64(&self->pk, r->id);
-    s_key(&self->pk, "source");
-    s_str(&self->pk, r->source);
-    s_key(&self->pk, "partition");
-    msgpack_pack_int32(&self->pk, r->partition);
-    s_key(&self->pk, "from");
-    msgpack_pack_int64(&self->pk, r->from);
-    s_key(&self->pk, "to");
-    msgpack_pack_int64(&self->pk, r->to);
-    s_key(&self->pk, "sent");
-    msgpack_pack_int64(&self->pk, r->sent);
-    s_key(&self->pk, "found_source");
-    if (r->found_source)
-        msgpack_pack_true(&self->pk);
-    else
-        msgpack_pack_false(&self->pk);
-    s_done(self, data, len);
+    s_encode_msg(self, s_repair_fields, S_COUNT(s_repair_fields), r, data, len);
 }
 
 ev_reject_t ev_codec_decode_repair(ev_codec_t *self, const void *data, size_t len, ev_repair_t *r,
                                    ev_error_t *err)
 {
-    msgpack_object obj;
-    ev_reject_t rc = s_unpack_map(self, data, len, &obj, err);
+    ev_reject_t rc = s_decode_msg(self, data, len, s_repair_fields, S_COUNT(s_repair_fields), r, sizeof *r,
+                                  "repair message", err);
     if (rc)
         return rc;
-    memset(r, 0, sizeof *r);
-    unsigned seen = 0;
-    int64_t x;
-    for (uint32_t i = 0; i < obj.via.map.size; i++) {
-        const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
-        if (s_key_is(k, "id")) {
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return ev_error_set(err, EV_REJECT_DECODE, "id: an unsigned integer was expected");
-            r->id = v->via.u64, seen |= 1;
-        } else if (s_key_is(k, "source")) {
-            if ((rc = s_get_str(v, &r->source, "source", err)))
-                return rc;
-            seen |= 2;
-        } else if (s_key_is(k, "partition")) {
-            if ((rc = s_get_int(v, 0, EV_PARTITIONS_MAX - 1, &x, "partition", err)))
-                return rc;
-            r->partition = (int32_t)x, seen |= 4;
-        } else if (s_key_is(k, "from")) {
-            if ((rc = s_get_int(v, 1, INT64_MAX, &r->from, "from", err)))
-                return rc;
-            seen |= 8;
-        } else if (s_key_is(k, "to")) {
-            if ((rc = s_get_int(v, 1, INT64_MAX, &r->to, "to", err)))
-                return rc;
-            seen |= 16;
-        } else if (s_key_is(k, "sent")) {
-            if ((rc = s_get_int(v, 0, INT64_MAX, &r->sent, "sent", err)))
-                return rc;
-        } else if (s_key_is(k, "found_source")) {
-            r->found_source = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-        }
-    }
-    static const char *const repair_keys[] = {"id", "source", "partition", "from", "to"};
-    for (int i = 0; i < 5; i++)
-        if (!(seen & (1u << i)))
-            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the repair message", repair_keys[i]);
     if (r->from > r->to)
         return ev_error_set(err, EV_REJECT_NUMBER, "repair: from %lld is after to %lld", (long long)r->from,
                             (long long)r->to);

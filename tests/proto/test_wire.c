@@ -857,7 +857,8 @@ Test(wire_body, a_single_event_decode_refuses_a_body_of_two)
 Test(wire_heartbeat, round_trips)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {s_str("gen-0123456789abcdef"), 1023, INT64_MAX, 1706702400000001LL}, back;
+    ev_heartbeat_t hb = {.source = s_str("gen-0123456789abcdef"), .partition = 1023, .seq = INT64_MAX,
+                         .published_at = 1706702400000001LL}, back;
     const void *data;
     size_t len;
     ev_codec_encode_heartbeat(codec, &hb, &data, &len);
@@ -913,7 +914,7 @@ Test(wire_heartbeat, refuses_a_missing_field_naming_it)
 Test(wire_heartbeat, refuses_bad_values)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {s_str("gen-x"), EV_PARTITIONS_MAX, 5, 1}, back;
+    ev_heartbeat_t hb = {.source = s_str("gen-x"), .partition = EV_PARTITIONS_MAX, .seq = 5, .published_at = 1}, back;
     const void *data;
     size_t len;
     ev_error_t err = {0};
@@ -938,7 +939,7 @@ Test(wire_heartbeat, refuses_bad_values)
 Test(wire_heartbeat, is_not_mistaken_for_an_event)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {s_str("gen-x"), 1, 5, 1};
+    ev_heartbeat_t hb = {.source = s_str("gen-x"), .partition = 1, .seq = 5, .published_at = 1};
     ev_event_t ev;
     const void *data;
     size_t len;
@@ -955,7 +956,8 @@ Test(wire_heartbeat, is_not_mistaken_for_an_event)
 Test(wire_repair, request_and_end_round_trip)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_repair_t r = {UINT64_MAX, s_str("file-0123456789abcdef0123456789abcdef"), 15, 3, INT64_MAX, 0, false};
+    ev_repair_t r = {.id = UINT64_MAX, .source = s_str("file-0123456789abcdef0123456789abcdef"), .partition = 15,
+                     .from = 3, .to = INT64_MAX};
     ev_repair_t back;
     const void *data;
     size_t len;
@@ -989,7 +991,7 @@ Test(wire_repair, request_and_end_round_trip)
 Test(wire_repair, refuses_a_range_that_runs_backwards_or_starts_at_0)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_repair_t r = {1, s_str("gen-x"), 0, 5, 4, 0, false}, back;
+    ev_repair_t r = {.id = 1, .source = s_str("gen-x"), .partition = 0, .from = 5, .to = 4}, back;
     const void *data;
     size_t len;
     ev_error_t err = {0};

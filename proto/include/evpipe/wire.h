@@ -23,12 +23,18 @@ size_t ev_topic_format(char buf[EV_TOPIC_MAX], uint32_t partition, ev_msg_kind_t
 size_t ev_topic_prefix(char buf[EV_TOPIC_MAX], uint32_t partition);
 bool ev_topic_parse(const void *topic, size_t len, uint32_t *partition, ev_msg_kind_t *kind);
 
-/* A publisher's latest seq in one partition, sent every heartbeat interval. */
+/* C types of the keys of msg_fields.def. */
+#define EV_MSG_CTYPE_STR ev_str_t
+#define EV_MSG_CTYPE_I32 int32_t
+#define EV_MSG_CTYPE_I64 int64_t
+#define EV_MSG_CTYPE_U64 uint64_t
+#define EV_MSG_CTYPE_BOOL bool
+
+/* A publisher's latest seq in one partition, sent every heartbeat interval
+ * (the keys: msg_fields.def). */
 typedef struct {
-    ev_str_t source;
-    int32_t partition;
-    int64_t seq;          /* latest seq published; 0 when none yet */
-    int64_t published_at; /* microseconds since the epoch */
+#define EV_HEARTBEAT_FIELD(key, type, required, min, max, doc) EV_MSG_CTYPE_##type key;
+#include "evpipe/msg_fields.def"
 } ev_heartbeat_t;
 
 /* Repair (REPLAY_ENDPOINT, DEALER to ROUTER): frames ["REPAIR", body]; the
@@ -37,13 +43,10 @@ typedef struct {
 #define EV_REPAIR_EVENT "EVENT"
 #define EV_REPAIR_END "END"
 
+/* A repair request, or its END (the keys: msg_fields.def). */
 typedef struct {
-    uint64_t id;       /* chosen by the asker; echoed in END */
-    ev_str_t source;
-    int32_t partition;
-    int64_t from, to;  /* inclusive seq range */
-    int64_t sent;      /* END only: how many events were sent back */
-    bool found_source; /* END only: the archive knows this source */
+#define EV_REPAIR_FIELD(key, type, required, min, max, doc) EV_MSG_CTYPE_##type key;
+#include "evpipe/msg_fields.def"
 } ev_repair_t;
 
 /* Encoding and decoding. A codec owns its buffers: what encode returns stays

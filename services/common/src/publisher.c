@@ -338,7 +338,10 @@ static void s_send_heartbeats(evp_publisher_t *self, int flags)
         const s_head_t *h = &self->heads[i];
         if (!h->used)
             continue;
-        ev_heartbeat_t hb = {{h->source, (uint32_t)strlen(h->source)}, h->partition, h->seq, now_us};
+        ev_heartbeat_t hb = {.source = {h->source, (uint32_t)strlen(h->source)},
+                             .partition = h->partition,
+                             .seq = h->seq,
+                             .published_at = now_us};
         const void *body;
         size_t blen;
         ev_codec_encode_heartbeat(self->codec, &hb, &body, &blen);

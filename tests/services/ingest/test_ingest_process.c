@@ -354,7 +354,8 @@ static void s_ask(void *dealer, uint64_t id, const char *source, int32_t partiti
 {
     memset(a, 0, sizeof *a);
     ev_codec_t *codec = ev_codec_new();
-    ev_repair_t req = {id, {source, (uint32_t)strlen(source)}, partition, from, to, 0, false};
+    ev_repair_t req = {.id = id, .source = {source, (uint32_t)strlen(source)}, .partition = partition,
+                       .from = from, .to = to};
     const void *body;
     size_t blen;
     ev_codec_encode_repair(codec, &req, &body, &blen);

@@ -166,7 +166,10 @@ void wt_bus_publish_range(wt_bus_t *self, const char *source, int32_t partition,
 
 void wt_bus_heartbeat(wt_bus_t *self, const char *source, int32_t partition, int64_t seq)
 {
-    ev_heartbeat_t hb = {{source, (uint32_t)strlen(source)}, partition, seq, ev_now_us()};
+    ev_heartbeat_t hb = {.source = {source, (uint32_t)strlen(source)},
+                         .partition = partition,
+                         .seq = seq,
+                         .published_at = ev_now_us()};
     char topic[EV_TOPIC_MAX];
     size_t tlen = ev_topic_format(topic, (uint32_t)partition, EV_MSG_HEARTBEAT);
     const void *body;
