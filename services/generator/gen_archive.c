@@ -20,13 +20,13 @@
 #define S_SOURCE_PREFIX "gen-"
 #define S_SOURCE_HEX 16
 #define S_SOURCE_LEN (sizeof S_SOURCE_PREFIX - 1 + S_SOURCE_HEX)
-#define S_MAX_RECORD (1024 * 1024)   /* longest row read back (ours are < 2 KiB) */
-#define S_FIRST_WINDOW (256 * 1024)  /* bytes read from a file's end at first */
+/* "gen-" + 16 hex digits (.source-id) + "-" + 16 hex digits (the start's epoch) */
+#define S_STREAM_SOURCE_LEN (S_SOURCE_LEN + 1 + 16)
 
 struct gen_archive_t {
     char dir[EVP_PATH_MAX];          /* ARCHIVE_DIR */
     int lock_fd;                     /* holds the flock on ARCHIVE_DIR/.lock */
-    char source[S_SOURCE_LEN + 1];   /* "gen-" + 16 hex digits */
+    char source[S_STREAM_SOURCE_LEN + 1]; /* this start's source: .source-id, "-", the epoch */
     int rotate_ms;                   /* ARCHIVE_ROTATE_SECONDS, in ms */
     int sync_ms;                     /* ARCHIVE_SYNC_MS */
     char newest[GEN_ARCHIVE_NAME_MAX]; /* the newest file name in the directory ("" if none) */
@@ -180,6 +180,23 @@ static int s_source_id(gen_archive_t *self, char *why, size_t whylen)
     return 0;
 }
 
+/* Appends this start's epoch to the source id: the start's UTC second and
+ * 32 random bits, in hex. Every start is a new source whose seqs begin at
+ * 1, so a seq is never given out twice under one source, whatever happened
+ * to the archive (files deleted, directory lost, copied to a second host,
+ * the last lines lost in a machine crash). */
+static int s_epoch(gen_archive_t *self, char *why, size_t whylen)
+{
+    uint32_t rnd;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(why, whylen, "no random bytes for a source epoch: %s", strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(self->source);
+    snprintf(self->source + n, sizeof self->source - n, "-%08x%08x", (uint32_t)time(NULL), rnd);
+    return 0;
+}
+
 /* Cuts a file back to its last complete line (a crash can leave half a row)
  * and removes a file left with no complete line at all. */
 static int s_repair_tail(gen_archive_t *self, const char *name, char *why, size_t whylen)
@@ -269,7 +286,7 @@ gen_archive_t *gen_archive_new(const evp_config_t *cfg, char *why, size_t whylen
         gen_archive_destroy(&self);
         return NULL;
     }
-    if (s_source_id(self, why, whylen) != 0) {
+    if (s_source_id(self, why, whylen) != 0 || s_epoch(self, why, whylen) != 0) {
         gen_archive_destroy(&self);
         return NULL;
     }
@@ -316,177 +333,6 @@ void gen_archive_destroy(gen_archive_t **self_p)
 ev_str_t gen_archive_source(const gen_archive_t *self)
 {
     return (ev_str_t){self->source, (uint32_t)strlen(self->source)};
-}
-
-/* ---- Resuming: the latest seq per partition ---- */
-
-/* What a scan of the archive found. */
-typedef struct {
-    uint32_t partitions; /* partitions asked about */
-    const bool *wanted;  /* which of them must be seen (NULL: all) */
-    bool *seen;          /* seen in a newer file already */
-    int64_t *last;       /* highest seq per partition */
-    size_t missing;      /* wanted partitions not seen yet */
-    bool *file_seen;     /* scratch: seen in the file being read */
-    int64_t *file_last;  /* scratch: highest seq in the file being read */
-    uint64_t rows;       /* rows parsed */
-    uint64_t bytes;      /* bytes read */
-    uint64_t files;      /* files read */
-} s_scan_t;
-
-/* Reads the rows of fd from offset start to its end into the file scratch. */
-static int s_scan_rows(gen_archive_t *self, s_scan_t *scan, int fd, const char *path, const ev_csv_map_t *map,
-                       off_t start, bool skip_first, char *why, size_t whylen)
-{
-    if (lseek(fd, start, SEEK_SET) != start) {
-        snprintf(why, whylen, "ARCHIVE_DIR=%s: seek in %s: %s", self->dir, path, strerror(errno));
-        return -1;
-    }
-    ev_csv_reader_t *r = ev_csv_reader_new(fd, S_MAX_RECORD);
-    if (!r)
-        abort();
-    ev_str_t source = gen_archive_source(self);
-    ev_csv_record_t rec;
-    ev_event_t ev;
-    ev_error_t err;
-    uint64_t bad = 0;
-    char first_bad[sizeof err.detail + 32] = "";
-    int rc;
-    while ((rc = ev_csv_reader_next(r, &rec)) == 1) {
-        if (skip_first) {
-            skip_first = false; /* the end of a row cut by the window */
-            continue;
-        }
-        scan->rows++;
-        if (ev_csv_parse_row(map, &rec, &ev, &err) != EV_OK) {
-            if (!bad++)
-                snprintf(first_bad, sizeof first_bad, "line %llu: %s", (unsigned long long)rec.line, err.detail);
-            continue;
-        }
-        if (ev.source.len != source.len || memcmp(ev.source.ptr, source.ptr, source.len) != 0)
-            continue;
-        if (ev.partition < 0 || (uint32_t)ev.partition >= scan->partitions)
-            continue;
-        if (!scan->file_seen[ev.partition] || ev.seq > scan->file_last[ev.partition])
-            scan->file_last[ev.partition] = ev.seq;
-        scan->file_seen[ev.partition] = true;
-    }
-    scan->bytes += ev_csv_reader_offset(r);
-    ev_csv_reader_destroy(&r);
-    if (rc < 0) {
-        snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot read %s: %s", self->dir, path, strerror(errno));
-        return -1;
-    }
-    if (bad)
-        evp_warn("archive rows that do not parse were skipped", "file=\"%s\" rows=%llu first=\"%s\"", path,
-                 (unsigned long long)bad, first_bad);
-    return 0;
-}
-
-/* True when every wanted partition is seen in a newer file or this one. */
-static bool s_scan_complete(const s_scan_t *scan)
-{
-    for (uint32_t p = 0; p < scan->partitions; p++)
-        if ((!scan->wanted || scan->wanted[p]) && !scan->seen[p] && !scan->file_seen[p])
-            return false;
-    return true;
-}
-
-/* Reads one file from its end backwards in growing windows, until what is
- * read holds every partition still missing or the whole file is read. */
-static int s_scan_file(gen_archive_t *self, s_scan_t *scan, const char *name, char *why, size_t whylen)
-{
-    char path[EVP_PATH_MAX + GEN_ARCHIVE_NAME_MAX];
-    snprintf(path, sizeof path, "%s/%s", self->dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot open %s: %s", self->dir, name, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    scan->files++;
-    /* The header says which column is which. */
-    ev_csv_reader_t *r = ev_csv_reader_new(fd, S_MAX_RECORD);
-    if (!r)
-        abort();
-    ev_csv_record_t header;
-    ev_csv_map_t map;
-    ev_error_t err;
-    int rc = ev_csv_reader_next(r, &header);
-    bool usable = rc == 1 && ev_csv_map_header(&map, &header, &err) == EV_OK && map.layout == EV_CSV_ARCHIVE;
-    off_t header_end = (off_t)ev_csv_reader_offset(r);
-    ev_csv_reader_destroy(&r);
-    if (!usable) {
-        if (rc < 0)
-            snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot read %s: %s", self->dir, name, strerror(errno));
-        else
-            evp_warn("archive file without an archive header skipped", "file=\"%s\"", path);
-        close(fd);
-        return rc < 0 ? -1 : 0;
-    }
-    off_t window = S_FIRST_WINDOW;
-    for (;;) {
-        memset(scan->file_seen, 0, scan->partitions * sizeof *scan->file_seen);
-        off_t start = st.st_size - window > header_end ? st.st_size - window : header_end;
-        /* A window that starts inside a row skips that row's end. */
-        char before = '\n';
-        if (start > header_end && pread(fd, &before, 1, start - 1) != 1)
-            before = 0;
-        if (s_scan_rows(self, scan, fd, path, &map, start, before != '\n', why, whylen) != 0) {
-            close(fd);
-            return -1;
-        }
-        if (start == header_end || s_scan_complete(scan))
-            break;
-        window *= 4;
-    }
-    close(fd);
-    for (uint32_t p = 0; p < scan->partitions; p++) {
-        if (!scan->file_seen[p])
-            continue;
-        if (scan->file_last[p] > scan->last[p])
-            scan->last[p] = scan->file_last[p];
-        if (!scan->seen[p] && (!scan->wanted || scan->wanted[p]))
-            scan->missing--;
-        scan->seen[p] = true;
-    }
-    return 0;
-}
-
-int gen_archive_resume(gen_archive_t *self, uint32_t partitions, const bool *wanted, int64_t *last, char *why,
-                       size_t whylen)
-{
-    assert(self && partitions > 0);
-    int64_t t0 = s_mono_ms();
-    s_scan_t scan = {.partitions = partitions, .wanted = wanted, .last = last};
-    memset(last, 0, partitions * sizeof *last);
-    scan.seen = calloc(partitions, sizeof *scan.seen);
-    scan.file_seen = calloc(partitions, sizeof *scan.file_seen);
-    scan.file_last = calloc(partitions, sizeof *scan.file_last);
-    if (!scan.seen || !scan.file_seen || !scan.file_last)
-        abort();
-    for (uint32_t p = 0; p < partitions; p++)
-        scan.missing += !wanted || wanted[p];
-    char(*names)[GEN_ARCHIVE_NAME_MAX];
-    size_t n;
-    int rc = s_list(self->dir, &names, &n, why, whylen);
-    for (size_t i = n; rc == 0 && i-- > 0 && scan.missing > 0;)
-        rc = s_scan_file(self, &scan, names[i], why, whylen);
-    if (rc == 0) {
-        uint32_t found = 0;
-        for (uint32_t p = 0; p < partitions; p++)
-            found += scan.seen[p];
-        evp_info("archive read back", "files=%zu files_read=%llu rows_read=%llu bytes_read=%llu partitions_found=%u "
-                 "ms=%lld", n, (unsigned long long)scan.files, (unsigned long long)scan.rows,
-                 (unsigned long long)scan.bytes, found, (long long)(s_mono_ms() - t0));
-    }
-    free(names);
-    free(scan.seen);
-    free(scan.file_seen);
-    free(scan.file_last);
-    return rc;
 }
 
 /* ---- Writing ---- */

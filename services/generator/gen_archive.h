@@ -1,9 +1,10 @@
 /* The generator's archive, its write-ahead log: every event is appended as
  * a CSV row (EV_CSV_ARCHIVE layout) to ARCHIVE_DIR/events_YYYYMMDD_HHMMSS.csv
  * before it is published. The directory is locked by one generator; it
- * holds the generator's source id (.source-id), and on start the latest seq
- * per partition is read back from the newest files, after a torn last line
- * left by a crash has been cut off. */
+ * holds the generator's id (.source-id). Each start publishes under a new
+ * source, the id and an epoch, with seqs from 1, so nothing that happens to
+ * the files can make a seq be given out twice. On start a torn last line
+ * left by a crash is cut off. */
 #ifndef GEN_ARCHIVE_H
 #define GEN_ARCHIVE_H
 
@@ -28,15 +29,9 @@ gen_archive_t *gen_archive_new(const evp_config_t *cfg, char *why, size_t whylen
 /* Syncs and closes the current file and releases the lock. */
 void gen_archive_destroy(gen_archive_t **self_p);
 
-/* This generator's source id: "gen-" and 16 hex digits. */
+/* This start's source: "gen-", the 16 hex digits of .source-id, "-" and
+ * 16 hex digits of epoch (the start's UTC second, 32 random bits). */
 ev_str_t gen_archive_source(const gen_archive_t *self);
-
-/* Reads back the highest seq this source archived in each partition
- * 0..partitions-1 into last[] (0 where none), reading files newest first
- * and from their end, until every partition marked in wanted (NULL: all)
- * has been seen or the files run out. Returns 0, or -1 with why. */
-int gen_archive_resume(gen_archive_t *self, uint32_t partitions, const bool *wanted, int64_t *last, char *why,
-                       size_t whylen);
 
 /* Appends nrows complete CSV rows (len bytes) with one write, opening a new
  * file first at the first write and when ARCHIVE_ROTATE_SECONDS have passed;

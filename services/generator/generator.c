@@ -116,22 +116,13 @@ generator_t *generator_new(const evp_config_t *cfg, uint64_t count, char *why, s
     if (!self->fake)
         goto fail;
 
-    /* Seqs go on from the archive. Only partitions some user falls in can
-     * hold events, so only those need to be found. */
+    /* A new source each start (gen_archive.h): every seq starts at 1. */
     self->last_seq = calloc(self->partitions, sizeof *self->last_seq);
-    bool *wanted = calloc(self->partitions, sizeof *wanted);
     self->batch = calloc(S_BATCH_MAX, sizeof *self->batch);
-    if (!self->last_seq || !wanted || !self->batch) {
-        free(wanted);
+    if (!self->last_seq || !self->batch) {
         snprintf(why, whylen, "out of memory");
         goto fail;
     }
-    for (int32_t u = 1; u <= GEN_FAKE_USERS; u++)
-        wanted[ev_partition_of(u, self->partitions)] = true;
-    int rc = gen_archive_resume(self->archive, self->partitions, wanted, self->last_seq, why, whylen);
-    free(wanted);
-    if (rc != 0)
-        goto fail;
 
     self->pub = evp_publisher_new(cfg, why, whylen);
     if (!self->pub)
@@ -144,10 +135,6 @@ generator_t *generator_new(const evp_config_t *cfg, uint64_t count, char *why, s
     evp_gauge_t *bus_connected = evp_publisher_metrics(self->pub, gen_metrics_registry(self->metrics));
     if (gen_metrics_serve(self->metrics, cfg->metrics_port, bus_connected, why, whylen) != 0)
         goto fail;
-    /* Heartbeats announce the previous run's tail before anything new. */
-    for (uint32_t p = 0; p < self->partitions; p++)
-        if (self->last_seq[p] > 0)
-            evp_publisher_set_latest(self->pub, self->source, (int32_t)p, self->last_seq[p]);
     return self;
 fail:
     generator_destroy(&self);

@@ -1,6 +1,6 @@
 /* Unit tests of the generator's archive: the CSV rows it writes, its file
- * names, reading seqs back after a restart (torn lines included), the
- * source id and the directory lock. */
+ * names, torn lines cut off after a crash, the source id with a new epoch
+ * each start, and the directory lock. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -78,14 +78,6 @@ static void s_write(gen_archive_t *a, gen_rng_t *rng, const char *src, int64_t *
     ev_buf_free(&rows);
 }
 
-static int64_t *s_resume(gen_archive_t *a)
-{
-    int64_t *last = calloc(PARTS, sizeof *last);
-    char why[600] = "";
-    cr_assert_eq(gen_archive_resume(a, PARTS, NULL, last, why, sizeof why), 0, "%s", why);
-    return last;
-}
-
 /* The archive file names in the directory, sorted; returns how many. */
 static size_t s_files(char names[][GEN_ARCHIVE_NAME_MAX], size_t max)
 {
@@ -109,7 +101,7 @@ static void s_path(char *out, size_t len, const char *name)
 Test(gen_archive, rows_read_back_equal_the_events_written)
 {
     gen_archive_t *a = s_open();
-    char src[32];
+    char src[64];
     snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
     gen_rng_t rng;
     gen_rng_seed(&rng, 5);
@@ -190,92 +182,6 @@ Test(gen_archive, each_start_opens_a_new_file_named_after_the_previous)
     cr_assert_lt(strcmp(names[0], names[1]), 0);
 }
 
-Test(gen_archive, a_restart_continues_every_partition_after_its_last_seq)
-{
-    gen_archive_t *a = s_open();
-    char src[32];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    int64_t *none = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(none[p], 0, "an empty archive has no seqs");
-    free(none);
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 3);
-    int64_t last[PARTS] = {0};
-    s_write(a, &rng, src, last, NULL, 1000, -1);
-    s_write(a, &rng, src, last, NULL, 333, -1);
-    gen_archive_destroy(&a);
-
-    a = s_open();
-    int64_t *got = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(got[p], last[p], "partition %d: read back %lld, wrote up to %lld", p, (long long)got[p],
-                     (long long)last[p]);
-    free(got);
-    gen_archive_destroy(&a);
-}
-
-Test(gen_archive, partitions_missing_from_the_newest_file_are_found_in_older_ones)
-{
-    gen_archive_t *a = s_open();
-    char src[32];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 4);
-    int64_t last[PARTS] = {0};
-    s_write(a, &rng, src, last, NULL, 2000, -1); /* every partition */
-    char why[600];
-    cr_assert_eq(gen_archive_rotate(a, why, sizeof why), 0, "%s", why);
-    s_write(a, &rng, src, last, NULL, 50, 3); /* the newest file: partition 3 only */
-    cr_assert_eq(gen_archive_files_opened(a), 2);
-    gen_archive_destroy(&a);
-
-    a = s_open();
-    int64_t *got = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(got[p], last[p], "partition %d", p);
-    free(got);
-    gen_archive_destroy(&a);
-}
-
-Test(gen_archive, a_partition_seen_only_early_in_a_large_file_is_still_found)
-{
-    gen_archive_t *a = s_open();
-    char src[32];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 5);
-    int64_t last[PARTS] = {0};
-    s_write(a, &rng, src, last, NULL, 5, 9);
-    /* About 6 MB after it without partition 9: the read from the end has
-     * to widen its window several times. */
-    for (int i = 0; i < 30; i++) {
-        ev_buf_t rows;
-        ev_buf_init(&rows);
-        for (int k = 0; k < 1000; k++) {
-            ev_event_t ev = {0};
-            do
-                gen_fake_next(s_fakes, &rng, ev_now_us(), &ev);
-            while (ev_partition_of(ev.user_id, PARTS) == 9);
-            ev.source = (ev_str_t){src, (uint32_t)strlen(src)};
-            ev.partition = (int32_t)ev_partition_of(ev.user_id, PARTS);
-            ev.seq = ++last[ev.partition];
-            ev_csv_append_row(&rows, &ev, EV_CSV_ARCHIVE);
-        }
-        char why[600] = "";
-        cr_assert_eq(gen_archive_write(a, rows.data, rows.len, 1000, why, sizeof why), 0, "%s", why);
-        ev_buf_free(&rows);
-    }
-    gen_archive_destroy(&a);
-    a = s_open();
-    int64_t *got = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(got[p], last[p], "partition %d", p);
-    cr_assert_eq(got[9], 5);
-    free(got);
-    gen_archive_destroy(&a);
-}
-
 static void s_append_raw(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_APPEND);
@@ -294,7 +200,7 @@ static off_t s_size(const char *path)
 Test(gen_archive, a_torn_last_line_is_cut_off_and_not_counted)
 {
     gen_archive_t *a = s_open();
-    char src[32];
+    char src[64];
     snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
     gen_rng_t rng;
     gen_rng_seed(&rng, 6);
@@ -322,10 +228,6 @@ Test(gen_archive, a_torn_last_line_is_cut_off_and_not_counted)
 
     a = s_open();
     cr_assert_eq(s_size(path), whole, "cut back to the last complete line");
-    int64_t *got = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(got[p], last[p], "partition %d: %lld", p, (long long)got[p]);
-    free(got);
     gen_archive_destroy(&a);
 }
 
@@ -337,29 +239,6 @@ Test(gen_archive, a_file_cut_inside_its_header_is_removed)
     tk_write_file(path, "user_id,user_na", 15);
     gen_archive_t *a = s_open();
     cr_assert_eq(access(path, F_OK), -1, "no complete line: removed");
-    int64_t *got = s_resume(a);
-    free(got);
-    gen_archive_destroy(&a);
-}
-
-Test(gen_archive, rows_of_another_source_do_not_count)
-{
-    gen_archive_t *a = s_open();
-    char src[32];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 8);
-    int64_t ours[PARTS] = {0}, theirs[PARTS];
-    for (int p = 0; p < PARTS; p++)
-        theirs[p] = 5000;
-    s_write(a, &rng, src, ours, NULL, 400, -1);
-    s_write(a, &rng, "gen-ffffffffffffffff", theirs, NULL, 400, -1);
-    gen_archive_destroy(&a);
-    a = s_open();
-    int64_t *got = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(got[p], ours[p], "partition %d", p);
-    free(got);
     gen_archive_destroy(&a);
 }
 
@@ -374,24 +253,34 @@ static void s_read_source(char *out, size_t len)
     out[strcspn(out, "\n")] = '\0';
 }
 
-Test(gen_archive, the_source_id_is_made_once_and_kept_across_restarts)
+/* The source of one start: "gen-" + 16 hex (.source-id) + "-" + 16 hex. */
+static void s_source(gen_archive_t *a, char out[64])
+{
+    ev_str_t s = gen_archive_source(a);
+    snprintf(out, 64, "%.*s", (int)s.len, s.ptr);
+    cr_assert_eq(strlen(out), 37, "%s", out);
+    cr_assert_eq(strncmp(out, "gen-", 4), 0, "%s", out);
+    cr_assert_eq(strspn(out + 4, "0123456789abcdef"), 16, "%s", out);
+    cr_assert_eq(out[20], '-', "%s", out);
+    cr_assert_eq(strspn(out + 21, "0123456789abcdef"), 16, "%s", out);
+}
+
+Test(gen_archive, the_source_id_is_made_once_and_each_start_adds_a_new_epoch)
 {
     gen_archive_t *a = s_open();
-    ev_str_t s = gen_archive_source(a);
     char first[64];
-    snprintf(first, sizeof first, "%.*s", (int)s.len, s.ptr);
-    cr_assert_eq(strlen(first), 20);
-    cr_assert_eq(strncmp(first, "gen-", 4), 0);
-    cr_assert_eq(strspn(first + 4, "0123456789abcdef"), 16, "%s", first);
+    s_source(a, first);
     char stored[64];
     s_read_source(stored, sizeof stored);
-    cr_assert_str_eq(stored, first);
+    cr_assert_eq(strlen(stored), 20);
+    cr_assert_eq(strncmp(stored, first, 20), 0, "%s is .source-id then the epoch", first);
     gen_archive_destroy(&a);
 
     a = s_open();
-    s = gen_archive_source(a);
-    cr_assert_eq(s.len, strlen(first));
-    cr_assert_eq(memcmp(s.ptr, first, s.len), 0, "the same id after a restart");
+    char second[64];
+    s_source(a, second);
+    cr_assert_eq(strncmp(second, first, 20), 0, "the same generator after a restart");
+    cr_assert_str_neq(second, first, "but a new source: its seqs start at 1 again");
     gen_archive_destroy(&a);
 
     /* Another directory: another generator, another id. */
@@ -400,9 +289,50 @@ Test(gen_archive, the_source_id_is_made_once_and_kept_across_restarts)
     char why[600] = "";
     gen_archive_t *b = gen_archive_new(&other, why, sizeof why);
     cr_assert_not_null(b, "%s", why);
-    s = gen_archive_source(b);
-    cr_assert(s.len != strlen(first) || memcmp(s.ptr, first, s.len) != 0);
+    char third[64];
+    s_source(b, third);
+    cr_assert_neq(strncmp(third, first, 20), 0);
     gen_archive_destroy(&b);
+}
+
+/* What a cron job keeping a week of CSV does, and a directory copied to a
+ * second host: neither can make a start reuse a (source, partition, seq). */
+Test(gen_archive, deleted_or_copied_archives_never_give_a_source_twice)
+{
+    char seen[40][64];
+    for (int i = 0; i < 20; i++) {
+        gen_archive_t *a = s_open();
+        s_source(a, seen[i]);
+        gen_rng_t rng;
+        gen_rng_seed(&rng, (uint64_t)i + 1);
+        int64_t last[PARTS] = {0};
+        s_write(a, &rng, seen[i], last, NULL, 20, -1);
+        gen_archive_destroy(&a);
+        /* Retention removes every archive file; .source-id stays. */
+        char names[8][GEN_ARCHIVE_NAME_MAX];
+        size_t n = s_files(names, 8);
+        for (size_t k = 0; k < n; k++) {
+            char path[600];
+            s_path(path, sizeof path, names[k]);
+            cr_assert_eq(unlink(path), 0);
+        }
+    }
+    /* The directory copied elsewhere: the same .source-id, other epochs. */
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/copy'", s_cfg.archive_dir, s_dir);
+    cr_assert_eq(system(cmd), 0);
+    evp_config_t copy = s_cfg;
+    snprintf(copy.archive_dir, sizeof copy.archive_dir, "%s/copy", s_dir);
+    for (int i = 20; i < 40; i++) {
+        char why[600] = "";
+        gen_archive_t *a = gen_archive_new(i % 2 ? &copy : &s_cfg, why, sizeof why);
+        cr_assert_not_null(a, "%s", why);
+        s_source(a, seen[i]);
+        gen_archive_destroy(&a);
+    }
+    for (int i = 0; i < 40; i++)
+        for (int k = 0; k < i; k++)
+            cr_assert_str_neq(seen[i], seen[k], "starts %d and %d share a source", k, i);
 }
 
 Test(gen_archive, a_damaged_source_id_is_refused_not_replaced)
@@ -445,7 +375,7 @@ Test(gen_archive, a_new_file_is_opened_after_archive_rotate_seconds)
     gen_rng_t rng;
     gen_rng_seed(&rng, 10);
     int64_t last[PARTS] = {0};
-    char src[32];
+    char src[64];
     snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
     s_write(a, &rng, src, last, NULL, 10, -1);
     s_write(a, &rng, src, last, NULL, 10, -1);
@@ -456,10 +386,4 @@ Test(gen_archive, a_new_file_is_opened_after_archive_rotate_seconds)
     gen_archive_destroy(&a);
     char names[8][GEN_ARCHIVE_NAME_MAX];
     cr_assert_eq(s_files(names, 8), 2);
-    a = s_open();
-    int64_t *got = s_resume(a);
-    for (int p = 0; p < PARTS; p++)
-        cr_assert_eq(got[p], last[p], "partition %d", p);
-    free(got);
-    gen_archive_destroy(&a);
 }
