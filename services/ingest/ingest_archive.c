@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <czmq.h>
+
 #include "evpipe/log.h"
 #include "ingest_reader.h"
 
@@ -51,6 +53,15 @@ typedef struct {
     uint32_t totals_cap;   /* totals allocated */
 } s_file_t;
 
+/* The highest seq of one (source, partition) the index has ever seen, in a
+ * file still there or since deleted. */
+typedef struct {
+    uint32_t src;       /* index into sources */
+    int32_t partition;  /* the partition */
+    int64_t head;       /* highest seq seen */
+    int64_t changed_ms; /* monotonic ms when head last rose */
+} s_head_t;
+
 struct ingest_archive_t {
     ingest_archive_opts_t opts; /* settings (dir copied below) */
     char *dir;                  /* the folder, or NULL */
@@ -62,6 +73,9 @@ struct ingest_archive_t {
     uint32_t sources_cap;       /* sources allocated */
     uint64_t bytes_read;        /* file bytes read */
     int64_t *seq_tmp;           /* PARTITIONS entries: seqs before a block */
+    s_head_t *heads;            /* per (source, partition): the highest seq ever indexed */
+    size_t nheads;              /* heads used */
+    size_t heads_cap;           /* heads allocated */
 };
 
 /* ---- Small tables ---- */
@@ -196,6 +210,7 @@ void ingest_archive_destroy(ingest_archive_t **self_p)
         free(self->sources[i]);
     free(self->sources);
     free(self->seq_tmp);
+    free(self->heads);
     free(self->dir);
     free(self);
     *self_p = NULL;
@@ -209,6 +224,33 @@ uint64_t ingest_archive_bytes_read(const ingest_archive_t *self)
 size_t ingest_archive_file_count(const ingest_archive_t *self)
 {
     return self->nfiles;
+}
+
+/* ---- Heads: what the archive holds or held ---- */
+
+static s_head_t *s_heads_find(const ingest_archive_t *self, uint32_t src, int32_t partition)
+{
+    for (size_t i = 0; i < self->nheads; i++)
+        if (self->heads[i].src == src && self->heads[i].partition == partition)
+            return &self->heads[i];
+    return NULL;
+}
+
+/* Raises the head of (src, partition) to seq. Heads never go down: a file
+ * deleted later still proves that its seqs existed. */
+static void s_heads_note(ingest_archive_t *self, uint32_t src, int32_t partition, int64_t seq)
+{
+    s_head_t *h = s_heads_find(self, src, partition);
+    if (!h) {
+        if (self->nheads == self->heads_cap)
+            self->heads = s_grow(self->heads, &self->heads_cap, sizeof *self->heads);
+        h = &self->heads[self->nheads++];
+        *h = (s_head_t){src, partition, 0, 0};
+    }
+    if (seq > h->head) {
+        h->head = seq;
+        h->changed_ms = zclock_mono();
+    }
 }
 
 /* ---- Indexing one file ---- */
@@ -344,6 +386,8 @@ static void s_index(ingest_archive_t *self, s_file_t *f, const struct stat *st, 
     self->bytes_read += pos - start;
     ingest_reader_destroy(&r);
     s_file_totals(f);
+    for (uint32_t i = 0; i < f->ntotals; i++)
+        s_heads_note(self, f->totals[i].src, f->totals[i].partition, f->totals[i].max);
     if (rejected)
         evp_debug("archive file has rows that are not events", "file=\"%s\" rows=%" PRIu64, f->path, rejected);
 }
@@ -455,11 +499,26 @@ bool ingest_archive_knows(ingest_archive_t *self, const char *source)
     uint32_t src = s_source_id(self, source, strlen(source), false);
     if (src == UINT32_MAX)
         return false;
-    for (size_t i = 0; i < self->nfiles; i++)
-        for (uint32_t k = 0; k < self->files[i]->ntotals; k++)
-            if (self->files[i]->totals[k].src == src)
-                return true;
+    for (size_t i = 0; i < self->nheads; i++)
+        if (self->heads[i].src == src)
+            return true;
     return false;
+}
+
+int64_t ingest_archive_head(ingest_archive_t *self, const char *source, int32_t partition)
+{
+    uint32_t src = s_source_id(self, source, strlen(source), false);
+    const s_head_t *h = src == UINT32_MAX ? NULL : s_heads_find(self, src, partition);
+    return h ? h->head : 0;
+}
+
+size_t ingest_archive_heads(ingest_archive_t *self, ingest_archive_head_fn fn, void *arg)
+{
+    for (size_t i = 0; i < self->nheads; i++) {
+        const s_head_t *h = &self->heads[i];
+        fn(self->sources[h->src], h->partition, h->head, h->changed_ms, arg);
+    }
+    return self->nheads;
 }
 
 typedef struct {

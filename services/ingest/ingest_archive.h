@@ -5,7 +5,12 @@
  * and reads only the blocks that can hold its range. A file whose size or
  * mtime changed is indexed again: a growing archive file from where the
  * index stopped, counting complete lines only (the generator may be halfway
- * through one). The folder is only ever read. One thread uses an index. */
+ * through one). The folder is only ever read. One thread uses an index.
+ *
+ * The index also keeps, per (source, partition), the highest seq it has
+ * ever seen, in files still there or deleted since: the evidence a repair
+ * answer gives for what existed (a range below it that no file holds any
+ * more is lost; a seq above it is not known to exist). */
 #ifndef INGEST_ARCHIVE_H
 #define INGEST_ARCHIVE_H
 
@@ -42,8 +47,19 @@ void ingest_archive_refresh(ingest_archive_t *self);
 int ingest_archive_add(ingest_archive_t *self, const char *path, const char *known_source, int64_t size,
                        int64_t mtime_ns, char *why, size_t whylen);
 
-/* True when some indexed file holds events of source. */
+/* True when some file indexed since the index was made holds or held
+ * events of source (a deleted file's events still count). */
 bool ingest_archive_knows(ingest_archive_t *self, const char *source);
+/* The highest seq of (source, partition) in any file indexed since the
+ * index was made, deleted ones included: the seqs up to it are known to
+ * exist. 0 when none. */
+int64_t ingest_archive_head(ingest_archive_t *self, const char *source, int32_t partition);
+/* Called for every (source, partition) with its head and the monotonic ms
+ * (zclock_mono) when the head last rose. */
+typedef void (*ingest_archive_head_fn)(const char *source, int32_t partition, int64_t head, int64_t changed_ms,
+                                       void *arg);
+/* Calls fn for every head; returns how many there are. */
+size_t ingest_archive_heads(ingest_archive_t *self, ingest_archive_head_fn fn, void *arg);
 
 /* Called for each event found; return 0 to go on, -1 to stop. */
 typedef int (*ingest_archive_fn)(const ev_event_t *ev, void *arg);

@@ -14,6 +14,7 @@
 
 #include "evpipe/curve.h"
 #include "evpipe/log.h"
+#include "evpipe/publisher.h"
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
 #include "ingest_archive.h"
@@ -22,6 +23,14 @@
 #define SEND_PATIENCE_MS 30000
 /* Files of one source looked up in the ledger, at most. */
 #define LEDGER_FILES_MAX 64
+/* One request is answered for this long at most; END then says how far it
+ * got (its `to`), and the asker asks again for the rest. */
+#define REPAIR_TIME_MAX_MS 10000
+/* Archive heads are announced every ANNOUNCE_BEATS heartbeat intervals, and
+ * only once they have not risen for QUIET_BEATS intervals (the publisher
+ * itself announces what it is still publishing). */
+#define ANNOUNCE_BEATS 5
+#define QUIET_BEATS 3
 
 struct ingest_repair_t {
     void *ctx;                   /* ZeroMQ context of the server, owned */
@@ -38,6 +47,10 @@ struct ingest_repair_t {
     ingest_ledger_entry_t *found;/* LEDGER_FILES_MAX entries of scratch */
     bool warm;                   /* index the folder before the first request */
     char endpoint[EVP_TEXT_MAX]; /* for logs */
+    evp_config_t cfg;            /* settings (the announcer's publisher is made from them) */
+    evp_publisher_t *heads_pub;  /* announces the archive's heads (thread only), or NULL */
+    int64_t next_announce_ms;    /* when the heads are next looked at (thread only) */
+    evp_log_limit_t log_limit;   /* bounds the lines about requests (thread only) */
 };
 
 /* The request being answered. */
@@ -46,6 +59,10 @@ typedef struct {
     zmq_msg_t *identity;     /* the asker's routing id */
     bool delimiter;          /* the asker sent an empty frame first (REQ style) */
     bool gone;               /* the asker cannot be reached any more */
+    int64_t deadline_ms;     /* the answer stops here (REPAIR_TIME_MAX_MS) */
+    bool out_of_time;        /* it did */
+    int64_t last_seq;        /* the last seq sent (0: none) */
+    int64_t sent;            /* events sent */
 } s_reply_t;
 
 static int64_t s_now_ms(void)
@@ -106,6 +123,10 @@ static int s_send(s_reply_t *rp, const char *command, const void *body, size_t b
 static int s_send_event(const ev_event_t *ev, void *arg)
 {
     s_reply_t *rp = arg;
+    if (s_now_ms() >= rp->deadline_ms) {
+        rp->out_of_time = true;
+        return -1;
+    }
     ev_event_t out = *ev;
     out.published_at = ev_now_us();
     const void *body;
@@ -113,6 +134,8 @@ static int s_send_event(const ev_event_t *ev, void *arg)
     ev_codec_encode_event(rp->self->codec, &out, &body, &blen);
     if (s_send(rp, EV_REPAIR_EVENT, body, blen) != 0)
         return -1;
+    rp->last_seq = ev->seq;
+    rp->sent++;
     ingest_metrics_repair_event(rp->self->metrics);
     return 0;
 }
@@ -136,50 +159,117 @@ static void s_locate(ingest_repair_t *self, const char *source)
     }
 }
 
+/* Sends the END of a request; false when the asker is gone. */
+static bool s_end(s_reply_t *rp, const ev_repair_t *end)
+{
+    const void *body;
+    size_t blen;
+    ev_codec_encode_repair(rp->self->codec, end, &body, &blen);
+    return s_send(rp, EV_REPAIR_END, body, blen) == 0;
+}
+
+/* Refuses a request that decoded but cannot be served: an END with
+ * refused, so the asker does not wait for an answer that never comes. */
+static void s_refuse(ingest_repair_t *self, s_reply_t *rp, const ev_repair_t *req, const char *why)
+{
+    ev_repair_t end = *req;
+    end.refused = true;
+    if (evp_log_limit_allow(&self->log_limit)) {
+        char src[4 * 64 + 1];
+        evp_log_text(src, sizeof src, req->source.ptr, req->source.len);
+        evp_warn("repair request refused", "id=%" PRIu64 " source=\"%s\" partition=%d error=\"%s\"", req->id, src,
+                 (int)req->partition, why);
+    }
+    s_end(rp, &end);
+}
+
 static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size_t len)
 {
     ev_repair_t req;
     ev_error_t err;
     if (ev_codec_decode_repair(self->codec, data, len, &req, &err) != EV_OK) {
-        evp_warn("repair request refused", "reason=%s error=\"%s\"", ev_reject_name(err.code), err.detail);
+        /* No id to answer to. */
+        if (evp_log_limit_allow(&self->log_limit)) {
+            char detail[sizeof err.detail];
+            evp_log_text(detail, sizeof detail, err.detail, strlen(err.detail));
+            evp_warn("repair request refused", "reason=%s error=\"%s\"", ev_reject_name(err.code), detail);
+        }
         return;
     }
-    char source[80];
-    if (req.source.len >= sizeof source) {
-        evp_warn("repair request refused", "error=\"source longer than the protocol allows\"");
+    /* A source the protocol allows: 1..64 characters of UTF-8, no NUL. */
+    char source[4 * 64 + 1];
+    long chars = req.source.ptr ? ev_utf8_chars(req.source.ptr, req.source.len) : -1;
+    if (chars < 1 || (unsigned long)chars > ev_fields[EV_F_source].max_chars || req.source.len >= sizeof source ||
+        memchr(req.source.ptr, '\0', req.source.len)) {
+        s_refuse(self, rp, &req, "source: empty, too long or not text");
         return;
     }
     memcpy(source, req.source.ptr, req.source.len);
     source[req.source.len] = '\0';
+    char shown[sizeof source];
+    evp_log_text(shown, sizeof shown, source, req.source.len);
+    /* A range over the cap is answered up to the cap; END's `to` says so. */
+    int64_t to = req.to - req.from >= EV_REPAIR_RANGE_MAX ? req.from + EV_REPAIR_RANGE_MAX - 1 : req.to;
     int64_t t0 = s_now_ms();
+    rp->deadline_ms = t0 + REPAIR_TIME_MAX_MS;
     s_locate(self, source);
     bool found = ingest_archive_knows(self->index, source);
     int64_t sent = 0;
     if (found) {
-        int64_t n = ingest_archive_read(self->index, source, req.partition, req.from, req.to, s_send_event, rp);
-        sent = n < 0 ? 0 : n;
-        if (n < 0) {
+        int64_t n = ingest_archive_read(self->index, source, req.partition, req.from, to, s_send_event, rp);
+        if (n < 0 && !rp->out_of_time) {
             /* The asker is gone or the server stops: no END to send. */
-            evp_info("repair abandoned", "id=%" PRIu64 " source=%s partition=%d", req.id, source,
+            evp_info("repair abandoned", "id=%" PRIu64 " source=\"%s\" partition=%d", req.id, shown,
                      (int)req.partition);
             return;
+        }
+        sent = n < 0 ? rp->sent : n;
+        if (rp->out_of_time) {
+            /* What was sent answers [from, last sent]; the rest is asked again. */
+            to = rp->last_seq >= req.from ? rp->last_seq : req.from;
         }
     }
     ev_repair_t end = req;
     end.source.ptr = source;
+    end.to = to;
     end.sent = sent;
     end.found_source = found;
-    const void *body;
-    size_t blen;
-    ev_codec_encode_repair(self->codec, &end, &body, &blen);
-    if (s_send(rp, EV_REPAIR_END, body, blen) != 0)
+    end.head = found ? ingest_archive_head(self->index, source, req.partition) : 0;
+    end.refused = rp->out_of_time && rp->last_seq < req.from;
+    if (!s_end(rp, &end))
         return;
     atomic_fetch_add(&self->served, 1);
     ingest_metrics_repair_answered(self->metrics);
-    evp_info("repair served", "id=%" PRIu64 " source=%s partition=%d from=%" PRId64 " to=%" PRId64
-             " sent=%" PRId64 " found_source=%s ms=%" PRId64,
-             req.id, source, (int)req.partition, req.from, req.to, sent, found ? "true" : "false",
+    evp_info("repair served", "id=%" PRIu64 " source=\"%s\" partition=%d from=%" PRId64 " to=%" PRId64
+             " asked_to=%" PRId64 " sent=%" PRId64 " found_source=%s head=%" PRId64 " ms=%" PRId64,
+             req.id, shown, (int)req.partition, req.from, end.to, req.to, sent, found ? "true" : "false", end.head,
              s_now_ms() - t0);
+}
+
+/* ---- Announcing the archive's heads ---- */
+
+static void s_announce_one(const char *source, int32_t partition, int64_t head, int64_t changed_ms, void *arg)
+{
+    ingest_repair_t *self = arg;
+    if (s_now_ms() - changed_ms < (int64_t)QUIET_BEATS * self->cfg.heartbeat_ms)
+        return; /* still growing: its publisher announces it */
+    evp_publisher_set_latest(self->heads_pub, (ev_str_t){source, (uint32_t)strlen(source)}, partition, head);
+}
+
+/* Heads of the archive that stopped growing are heartbeated (archived:
+ * true), so events archived but never sent (a generator killed between the
+ * two) reach the writers without waiting for any restart. */
+static void s_announce(ingest_repair_t *self)
+{
+    if (!self->heads_pub)
+        return;
+    int64_t now = s_now_ms();
+    if (now >= self->next_announce_ms) {
+        self->next_announce_ms = now + (int64_t)ANNOUNCE_BEATS * self->cfg.heartbeat_ms;
+        ingest_archive_refresh(self->index);
+        ingest_archive_heads(self->index, s_announce_one, self);
+    }
+    evp_publisher_tick(self->heads_pub);
 }
 
 /* ---- The thread ---- */
@@ -223,7 +313,14 @@ static void *s_run(void *arg)
                      ingest_archive_file_count(self->index), ingest_archive_bytes_read(self->index),
                      s_now_ms() - t0);
     }
+    char why[512] = "";
+    self->heads_pub = evp_publisher_new(&self->cfg, why, sizeof why);
+    if (self->heads_pub)
+        evp_publisher_announce_archive(self->heads_pub);
+    else
+        evp_warn("archive heads are not announced", "error=\"%s\"", why);
     while (!atomic_load(&self->stop)) {
+        s_announce(self);
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 100) <= 0 || !(item.revents & ZMQ_POLLIN))
             continue;
@@ -238,14 +335,16 @@ static void *s_run(void *arg)
             cmd = 2;
         if (n == cmd + 2 && zmq_msg_size(&parts[cmd]) == strlen(EV_REPAIR_REQUEST) &&
             memcmp(zmq_msg_data(&parts[cmd]), EV_REPAIR_REQUEST, strlen(EV_REPAIR_REQUEST)) == 0) {
-            s_reply_t rp = {self, &parts[0], delimiter, false};
+            s_reply_t rp = {.self = self, .identity = &parts[0], .delimiter = delimiter};
             s_serve(self, &rp, zmq_msg_data(&parts[cmd + 1]), zmq_msg_size(&parts[cmd + 1]));
         } else {
-            evp_warn("repair endpoint got a message that is not a repair request", "frames=%d", n);
+            if (evp_log_limit_allow(&self->log_limit))
+                evp_warn("repair endpoint got a message that is not a repair request", "frames=%d", n);
         }
         for (int i = 0; i < n; i++)
             zmq_msg_close(&parts[i]);
     }
+    evp_publisher_destroy(&self->heads_pub, 0);
     return NULL;
 }
 
@@ -264,6 +363,7 @@ ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *led
     self->ledger = ledger;
     self->metrics = metrics;
     self->warm = warm;
+    self->cfg = *cfg;
     snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->replay_endpoint);
     ingest_archive_opts_t ao = {cfg->archive_dir, cfg->partitions, (size_t)cfg->ingest_max_line, 0, s_cancelled,
                                 self};

@@ -42,6 +42,9 @@ typedef struct {
 #define EV_REPAIR_REQUEST "REPAIR"
 #define EV_REPAIR_EVENT "EVENT"
 #define EV_REPAIR_END "END"
+/* Seqs one repair request may ask for; a server answers a larger request up
+ * to this many, and its END's `to` says where it stopped. */
+#define EV_REPAIR_RANGE_MAX 100000
 
 /* A repair request, or its END (the keys: msg_fields.def). */
 typedef struct {

@@ -86,3 +86,25 @@ void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
     }
     (void)w;
 }
+
+/* ---- Rate limits ---- */
+
+bool evp_log_limit_allow(evp_log_limit_t *lim)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now - lim->window_ms >= 1000) {
+        if (lim->suppressed)
+            evp_warn("log lines about peer input suppressed", "count=%llu", lim->suppressed);
+        lim->window_ms = now;
+        lim->count = 0;
+        lim->suppressed = 0;
+    }
+    if (lim->count < (lim->burst ? lim->burst : 20)) {
+        lim->count++;
+        return true;
+    }
+    lim->suppressed++;
+    return false;
+}

@@ -65,6 +65,7 @@ struct evp_publisher_t {
     evp_metrics_t *metrics;    /* the service's registry (not owned), or NULL */
     evp_gauge_t *connected;    /* bus_connected, or NULL */
     evp_histogram_t *blocked;  /* publish_blocked_seconds, or NULL */
+    bool archive_heads;        /* heartbeats announce an archive's heads (archived: true) */
 };
 
 static int64_t s_now_us(void)
@@ -137,6 +138,11 @@ static void s_head_set(evp_publisher_t *self, ev_str_t source, int32_t partition
     } else if (seq > h->seq) {
         h->seq = seq;
     }
+}
+
+void evp_publisher_announce_archive(evp_publisher_t *self)
+{
+    self->archive_heads = true;
 }
 
 void evp_publisher_set_latest(evp_publisher_t *self, ev_str_t source, int32_t partition, int64_t seq)
@@ -341,7 +347,8 @@ static void s_send_heartbeats(evp_publisher_t *self, int flags)
         ev_heartbeat_t hb = {.source = {h->source, (uint32_t)strlen(h->source)},
                              .partition = h->partition,
                              .seq = h->seq,
-                             .published_at = now_us};
+                             .published_at = now_us,
+                             .archived = self->archive_heads};
         const void *body;
         size_t blen;
         ev_codec_encode_heartbeat(self->codec, &hb, &body, &blen);

@@ -39,6 +39,8 @@ typedef struct {
     size_t heartbeats;   /* heartbeats seen */
     size_t messages;     /* event messages seen (each one or more events) */
     size_t most;         /* events in the fullest message */
+    s_ev_t archived[64]; /* heartbeats that announce an archive's heads (seq: the head) */
+    size_t narchived;    /* how many */
 } s_got_t;
 
 static void s_got_add(s_got_t *g, const ev_event_t *e)
@@ -148,6 +150,16 @@ static void s_bus_drain(s_bus_t *b, s_got_t *g, size_t want, int quiet_ms, int m
             last = tk_now_ms();
         } else {
             g->heartbeats++;
+            ev_heartbeat_t hb;
+            ev_error_t err;
+            cr_assert_eq(ev_codec_decode_heartbeat(b->codec, zmq_msg_data(&body), zmq_msg_size(&body), &hb, &err),
+                         EV_OK, "%s", err.detail);
+            if (hb.archived && g->narchived < sizeof g->archived / sizeof g->archived[0]) {
+                s_ev_t *o = &g->archived[g->narchived++];
+                snprintf(o->source, sizeof o->source, "%.*s", (int)hb.source.len, hb.source.ptr);
+                o->partition = hb.partition;
+                o->seq = hb.seq;
+            }
         }
         zmq_msg_close(&topic);
         zmq_msg_close(&body);
@@ -465,6 +477,142 @@ Test(ingest_process, repair_answers_ranges_from_the_archive_and_from_ingested_fi
 
     zmq_close(dealer);
     zmq_ctx_term(ctx);
+    tk_stop(&p, 15000);
+    free(g.ev);
+    s_bus_destroy(&bus);
+    tk_world_destroy(&w);
+}
+
+/* `ingest --watch` over an archive holding the archive_format.csv fixture,
+ * and a DEALER connected to its repair endpoint. */
+typedef struct {
+    tk_world_t *w;  /* the world */
+    tk_proc_t *p;   /* ingest */
+    void *ctx;      /* the dealer's context */
+    void *dealer;   /* asks for repairs */
+} s_server_t;
+
+static s_server_t s_server_new(const char *name)
+{
+    s_server_t sv = {tk_world_new(name), NULL, zmq_ctx_new(), NULL};
+    mkdir(sv.w->archive_dir, 0755);
+    s_copy_in(sv.w->archive_dir, "archive_format.csv", "archive-20241122.csv");
+    const char *args[] = {"--watch", sv.w->data_dir, NULL};
+    sv.p = tk_start(sv.w, "ingest", args, NULL);
+    cr_assert(tk_wait_log(sv.p, "repair server listening", 20000));
+    sv.dealer = zmq_socket(sv.ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sv.dealer, ZMQ_LINGER, &linger, sizeof linger);
+    cr_assert_eq(zmq_connect(sv.dealer, sv.w->replay_ep), 0);
+    return sv;
+}
+
+static void s_server_destroy(s_server_t *sv)
+{
+    zmq_close(sv->dealer);
+    zmq_ctx_term(sv->ctx);
+    tk_stop(&sv->p, 15000);
+    tk_world_destroy(&sv->w);
+}
+
+/* END says the archive's head: the evidence a writer needs before it may
+ * call a range lost. A deleted file's seqs still count (they existed). */
+Test(ingest_process, repair_answers_carry_the_archives_head_deleted_files_included)
+{
+    s_server_t sv = s_server_new("ingest_repair_head");
+    void *dealer = sv.dealer;
+    s_answer_t a;
+    s_ask(dealer, 1, ARCHIVE_SOURCE, 1, 5, 9, &a);
+    cr_assert(a.end.found_source);
+    cr_assert_eq(a.end.sent, 0);
+    cr_assert_eq(a.end.head, 3, "partition 1 holds seqs 1-3");
+    free(a.events.ev);
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/archive-20241122.csv", sv.w->archive_dir);
+    cr_assert_eq(unlink(path), 0);
+    s_ask(dealer, 2, ARCHIVE_SOURCE, 1, 2, 3, &a);
+    cr_assert_eq(a.events.n, 0, "the file is gone");
+    cr_assert(a.end.found_source, "but the source is known");
+    cr_assert_eq(a.end.head, 3, "and 1-3 existed: a gap, not a claim");
+    free(a.events.ev);
+
+    s_ask(dealer, 3, "gen-ffffffffffffffff-0123456789abcdef", 0, 1, 5, &a);
+    cr_assert_not(a.end.found_source);
+    cr_assert_eq(a.end.head, 0);
+    free(a.events.ev);
+    s_server_destroy(&sv);
+}
+
+/* A source of 80 bytes or more used to get no END, so the writer re-asked
+ * forever; a range of any size was read in full. */
+Test(ingest_process, every_request_gets_an_end_and_ranges_are_capped)
+{
+    s_server_t sv = s_server_new("ingest_repair_caps");
+    void *dealer = sv.dealer;
+    tk_proc_t *p = sv.p;
+    s_answer_t a;
+    s_ask(dealer, 1, ARCHIVE_SOURCE, 1, 1, INT64_MAX, &a);
+    cr_assert_eq(a.events.n, 3);
+    cr_assert_eq(a.end.to, EV_REPAIR_RANGE_MAX, "answered up to the cap: the rest is asked for next");
+    cr_assert_not(a.end.refused);
+    free(a.events.ev);
+
+    /* 64 characters of 4 bytes: a source the protocol allows. */
+    char wide[4 * 64 + 1] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(wide, "\xf0\x9f\x98\x80");
+    s_ask(dealer, 2, wide, 0, 1, 5, &a);
+    cr_assert_not(a.end.refused);
+    cr_assert_not(a.end.found_source);
+    cr_assert_eq(a.end.source.len, strlen(wide));
+    free(a.events.ev);
+
+    /* 65 characters: refused, with an END. */
+    char long_source[80];
+    memset(long_source, 'x', 65);
+    long_source[65] = '\0';
+    s_ask(dealer, 3, long_source, 0, 1, 5, &a);
+    cr_assert(a.end.refused);
+    cr_assert_eq(a.end.id, 3);
+    free(a.events.ev);
+    cr_assert(tk_wait_log(p, "repair request refused", 5000));
+    /* Control characters are text the protocol allows: answered, and
+     * escaped in the log (no terminal escapes, no forged log fields). */
+    s_ask(dealer, 4, "gen-\x1b[31mred\nlevel=error", 0, 1, 5, &a);
+    cr_assert_not(a.end.refused);
+    cr_assert_not(a.end.found_source);
+    free(a.events.ev);
+    cr_assert(tk_wait_log(p, "id=4", 5000));
+    cr_assert_not(s_log_has(p, "\x1b[31m"), "a requested source is escaped in the log");
+    cr_assert_not(s_log_has(p, "\nlevel=error"));
+    s_server_destroy(&sv);
+}
+
+/* Events a generator archived but never sent (killed between the two)
+ * reached writers only when some publisher or writer restarted. */
+Test(ingest_process, quiet_archive_heads_are_announced_as_archived_heartbeats)
+{
+    tk_world_t *w = tk_world_new("ingest_announce");
+    s_bus_t *bus = s_bus_new(w);
+    mkdir(w->archive_dir, 0755);
+    s_copy_in(w->archive_dir, "archive_format.csv", "archive-20241122.csv");
+    const char *args[] = {"--watch", w->data_dir, NULL};
+    const char *env[] = {"HEARTBEAT_MS=100", NULL};
+    tk_proc_t *p = tk_start(w, "ingest", args, env);
+    s_got_t g = {0};
+    int64_t end = tk_now_ms() + 20000;
+    bool seen = false;
+    while (!seen && tk_now_ms() < end) {
+        s_bus_drain(bus, &g, 0, 0, 200);
+        for (size_t i = 0; i < g.narchived; i++)
+            if (strcmp(g.archived[i].source, ARCHIVE_SOURCE) == 0 && g.archived[i].partition == 1) {
+                cr_assert_eq(g.archived[i].seq, 3);
+                seen = true;
+            }
+    }
+    cr_assert(seen, "no archived heartbeat for %s partition 1", ARCHIVE_SOURCE);
+    cr_assert_eq(g.n, 0, "announcing sends no events");
     tk_stop(&p, 15000);
     free(g.ev);
     s_bus_destroy(&bus);

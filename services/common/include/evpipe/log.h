@@ -5,6 +5,9 @@
 #ifndef EVPIPE_LOG_H
 #define EVPIPE_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "evpipe/config.h"
 
 void evp_log_init(const char *service, evp_log_level_t level);
@@ -21,6 +24,20 @@ void evp_log_erase_line(bool on);
  * so it can sit inside a quoted value: control characters, '"' and '\\'
  * become '?'; cut to dstlen-1 bytes. Returns dst. */
 char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len);
+
+/* A bound on log lines about what peers send (bad messages, forged
+ * claims, refused requests): at most burst lines a second; the lines held
+ * back are counted and reported in one line when the next second starts.
+ * Zero-initialise, then set burst (0: 20). One thread uses a limit. */
+typedef struct {
+    unsigned burst;                /* lines a second */
+    int64_t window_ms;             /* start of the current second (monotonic) */
+    unsigned count;                /* lines logged in it */
+    unsigned long long suppressed; /* lines held back in it */
+} evp_log_limit_t;
+
+/* True when one more line may be logged now. */
+bool evp_log_limit_allow(evp_log_limit_t *lim);
 
 #define evp_debug(msg, ...) evp_log(EVP_LOG_DEBUG, msg, __VA_ARGS__)
 #define evp_info(msg, ...) evp_log(EVP_LOG_INFO, msg, __VA_ARGS__)

@@ -73,6 +73,10 @@ void evp_publisher_forget_source(evp_publisher_t *self, ev_str_t source);
  * same source published: a restarted generator's tail gets repaired. */
 void evp_publisher_set_latest(evp_publisher_t *self, ev_str_t source, int32_t partition, int64_t seq);
 
+/* From now on the heartbeats say archived: true: they announce what an
+ * archive holds (the repair service), not what this process published. */
+void evp_publisher_announce_archive(evp_publisher_t *self);
+
 /* The latest seq of (source, partition) that heartbeats announce: of events
  * handed to ZeroMQ, or whose hand-over failed while stopping (archived:
  * writers repair them), or set by evp_publisher_set_latest; never of a
