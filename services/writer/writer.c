@@ -34,8 +34,6 @@
 #define S_HEAD_EVERY_MS 1000
 /* How long writer_finish keeps trying to commit. */
 #define S_FINISH_MS 10000
-/* Log lines about bad messages per second, at most. */
-#define S_LOG_BURST 20
 /* How often the live writers are looked at (a NOTIFY makes it at once). */
 #define S_REBALANCE_MS 1000
 /* After a reconnection, no new partition is taken for this long: the other
@@ -77,9 +75,7 @@ struct writer_t {
     int64_t next_check_ms;         /* next repair timeout check */
     int64_t next_progress_ms;      /* next progress line */
     uint64_t progress_committed;   /* committed at the last progress line */
-    int64_t log_window_ms;         /* start of the current second of bad-message logs */
-    int log_count;                 /* bad-message lines logged in it */
-    uint64_t log_suppressed;       /* lines not logged in it */
+    evp_log_limit_t log_limit;     /* bounds the lines about bad messages */
 };
 
 static int64_t s_mono_ms(void)
@@ -228,20 +224,7 @@ size_t writer_pending_rows(const writer_t *self)
 /* True when one more line about a bad message may be logged this second. */
 static bool s_log_allowed(writer_t *self)
 {
-    int64_t now = s_mono_ms();
-    if (now - self->log_window_ms >= 1000) {
-        if (self->log_suppressed)
-            evp_warn("bad message lines suppressed", "count=%llu", (unsigned long long)self->log_suppressed);
-        self->log_window_ms = now;
-        self->log_count = 0;
-        self->log_suppressed = 0;
-    }
-    if (self->log_count < S_LOG_BURST) {
-        self->log_count++;
-        return true;
-    }
-    self->log_suppressed++;
-    return false;
+    return evp_log_limit_allow(&self->log_limit);
 }
 
 /* Printable copy of at most 64 bytes (quotes and backslashes too become '?'). */
@@ -472,8 +455,10 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
     writer_stream_t *s = writer_streams_get(self->streams, hb.source.ptr, hb.source.len, hb.partition, true);
     if (!s)
         abort();
-    if (writer_stream_heartbeat(s, hb.seq, now, S_HEAD_EVERY_MS))
-        writer_batch_add_head(self->batch, s, hb.seq, now);
+    /* The archive's announcements say nothing of how the publisher keeps its events. */
+    bool best_effort = hb.archived ? s->best_effort : hb.best_effort;
+    if (writer_stream_heartbeat(s, hb.seq, best_effort, now, S_HEAD_EVERY_MS))
+        writer_batch_add_head(self->batch, s, s->head_recorded_seq, now);
     s_check_repair(self, s, now);
 }
 
@@ -501,8 +486,19 @@ static size_t s_batch_items(const writer_t *self)
 
 /* Whether new events may be read from the bus: not when the holdback bound
  * is reached, nor when the batch is full and cannot be committed. */
-static bool s_may_read_bus(const writer_t *self)
+static bool s_may_read_bus(writer_t *self)
 {
+    if (writer_streams_full(self->streams)) {
+        /* Events waiting on claims nothing backs must not stop the others:
+         * they are freed (and asked for again once there is evidence). */
+        size_t freed = writer_streams_evict_unproven(self->streams);
+        if (freed) {
+            self->stats.evicted += freed;
+            if (s_log_allowed(self))
+                evp_warn("holdback full: events waiting on unproven claims freed", "events=%zu held=%zu", freed,
+                         writer_streams_held(self->streams));
+        }
+    }
     return !writer_streams_full(self->streams) && s_batch_items(self) < self->pending_max;
 }
 
@@ -648,6 +644,34 @@ static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, i
     s_on_event_body(self, topic, topic_len, partition, body, len, now);
 }
 
+/* A repair answer left part of a hole without evidence: counted, logged
+ * (rate-limited), asked for again after the stream's backoff. Nothing of
+ * it becomes a gap or moves a checkpoint. */
+static void s_unsettled(writer_t *self, const writer_stream_t *s)
+{
+    self->stats.unsettled[s->waiting]++;
+    if (!s_log_allowed(self))
+        return;
+    switch (s->waiting) {
+    case WRITER_WAIT_UNKNOWN:
+        evp_warn("the repair service does not know this source: no answer yet, asking again later",
+                 "source=%s partition=%d accepted=%lld claimed=%lld retry_ms=%d", s->name, (int)s->partition,
+                 (long long)s->accepted, (long long)s->seen, s->backoff_ms);
+        break;
+    case WRITER_WAIT_BEYOND:
+        evp_warn("seqs claimed beyond the archive's head are not known to exist: no gap, asking again later",
+                 "source=%s partition=%d archive_head=%lld claimed=%lld retry_ms=%d", s->name, (int)s->partition,
+                 (long long)s->proven, (long long)s->seen, s->backoff_ms);
+        break;
+    case WRITER_WAIT_REFUSED:
+        evp_warn("the repair service refused a request: asking again later", "source=%s partition=%d retry_ms=%d",
+                 s->name, (int)s->partition, s->backoff_ms);
+        break;
+    case WRITER_WAIT_NONE:
+        break;
+    }
+}
+
 static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes, int64_t now)
 {
     const void *kind = zmq_msg_data(&frames[0]);
@@ -675,17 +699,19 @@ static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes
             return;
         }
         writer_stream_t *s = writer_streams_get(self->streams, end.source.ptr, end.source.len, end.partition, false);
-        bool probe = s && s->repair_probe;
-        if (!s || !writer_stream_repair_end(s, end.id)) {
+        writer_end_t what = s ? writer_stream_repair_end(s, &end, now) : WRITER_END_STALE;
+        if (what == WRITER_END_STALE) {
             evp_debug("stale repair answer ignored", "id=%llu", (unsigned long long)end.id);
             return;
         }
-        /* A probe of a source whose files are gone finds nothing, as expected. */
-        if (!end.found_source && !probe)
-            evp_warn("the repair service does not know this source", "source=%s partition=%d", s->name,
-                     (int)s->partition);
-        evp_info("repair answered", "source=%s partition=%d from=%lld to=%lld sent=%lld", s->name,
-                 (int)s->partition, (long long)end.from, (long long)end.to, (long long)end.sent);
+        evp_info("repair answered", "source=%s partition=%d from=%lld to=%lld sent=%lld found_source=%s head=%lld",
+                 s->name, (int)s->partition, (long long)end.from, (long long)end.to, (long long)end.sent,
+                 end.found_source ? "true" : "false", (long long)end.head);
+        if (what == WRITER_END_WAIT)
+            s_unsettled(self, s);
+        int64_t head;
+        if (writer_stream_head_grew(s, &head))
+            writer_batch_add_head(self->batch, s, head, now);
         s_drain(self, s, now);
         return;
     }

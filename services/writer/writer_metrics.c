@@ -22,6 +22,8 @@ struct writer_metrics_t {
     evp_counter_t *holes;         /* holes_found_total */
     evp_counter_t *repaired;      /* repaired_events_total */
     evp_counter_t *gaps;          /* gaps_recorded_total */
+    evp_counter_t *unsettled;     /* repairs_unsettled_total{reason} */
+    evp_counter_t *evicted;       /* held_evicted_total */
     evp_histogram_t *batch_rows;  /* rows per committed batch */
     evp_histogram_t *commit_s;    /* commit time */
     evp_histogram_t *latency_s;   /* published_at to commit */
@@ -52,6 +54,13 @@ writer_metrics_t *writer_metrics_new(void)
     self->holes = evp_counter_new(m, "holes_found_total", "Missing seq ranges found, one per new repair request.");
     self->repaired = evp_counter_new(m, "repaired_events_total", "Events committed that came from repair answers.");
     self->gaps = evp_counter_new(m, "gaps_recorded_total", "Rows written to gaps: ranges that could not be repaired.");
+    static const char *const waits[] = {"none", "unknown_source", "beyond_archive", "refused"};
+    self->unsettled = evp_counter_new_labeled(
+        m, "repairs_unsettled_total",
+        "Repair answers that left part of a hole without evidence (asked again later, never a gap), by reason.",
+        "reason", waits, 4);
+    self->evicted = evp_counter_new(m, "held_evicted_total",
+                                    "Held events freed while the holdback was full: they waited on unproven claims.");
     static const double rows[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000};
     static const double commit[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     static const double latency[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -118,6 +127,12 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
     s_push(self->holes, st->holes, &p->holes);
     s_push(self->repaired, st->repaired, &p->repaired);
     s_push(self->gaps, st->gaps, &p->gaps);
+    s_push(self->evicted, st->evicted, &p->evicted);
+    for (size_t i = 0; i < 4; i++)
+        if (st->unsettled[i] > p->unsettled[i]) {
+            evp_counter_add_at(self->unsettled, i, st->unsettled[i] - p->unsettled[i]);
+            p->unsettled[i] = st->unsettled[i];
+        }
     for (int i = 0; i < EV_REJECT__COUNT; i++)
         if (st->rejects[i] > p->rejects[i]) {
             evp_counter_add_at(self->rejects, (size_t)i, st->rejects[i] - p->rejects[i]);

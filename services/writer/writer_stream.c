@@ -337,7 +337,7 @@ bool writer_stream_repair_due(const writer_stream_t *s, int64_t now_ms, int time
     if (!writer_stream_missing(s, &from, &to))
         return false;
     if (!s->repair_busy)
-        return true;
+        return now_ms >= s->retry_at_ms;
     /* The request in flight still covers the hole's start: wait for it. */
     if (now_ms - s->repair_sent_ms >= timeout_ms) {
         *resend = true;
@@ -363,19 +363,76 @@ void writer_stream_repair_progress(writer_stream_t *s, int64_t now_ms)
         s->repair_sent_ms = now_ms;
 }
 
-bool writer_stream_repair_end(writer_stream_t *s, uint64_t id)
+/* The next retry after an answer without evidence: soon at first (a live
+ * publisher's archive catches up within milliseconds), then rarer, so a
+ * claim nothing backs costs one request per WRITER_RETRY_MAX_MS. */
+static void s_backoff(writer_stream_t *s, writer_wait_t why, int64_t now_ms)
 {
-    if (!s->repair_busy || s->repair_id != id)
-        return false;
+    s->waiting = why;
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : WRITER_RETRY_FIRST_MS;
+    if (s->backoff_ms > WRITER_RETRY_MAX_MS)
+        s->backoff_ms = WRITER_RETRY_MAX_MS;
+    s->retry_at_ms = now_ms + s->backoff_ms;
+}
+
+static void s_settled(writer_stream_t *s)
+{
+    s->waiting = WRITER_WAIT_NONE;
+    s->backoff_ms = 0;
+    s->retry_at_ms = 0;
+}
+
+/* Seqs up to last are lost for good: they become gaps as the stream reaches them. */
+static void s_gap_until(writer_stream_t *s, int64_t last)
+{
+    if (last > s->gap_until)
+        s->gap_until = last;
+}
+
+writer_end_t writer_stream_repair_end(writer_stream_t *s, const ev_repair_t *end, int64_t now_ms)
+{
+    if (!s->repair_busy || s->repair_id != end->id)
+        return WRITER_END_STALE;
     s->repair_busy = false;
+    /* What the answer covers: the server may stop short of what was asked. */
+    int64_t to = end->to < s->repair_to ? end->to : s->repair_to;
+    if (end->found_source && end->head > s->proven)
+        s->proven = end->head;
+    if (end->refused) {
+        s_backoff(s, WRITER_WAIT_REFUSED, now_ms);
+        return WRITER_END_WAIT;
+    }
     if (s->repair_probe) {
         /* Its last seq came: there may be more after it. */
-        s->probe = s->seen >= s->repair_to;
-        return true;
+        s->probe = s->seen >= to;
+        return WRITER_END_SETTLED;
     }
-    if (s->repair_to > s->gap_until)
-        s->gap_until = s->repair_to;
-    return true;
+    int64_t held = writer_stream_first_held(s);
+    int64_t hole_end = held ? held - 1 : s->seen;
+    if (hole_end <= s->accepted) {
+        /* The answer (or the bus meanwhile) filled it. */
+        s_settled(s);
+        return WRITER_END_SETTLED;
+    }
+    if (end->found_source) {
+        /* The archive's head proves the seqs below it existed. */
+        s_gap_until(s, to < end->head ? to : end->head);
+        if (hole_end > end->head && to > end->head) {
+            s_backoff(s, WRITER_WAIT_BEYOND, now_ms);
+            return WRITER_END_WAIT;
+        }
+        s_settled(s);
+        return WRITER_END_SETTLED;
+    }
+    if (s->best_effort && held) {
+        /* Nothing keeps a best-effort source's events; a later event in hand
+         * proves the ones before it were sent and lost. */
+        s_gap_until(s, to < held - 1 ? to : held - 1);
+        s_settled(s);
+        return WRITER_END_SETTLED;
+    }
+    s_backoff(s, WRITER_WAIT_UNKNOWN, now_ms);
+    return WRITER_END_WAIT;
 }
 
 /* ---- Probes ---- */
@@ -404,15 +461,64 @@ void writer_stream_learn_head(writer_stream_t *s, int64_t seq)
 
 /* ---- Heartbeats ---- */
 
-bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, int64_t now_ms, int record_every_ms)
+bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, bool best_effort, int64_t now_ms,
+                             int record_every_ms)
 {
     if (seq > s->seen)
         s->seen = seq;
     s->head_seq = seq;
+    s->best_effort = best_effort;
     s->probe_at_ms = 0;
     if (s->head_recorded && now_ms - s->head_recorded_ms < record_every_ms)
         return false;
     s->head_recorded = true;
     s->head_recorded_ms = now_ms;
+    s->head_recorded_seq = writer_stream_head(s);
     return true;
+}
+
+int64_t writer_stream_head(const writer_stream_t *s)
+{
+    int64_t proven = s->proven > s->accepted ? s->proven : s->accepted;
+    return s->head_seq < proven ? s->head_seq : proven;
+}
+
+bool writer_stream_head_grew(writer_stream_t *s, int64_t *head)
+{
+    *head = writer_stream_head(s);
+    if (!s->head_recorded || *head <= s->head_recorded_seq)
+        return false;
+    s->head_recorded_seq = *head;
+    return true;
+}
+
+/* ---- Bounds ---- */
+
+/* Frees the held events of s above seq. */
+static size_t s_free_above(writer_streams_t *self, writer_stream_t *s, int64_t seq)
+{
+    size_t freed = 0;
+    while (s->held_len > s->held_head && s->held[s->held_len - 1].seq > seq) {
+        free(s->held[--s->held_len].raw);
+        self->held_total--;
+        freed++;
+    }
+    if (s->held_head == s->held_len)
+        s->held_head = s->held_len = 0;
+    return freed;
+}
+
+size_t writer_streams_evict_unproven(writer_streams_t *self)
+{
+    size_t freed = 0;
+    for (uint32_t i = 0; i < self->id_count; i++) {
+        writer_stream_t *s = self->by_id[i];
+        if (!s || s->held_len == s->held_head)
+            continue;
+        if (s->waiting == WRITER_WAIT_UNKNOWN)
+            freed += s_free_above(self, s, s->accepted);
+        else if (s->waiting == WRITER_WAIT_BEYOND)
+            freed += s_free_above(self, s, s->proven > s->accepted ? s->proven : s->accepted);
+    }
+    return freed;
 }

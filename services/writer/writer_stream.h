@@ -14,10 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "evpipe/wire.h"
+
 /* Longest source, in bytes (64 characters of at most 4 bytes). */
 #define WRITER_SOURCE_MAX 256
 /* Largest range one repair request asks for; the rest comes in later ones. */
-#define WRITER_REPAIR_RANGE_MAX 100000
+#define WRITER_REPAIR_RANGE_MAX EV_REPAIR_RANGE_MAX
 
 /* An event waiting behind a hole. */
 typedef struct {
@@ -27,6 +29,19 @@ typedef struct {
     uint32_t len;            /* bytes in raw */
     uint8_t *raw;            /* the msgpack body, owned (malloc) */
 } writer_held_t;
+
+/* Why a stream waits for a repair it has asked for (none: it does not). */
+typedef enum {
+    WRITER_WAIT_NONE,    /* nothing unsettled */
+    WRITER_WAIT_UNKNOWN, /* the repair service does not know the source: no answer yet */
+    WRITER_WAIT_BEYOND,  /* seqs were claimed (heartbeat, publisher_heads, an event) beyond the
+                          * archive's head: not known to exist */
+    WRITER_WAIT_REFUSED, /* the repair service refused the request (its caps) */
+} writer_wait_t;
+
+/* The first retry after an answer without evidence, and the longest wait. */
+#define WRITER_RETRY_FIRST_MS 500
+#define WRITER_RETRY_MAX_MS 30000
 
 /* Fields are read-only outside writer_stream.c. */
 typedef struct {
@@ -52,9 +67,16 @@ typedef struct {
     int64_t head_seq;              /* latest seq the publisher announced */
     bool head_recorded;            /* head_seq has been put in a batch once */
     int64_t head_recorded_ms;      /* when head_seq was last put in a batch */
+    int64_t head_recorded_seq;     /* the value put in the batch then (writer_stream_head) */
     int64_t probe_at_ms;           /* when to look for events nobody announced (monotonic ms; 0: not planned) */
     bool probe;                    /* looking for them: ask past the highest seq known */
     bool repair_probe;             /* the request in flight is such a look, not a known hole */
+    int64_t proven;                /* highest seq evidence says exists: accepted, or the archive's head
+                                    * from a repair END; heads are recorded up to here only */
+    bool best_effort;              /* the publisher said no archive keeps its events (heartbeat) */
+    writer_wait_t waiting;         /* why the last repair answer could not settle the hole */
+    int64_t retry_at_ms;           /* no repair request before this (monotonic ms; 0: none) */
+    int backoff_ms;                /* the wait before the next such retry */
 } writer_stream_t;
 
 typedef struct writer_streams_t writer_streams_t;
@@ -127,12 +149,27 @@ bool writer_stream_repair_due(const writer_stream_t *s, int64_t now_ms, int time
 void writer_stream_repair_sent(writer_stream_t *s, uint64_t id, int64_t from, int64_t to, int64_t now_ms);
 /* An answer (an EVENT) arrived for this stream: the request is alive. */
 void writer_stream_repair_progress(writer_stream_t *s, int64_t now_ms);
-/* END of request id: true when it is the request in flight; then whatever of
- * its range is still missing becomes gaps (writer_stream_next_gap). A probe
- * makes no gaps (nothing says the seqs after the last one sent exist): it
- * goes on from the new accepted when its answer reached the end of its
- * range, else the probe is over. */
-bool writer_stream_repair_end(writer_stream_t *s, uint64_t id);
+/* What a repair END did to its stream. */
+typedef enum {
+    WRITER_END_STALE,   /* not the request in flight: ignored */
+    WRITER_END_SETTLED, /* what is still missing up to the evidence is now gaps
+                         * (writer_stream_next_gap); nothing claimed lies beyond it */
+    WRITER_END_WAIT,    /* some of the hole has no evidence (s->waiting says why): no gap for
+                         * it, asked again after a backoff (WRITER_RETRY_FIRST_MS, doubling
+                         * to WRITER_RETRY_MAX_MS) */
+} writer_end_t;
+
+/* The END of the request in flight. Gaps need evidence: a seq is lost only
+ * when the archive knows the source and its head (end->head) is at or
+ * above it, so the seq existed and no file holds it any more; or, for a
+ * best-effort source the repair service does not know, when a later event
+ * of the stream is held. A source the repair service does not know is "no
+ * answer yet", and seqs claimed beyond the archive's head are not known to
+ * exist: neither becomes a gap or moves a checkpoint. The server may answer
+ * less than was asked (end->to); the rest is asked for next. A probe makes
+ * no gaps: it goes on from the new accepted when its answer reached the end
+ * of its range, else the probe is over. */
+writer_end_t writer_stream_repair_end(writer_stream_t *s, const ev_repair_t *end, int64_t now_ms);
 
 /* ---- Probes: events nobody announces ----
  * A partition taken while its publisher is quiet (stopped) gets no
@@ -151,9 +188,27 @@ void writer_stream_learn_head(writer_stream_t *s, int64_t seq);
 
 /* ---- Heartbeats ---- */
 
-/* The publisher announced seq as its latest (a planned probe is not needed
- * any more: the publisher is alive). Returns true when its head should be
- * recorded now (at most once per record_every_ms). */
-bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, int64_t now_ms, int record_every_ms);
+/* A heartbeat announced seq as the latest of the stream (a planned probe is
+ * not needed any more); best_effort as the heartbeat says. Returns true
+ * when the stream's head should be recorded now (at most once per
+ * record_every_ms): writer_stream_head gives the value. */
+bool writer_stream_heartbeat(writer_stream_t *s, int64_t seq, bool best_effort, int64_t now_ms,
+                             int record_every_ms);
+/* The head to record in publisher_heads: the announced head, but never past
+ * what evidence says exists (s->proven), so one forged heartbeat cannot
+ * leave a head no publisher reached. writer_stream_heartbeat returning true
+ * notes it as recorded (s->head_recorded_seq). */
+int64_t writer_stream_head(const writer_stream_t *s);
+/* True when the head to record rose above what was last recorded (a repair
+ * brought evidence after the heartbeat); *head is it, noted as recorded. */
+bool writer_stream_head_grew(writer_stream_t *s, int64_t *head);
+
+/* ---- Bounds ---- */
+
+/* Frees held events that wait on claims without evidence: of streams whose
+ * source the repair service does not know, and events above the proven
+ * head of streams waiting on claims beyond the archive. They are asked for
+ * again once evidence comes. Returns how many were freed. */
+size_t writer_streams_evict_unproven(writer_streams_t *self);
 
 #endif

@@ -257,10 +257,16 @@ static void s_router_send(wt_router_t *self, const char *kind, const void *body,
 
 void wt_router_answer(wt_router_t *self, bool (*has)(int64_t seq))
 {
+    wt_router_answer_as(self, has, true, self->last.to);
+}
+
+void wt_router_answer_as(wt_router_t *self, bool (*has)(int64_t seq), bool found, int64_t head)
+{
     ev_repair_t end = self->last;
     end.sent = 0;
-    end.found_source = true;
-    for (int64_t seq = end.from; seq <= end.to; seq++) {
+    end.found_source = found;
+    end.head = head;
+    for (int64_t seq = end.from; found && seq <= end.to; seq++) {
         if (!has(seq))
             continue;
         ev_event_t ev = wt_event(self->source, end.partition, seq);

@@ -56,8 +56,12 @@ void wt_router_destroy(wt_router_t **self_p);
 /* Waits for one request; false at the deadline. */
 bool wt_router_recv(wt_router_t *self, wt_request_t *req, int timeout_ms);
 /* Answers the last request: every seq in its range for which has(seq) is
- * true is sent as an EVENT (made by wt_event), then END. */
+ * true is sent as an EVENT (made by wt_event), then END, as an archive
+ * that knows the source and held the whole range (head: its `to`). */
 void wt_router_answer(wt_router_t *self, bool (*has)(int64_t seq));
+/* The same from an archive that knows the source or not (found), with
+ * head the highest seq it holds or held. */
+void wt_router_answer_as(wt_router_t *self, bool (*has)(int64_t seq), bool found, int64_t head);
 
 /* ---- Checks ---- */
 

@@ -360,6 +360,75 @@ Test(writer_run, without_a_repair_service_a_hole_waits_and_is_asked_for_again)
     s_stop_writer();
 }
 
+static bool s_none(int64_t seq)
+{
+    (void)seq;
+    return false;
+}
+
+/* One forged heartbeat announcing 2^62 for a real source used to record
+ * about 10^11 events as gaps and move the checkpoint past every real event
+ * to come; its head was kept in publisher_heads too. */
+Test(writer_run, a_forged_head_beyond_the_archive_is_no_gap_and_real_events_still_commit)
+{
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-real", 1, 1, 3);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-real'", 3);
+    wt_bus_heartbeat(bus, "gen-real", 1, (int64_t)1 << 62);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    cr_assert_eq(req.from, 4);
+    /* The archive knows the source and holds nothing past 3. */
+    wt_router_answer_as(router, s_none, true, 3);
+    cr_assert(tk_wait_log(writer, "\"seqs claimed beyond the archive's head are not known to exist: no gap, asking "
+                                  "again later\" source=gen-real partition=1 archive_head=3",
+                          WAIT_MS));
+    wt_bus_publish_range(bus, "gen-real", 1, 4, 6);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-real'", 6);
+    wt_check_rows(w->conn, "gen-real", 1, 1, 6, NULL);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    /* Asked again after a backoff; the archive has caught up with the real
+     * events only. */
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "the claim was not asked for again");
+    cr_assert_eq(req.from, 7);
+    wt_router_answer_as(router, s_none, true, 6);
+    wt_bus_publish_range(bus, "gen-real", 1, 7, 7);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-real'", 7);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    cr_assert_leq(tk_sql_int(w->conn, "SELECT COALESCE(max(seq), 0) FROM publisher_heads WHERE source = 'gen-real'"),
+                  7, "no unproven head is recorded");
+    s_stop_writer();
+}
+
+/* A one-shot ingest with another STATE_DIR: the repair service does not
+ * know its source. That used to record every missing event as a gap. */
+Test(writer_run, a_source_the_repair_service_does_not_know_waits_and_is_asked_again)
+{
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "file-elsewhere", 2, 1, 1);
+    wt_bus_publish_range(bus, "file-elsewhere", 2, 3, 4);
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    cr_assert_eq(req.from, 2);
+    cr_assert_eq(req.to, 2);
+    wt_router_answer_as(router, s_all, false, 0);
+    cr_assert(tk_wait_log(writer, "\"the repair service does not know this source: no answer yet, asking again "
+                                  "later\" source=file-elsewhere partition=2",
+                          WAIT_MS));
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "not asked again");
+    cr_assert_eq(req.from, 2);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0, "no answer yet is not a gap");
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT seq FROM checkpoints WHERE source = 'file-elsewhere'"), 1);
+    /* Now it knows (the file was handed to it, or replayed). */
+    wt_router_answer(router, s_all);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'file-elsewhere'", 4);
+    wt_check_rows(w->conn, "file-elsewhere", 2, 1, 4, NULL);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    s_stop_writer();
+}
+
 Test(writer_run, a_heartbeat_beyond_the_last_event_asks_for_the_tail)
 {
     router = wt_router_new(w->replay_ep);

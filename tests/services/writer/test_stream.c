@@ -31,6 +31,25 @@ static writer_stream_t *s_stream(const char *source, int32_t partition)
     return s;
 }
 
+/* The END of request id as a repair service answers it: whether it knows
+ * the source, the archive's head, and how far the answer went (0: all). */
+static writer_end_t s_end_to(writer_stream_t *s, uint64_t id, bool found, int64_t head, int64_t to)
+{
+    ev_repair_t end = {.id = id,
+                       .source = {s->source, s->source_len},
+                       .partition = s->partition,
+                       .from = s->repair_from,
+                       .to = to ? to : s->repair_to,
+                       .found_source = found,
+                       .head = head};
+    return writer_stream_repair_end(s, &end, 0);
+}
+
+static writer_end_t s_end(writer_stream_t *s, uint64_t id, bool found, int64_t head)
+{
+    return s_end_to(s, id, found, head, 0);
+}
+
 static writer_offer_t s_offer(writer_stream_t *s, int64_t seq)
 {
     char raw[32];
@@ -183,9 +202,9 @@ Test(writer_stream, a_heartbeat_above_what_was_seen_asks_for_the_tail)
     s_offer(s, 2);
     int64_t from, to;
     cr_assert_not(writer_stream_missing(s, &from, &to));
-    cr_assert(writer_stream_heartbeat(s, 2, 1000, 1000));
+    cr_assert(writer_stream_heartbeat(s, 2, false, 1000, 1000));
     cr_assert_not(writer_stream_missing(s, &from, &to), "the head is what was seen: nothing missing");
-    writer_stream_heartbeat(s, 9, 1100, 1000);
+    writer_stream_heartbeat(s, 9, false, 1100, 1000);
     cr_assert(writer_stream_missing(s, &from, &to));
     cr_assert_eq(from, 3);
     cr_assert_eq(to, 9);
@@ -197,10 +216,10 @@ Test(writer_stream, a_heartbeat_above_what_was_seen_asks_for_the_tail)
 Test(writer_stream, records_a_publishers_head_at_most_once_per_interval)
 {
     writer_stream_t *s = s_stream("gen-1", 3);
-    cr_assert(writer_stream_heartbeat(s, 5, 0, 1000));
-    cr_assert_not(writer_stream_heartbeat(s, 6, 500, 1000));
+    cr_assert(writer_stream_heartbeat(s, 5, false, 0, 1000));
+    cr_assert_not(writer_stream_heartbeat(s, 6, false, 500, 1000));
     cr_assert_eq(s->head_seq, 6);
-    cr_assert(writer_stream_heartbeat(s, 7, 1000, 1000));
+    cr_assert(writer_stream_heartbeat(s, 7, false, 1000, 1000));
 }
 
 Test(writer_stream, the_missing_range_stops_before_the_first_held_event_and_is_bounded)
@@ -247,8 +266,8 @@ Test(writer_stream, an_end_with_a_missing_range_makes_a_gap_and_releases_held_ev
     cr_assert_eq(writer_stream_offer(ss, s, 3, "body-3", 6, -1, true), WRITER_OFFER_TAKE);
     int64_t first, last;
     cr_assert_not(writer_stream_next_gap(s, &first, &last), "no gap before END");
-    cr_assert_not(writer_stream_repair_end(s, 41), "an END of another request is ignored");
-    cr_assert(writer_stream_repair_end(s, 42));
+    cr_assert_eq(s_end(s, 41, true, 7), WRITER_END_STALE, "an END of another request is ignored");
+    cr_assert_eq(s_end(s, 42, true, 7), WRITER_END_SETTLED);
     cr_assert(writer_stream_next_gap(s, &first, &last));
     cr_assert_eq(first, 4);
     cr_assert_eq(last, 5);
@@ -272,7 +291,7 @@ Test(writer_stream, gaps_stop_at_held_events_inside_the_range)
     writer_stream_repair_sent(s, 1, 2, 3, 0);
     /* A later request covered 2..10, with 4 and 8 held; nothing came. */
     writer_stream_repair_sent(s, 2, 2, 10, 0);
-    cr_assert(writer_stream_repair_end(s, 2));
+    cr_assert_eq(s_end(s, 2, true, 10), WRITER_END_SETTLED);
     int64_t first, last, seqs[4];
     cr_assert(writer_stream_next_gap(s, &first, &last));
     cr_assert_eq(first, 2);
@@ -336,7 +355,7 @@ Test(writer_stream, a_heartbeat_cancels_a_planned_probe)
     writer_stream_t *s = s_stream("gen-1", 3);
     writer_stream_advance(ss, s, 10);
     writer_stream_probe_at(s, 5000);
-    writer_stream_heartbeat(s, 12, 100, 1000);
+    writer_stream_heartbeat(s, 12, false, 100, 1000);
     cr_assert_not(writer_stream_probe_due(s, 6000), "the publisher is alive and tells its head");
     int64_t from, to;
     cr_assert(writer_stream_missing(s, &from, &to));
@@ -361,7 +380,7 @@ Test(writer_stream, a_probe_makes_no_gaps_and_ends_when_its_answer_stops_short)
     s_start_probe(s, 9, &from, &to);
     for (int64_t seq = 11; seq <= 15; seq++)
         cr_assert_eq(s_offer(s, seq), WRITER_OFFER_TAKE);
-    cr_assert(writer_stream_repair_end(s, 9));
+    cr_assert_eq(s_end(s, 9, true, 15), WRITER_END_SETTLED);
     int64_t first, last;
     cr_assert_not(writer_stream_next_gap(s, &first, &last), "what was not sent is not known to exist");
     cr_assert_not(writer_stream_missing(s, &from, &to), "the probe is over");
@@ -376,7 +395,7 @@ Test(writer_stream, a_probe_whose_answer_reaches_its_end_goes_on)
     s_start_probe(s, 2, &from, &to);
     cr_assert_eq(from, 1);
     writer_stream_advance(ss, s, to); /* as if every event of the range came */
-    cr_assert(writer_stream_repair_end(s, 2));
+    cr_assert_eq(s_end(s, 2, true, to + 5), WRITER_END_SETTLED);
     cr_assert(writer_stream_missing(s, &from, &to), "there may be more");
     cr_assert_eq(from, WRITER_REPAIR_RANGE_MAX + 1);
 }
@@ -391,7 +410,7 @@ Test(writer_stream, a_hole_found_while_probing_is_repaired_as_usual)
     cr_assert_eq(s_offer(s, 11), WRITER_OFFER_TAKE);
     for (int64_t seq = 14; seq <= 20; seq++)
         cr_assert_eq(s_offer(s, seq), WRITER_OFFER_HELD);
-    cr_assert(writer_stream_repair_end(s, 3));
+    cr_assert_eq(s_end(s, 3, true, 20), WRITER_END_SETTLED);
     int64_t first, last;
     cr_assert_not(writer_stream_next_gap(s, &first, &last), "a probe itself records nothing");
     cr_assert(writer_stream_missing(s, &from, &to));
@@ -399,8 +418,186 @@ Test(writer_stream, a_hole_found_while_probing_is_repaired_as_usual)
     cr_assert_eq(to, 13, "the known hole is asked for");
     writer_stream_repair_sent(s, 4, from, to, 2);
     cr_assert_not(s->repair_probe);
-    cr_assert(writer_stream_repair_end(s, 4));
+    cr_assert_eq(s_end(s, 4, true, 20), WRITER_END_SETTLED, "the archive held 20: 12..13 existed");
     cr_assert(writer_stream_next_gap(s, &first, &last));
     cr_assert_eq(first, 12);
     cr_assert_eq(last, 13);
+}
+
+/* ---- Evidence: what may become a gap ---- */
+
+/* One forged heartbeat announcing 2^62 used to make gaps of about 10^11
+ * events and move the checkpoint past every real event to come. */
+Test(writer_stream, a_forged_head_far_beyond_the_archive_makes_no_gap_and_moves_nothing)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_heartbeat(s, (int64_t)1 << 62, false, 0, 1000);
+    cr_assert_eq(writer_stream_head(s), 10, "an unproven head is never recorded");
+    int64_t from, to, first, last;
+    cr_assert(writer_stream_missing(s, &from, &to));
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    /* The archive knows the source and holds nothing above 10. */
+    cr_assert_eq(s_end(s, 1, true, 10), WRITER_END_WAIT);
+    cr_assert_eq(s->waiting, WRITER_WAIT_BEYOND);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last), "no gap beyond the archive's head");
+    cr_assert_eq(s->accepted, 10);
+    cr_assert_eq(writer_stream_head(s), 10);
+    /* The real events go on being taken. */
+    cr_assert_eq(s_offer(s, 11), WRITER_OFFER_TAKE);
+    cr_assert_eq(s->accepted, 11);
+    /* Asked again after a backoff that grows to WRITER_RETRY_MAX_MS. */
+    bool resend;
+    cr_assert_not(writer_stream_repair_due(s, WRITER_RETRY_FIRST_MS - 1, 5000, &resend));
+    cr_assert(writer_stream_repair_due(s, WRITER_RETRY_FIRST_MS, 5000, &resend));
+    int64_t now = WRITER_RETRY_FIRST_MS;
+    for (int i = 0; i < 12; i++) {
+        writer_stream_missing(s, &from, &to);
+        writer_stream_repair_sent(s, 2 + (uint64_t)i, from, to, now);
+        ev_repair_t end = {.id = 2 + (uint64_t)i, .source = {s->source, s->source_len}, .partition = 3,
+                           .from = from, .to = to, .found_source = true, .head = 11};
+        cr_assert_eq(writer_stream_repair_end(s, &end, now), WRITER_END_WAIT);
+        now = s->retry_at_ms;
+    }
+    cr_assert_eq(s->backoff_ms, WRITER_RETRY_MAX_MS);
+    cr_assert_eq(s->accepted, 11, "nothing moved");
+}
+
+Test(writer_stream, the_seqs_below_the_archives_head_that_it_cannot_send_are_gaps)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 10);
+    writer_stream_heartbeat(s, 40, false, 0, 1000);
+    int64_t from, to, first, last;
+    writer_stream_missing(s, &from, &to);
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    /* The archive held up to 30 (a deleted file had 11..30), nothing above. */
+    cr_assert_eq(s_end(s, 1, true, 30), WRITER_END_WAIT, "31..40 are not known to exist");
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 11);
+    cr_assert_eq(last, 30);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(writer_stream_head(s), 30, "the head recorded is what the archive proved");
+}
+
+/* A one-shot ingest run with another STATE_DIR: the repair service does
+ * not know its file- source. That was a gap of every missing event. */
+Test(writer_stream, a_source_the_repair_service_does_not_know_is_no_answer_yet)
+{
+    writer_stream_t *s = s_stream("file-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 6);
+    s_offer(s, 7);
+    int64_t from, to, first, last, seqs[4];
+    writer_stream_missing(s, &from, &to);
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    cr_assert_eq(s_end(s, 1, false, 0), WRITER_END_WAIT);
+    cr_assert_eq(s->waiting, WRITER_WAIT_UNKNOWN);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last), "never a gap");
+    cr_assert_eq(writer_stream_held_count(s), 2, "held events wait");
+    bool resend;
+    cr_assert_not(writer_stream_repair_due(s, 100, 5000, &resend), "backing off");
+    /* The events come again (the file replayed): the hole fills. */
+    cr_assert_eq(s_offer(s, 2), WRITER_OFFER_TAKE);
+    for (int64_t seq = 3; seq <= 5; seq++)
+        cr_assert_eq(s_offer(s, seq), WRITER_OFFER_TAKE);
+    cr_assert_eq(s_pop_all(s, seqs, 4), 2);
+    cr_assert_eq(s->accepted, 7);
+}
+
+Test(writer_stream, a_best_effort_source_loses_only_what_a_later_event_proves_was_sent)
+{
+    writer_stream_t *s = s_stream("py-1", 3);
+    writer_stream_heartbeat(s, 100, true, 0, 1000);
+    s_offer(s, 1);
+    s_offer(s, 5);
+    int64_t from, to, first, last, seqs[4];
+    writer_stream_missing(s, &from, &to);
+    cr_assert_eq(to, 4);
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    cr_assert_eq(s_end(s, 1, false, 0), WRITER_END_SETTLED);
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 2);
+    cr_assert_eq(last, 4);
+    cr_assert_eq(s_pop_all(s, seqs, 4), 1);
+    /* 6..100 are only claimed by heartbeats: asked for, never a gap. */
+    cr_assert(writer_stream_missing(s, &from, &to));
+    writer_stream_repair_sent(s, 2, from, to, 0);
+    cr_assert_eq(s_end(s, 2, false, 0), WRITER_END_WAIT);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(s->accepted, 5);
+}
+
+Test(writer_stream, an_answer_cut_short_by_the_server_makes_gaps_only_in_what_it_covered)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    writer_stream_advance(ss, s, 1);
+    writer_stream_heartbeat(s, 1000, false, 0, 1000);
+    int64_t from, to, first, last;
+    writer_stream_missing(s, &from, &to);
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    cr_assert_eq(s_end_to(s, 1, true, 5000, 10), WRITER_END_SETTLED);
+    cr_assert(writer_stream_next_gap(s, &first, &last));
+    cr_assert_eq(first, 2);
+    cr_assert_eq(last, 10);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last));
+    cr_assert(writer_stream_missing(s, &from, &to));
+    cr_assert_eq(from, 11, "the rest is asked for next");
+}
+
+Test(writer_stream, a_refused_request_is_asked_again_after_a_backoff)
+{
+    writer_stream_t *s = s_stream("gen-1", 3);
+    s_offer(s, 1);
+    s_offer(s, 3);
+    int64_t from, to, first, last;
+    writer_stream_missing(s, &from, &to);
+    writer_stream_repair_sent(s, 1, from, to, 0);
+    ev_repair_t end = {.id = 1, .source = {s->source, s->source_len}, .partition = 3, .from = from, .to = to,
+                       .refused = true};
+    cr_assert_eq(writer_stream_repair_end(s, &end, 0), WRITER_END_WAIT);
+    cr_assert_eq(s->waiting, WRITER_WAIT_REFUSED);
+    cr_assert_not(writer_stream_next_gap(s, &first, &last));
+    bool resend;
+    cr_assert_not(writer_stream_repair_due(s, 1, 5000, &resend));
+    cr_assert(writer_stream_repair_due(s, WRITER_RETRY_FIRST_MS, 5000, &resend));
+}
+
+Test(writer_stream, a_full_holdback_frees_only_events_waiting_on_unproven_claims)
+{
+    writer_stream_t *known = s_stream("gen-1", 3), *unknown = s_stream("file-x", 3),
+                    *forged = s_stream("gen-2", 4);
+    s_offer(known, 1);
+    for (int64_t seq = 3; seq <= 40; seq++)
+        s_offer(known, seq);
+    for (int64_t seq = 2; seq <= 31; seq++)
+        s_offer(unknown, seq);
+    writer_stream_advance(ss, forged, 5);
+    for (int64_t seq = 7; seq <= 10; seq++)
+        s_offer(forged, seq);
+    for (int64_t seq = 1000; seq < 1028; seq++)
+        s_offer(forged, seq);
+    cr_assert(writer_streams_full(ss));
+    int64_t from, to;
+    writer_stream_missing(unknown, &from, &to);
+    writer_stream_repair_sent(unknown, 1, from, to, 0);
+    cr_assert_eq(s_end(unknown, 1, false, 0), WRITER_END_WAIT);
+    writer_stream_missing(forged, &from, &to);
+    writer_stream_repair_sent(forged, 2, from, to, 0);
+    cr_assert_eq(s_end(forged, 2, true, 10), WRITER_END_SETTLED, "6 existed, a gap; 7..10 held");
+    cr_assert_eq(writer_streams_evict_unproven(ss), 30, "only the unknown source's, so far");
+    /* The forged stream: 6 was lost, 7..10 are taken, then 11..999 are
+     * asked for and the archive has nothing above 10. */
+    int64_t first, last, seqs[8];
+    cr_assert(writer_stream_next_gap(forged, &first, &last));
+    cr_assert_eq(first, 6);
+    cr_assert_eq(s_pop_all(forged, seqs, 8), 4);
+    writer_stream_missing(forged, &from, &to);
+    cr_assert_eq(to, 999);
+    writer_stream_repair_sent(forged, 3, from, to, 0);
+    cr_assert_eq(s_end(forged, 3, true, 10), WRITER_END_WAIT);
+    cr_assert_eq(writer_streams_evict_unproven(ss), 28, "the events claimed above the archive's head");
+    cr_assert_eq(writer_stream_held_count(forged), 0);
+    cr_assert_eq(writer_stream_held_count(known), 38, "a stream with a live repair keeps all");
+    cr_assert_not(writer_streams_full(ss));
 }
