@@ -25,6 +25,9 @@
 
 /* How long the publisher may take to hand its last messages to the bus. */
 #define LINGER_MS 5000
+/* How long --wait lets commits stand still short of what was published
+ * before it publishes what is missing again. */
+#define WAIT_RESEND_MS 15000
 /* How often --wait asks PostgreSQL (one small query on checkpoints). */
 #define WAIT_CHECK_MS 100
 /* How often watch mode looks for sources fully committed. */
@@ -48,6 +51,7 @@ struct ingest_t {
     ingest_metrics_t *metrics;   /* counters and /healthz on METRICS_PORT */
     ingest_progress_t *progress; /* the file being read, on the terminal or in the log */
     char reject_dir[EVP_PATH_MAX + 16]; /* STATE_DIR/rejects */
+    uint64_t resent;             /* events published again by --wait (s_resend) */
 };
 
 static int64_t s_now_ms(void)
@@ -230,7 +234,12 @@ static bool s_one_file(ingest_t *self, const char *path, ingest_summary_t *sum, 
             evp_warn("file changed since it was ingested; it is read again", "file=\"%s\" size=%lld was=%lld",
                      real, (long long)st.st_size, (long long)was.size);
     }
-    ingest_file_ctx_t ctx = {self->cfg, self->publisher, self->ledger, bus_timeout_ms, self->metrics, self->progress};
+    ingest_file_ctx_t ctx = {.cfg = self->cfg,
+                             .publisher = self->publisher,
+                             .ledger = self->ledger,
+                             .bus_timeout_ms = bus_timeout_ms,
+                             .metrics = self->metrics,
+                             .progress = self->progress};
     ingest_file_result_t res;
     ingest_file_replay(&ctx, path, self->heads, &res);
     sum->rows += res.rows;
@@ -246,8 +255,49 @@ static bool s_one_file(ingest_t *self, const char *path, ingest_summary_t *sum, 
 
 /* ---- Waiting for the writers ---- */
 
-/* Returns 0 when everything is committed, 2 at the timeout, 1 when stopped. */
-static int s_wait_committed(ingest_t *self, uint64_t published)
+/* Publishes again the events of files that are not committed yet: the
+ * writers lost some on the way (a writer restarted) and no repair service
+ * has them (it runs with another STATE_DIR, or elsewhere), so without this
+ * they would wait for them for ever. Returns false when stopping. */
+static bool s_resend(ingest_t *self, ingest_commit_t *commit, char *const *files, size_t nfiles, int bus_ms,
+                     int64_t missing)
+{
+    ingest_heads_t *committed = ingest_heads_new(self->cfg->partitions);
+    if (!committed)
+        return true;
+    char why[512];
+    if (ingest_commit_read(commit, self->heads, committed, why, sizeof why) != 0) {
+        evp_warn("cannot read the checkpoints to publish again", "error=\"%s\"", why);
+        ingest_heads_destroy(&committed);
+        return true;
+    }
+    evp_warn("commits stalled short of what was published; publishing what is missing again (no repair service "
+             "has these files)",
+             "missing=%" PRId64 " files=%zu", missing, nfiles);
+    ingest_file_ctx_t ctx = {.cfg = self->cfg,
+                             .publisher = self->publisher,
+                             .ledger = self->ledger,
+                             .bus_timeout_ms = bus_ms,
+                             .metrics = self->metrics,
+                             .committed = committed};
+    for (size_t i = 0; i < nfiles && !evp_stopping(); i++) {
+        ingest_file_result_t res;
+        ingest_heads_t *again = ingest_heads_new(self->cfg->partitions);
+        if (!again)
+            break;
+        ingest_file_replay(&ctx, files[i], again, &res);
+        ingest_heads_destroy(&again);
+        self->resent += res.published;
+    }
+    ingest_heads_destroy(&committed);
+    evp_publisher_flush(self->publisher);
+    return !evp_stopping();
+}
+
+/* Returns 0 when everything is committed, 2 at the timeout, 1 when stopped.
+ * When commits stop moving short of what was published for WAIT_RESEND_MS,
+ * what is missing is published again (s_resend). */
+static int s_wait_committed(ingest_t *self, uint64_t published, char *const *files, size_t nfiles, int bus_ms)
 {
     if (ingest_heads_count(self->heads) == 0) {
         printf("committed: all 0 events\n");
@@ -259,7 +309,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
         return 1;
     int64_t start = s_now_ms();
     int64_t end = self->opts.wait_timeout_s < 0 ? INT64_MAX : start + (int64_t)(self->opts.wait_timeout_s * 1000);
-    int64_t next_check = start, next_note = start + 10000, missing = -1;
+    int64_t next_check = start, next_note = start + 10000, missing = -1, last_missing = -1, moved_at = start;
     char why[512], last_why[512] = "";
     ev_buf_t report;
     ev_buf_init(&report);
@@ -279,7 +329,8 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
                 snprintf(last_why, sizeof last_why, "%s", why);
             }
             if (missing == 0) {
-                evp_info("committed", "events=%" PRIu64 " seconds=%.1f", published, (double)(now - start) / 1000);
+                evp_info("committed", "events=%" PRIu64 " seconds=%.1f resent=%" PRIu64, published,
+                         (double)(now - start) / 1000, self->resent);
                 printf("committed: all %" PRIu64 " events\n", published);
                 fflush(stdout);
                 rc = 0;
@@ -288,6 +339,14 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
             if (missing > 0 && now >= next_note) {
                 next_note = now + 10000;
                 evp_info("still waiting for commits", "missing=%" PRId64, missing);
+            }
+            if (missing != last_missing) {
+                last_missing = missing;
+                moved_at = now;
+            } else if (missing > 0 && now - moved_at >= WAIT_RESEND_MS) {
+                if (!s_resend(self, commit, files, nfiles, bus_ms, missing))
+                    break;
+                moved_at = s_now_ms();
             }
         }
         if (now >= end) {
@@ -369,7 +428,7 @@ static int s_one_shot(ingest_t *self)
     }
     rc = sum.failed ? 1 : 0;
     if (self->opts.wait) {
-        int w = s_wait_committed(self, sum.published);
+        int w = s_wait_committed(self, sum.published, files, count, bus_ms);
         if (w != 0)
             rc = w;
     }

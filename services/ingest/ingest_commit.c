@@ -63,18 +63,39 @@ static int s_checkpoints(ingest_commit_t *self, const char *source, char *why, s
     return 0;
 }
 
-int64_t ingest_commit_missing(ingest_commit_t *self, const ingest_heads_t *heads, int64_t *per_source,
-                              ev_buf_t *report, char *why, size_t whylen)
+/* Connects when not connected (again after a lost connection). */
+static int s_connect(ingest_commit_t *self, char *why, size_t whylen)
 {
     if (self->conn && evp_pg_lost(self->conn)) {
         PQfinish(self->conn);
         self->conn = NULL;
     }
-    if (!self->conn) {
+    if (!self->conn)
         self->conn = evp_pg_connect(self->cfg, "evpipe-ingest", why, whylen);
-        if (!self->conn)
+    return self->conn ? 0 : -1;
+}
+
+int ingest_commit_read(ingest_commit_t *self, const ingest_heads_t *heads, ingest_heads_t *committed, char *why,
+                       size_t whylen)
+{
+    if (s_connect(self, why, whylen) != 0)
+        return -1;
+    for (size_t i = 0; i < ingest_heads_count(heads); i++) {
+        const char *source = ingest_heads_source(heads, i);
+        if (s_checkpoints(self, source, why, whylen) != 0)
             return -1;
+        for (int p = 0; p < self->partitions; p++)
+            if (self->committed[p] > 0)
+                ingest_heads_note(committed, (ev_str_t){source, (uint32_t)strlen(source)}, p, self->committed[p]);
     }
+    return 0;
+}
+
+int64_t ingest_commit_missing(ingest_commit_t *self, const ingest_heads_t *heads, int64_t *per_source,
+                              ev_buf_t *report, char *why, size_t whylen)
+{
+    if (s_connect(self, why, whylen) != 0)
+        return -1;
     int64_t missing = 0;
     int parts = ingest_heads_partitions(heads) < self->partitions ? ingest_heads_partitions(heads)
                                                                     : self->partitions;

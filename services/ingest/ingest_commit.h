@@ -26,4 +26,9 @@ void ingest_commit_destroy(ingest_commit_t **self_p);
 int64_t ingest_commit_missing(ingest_commit_t *self, const ingest_heads_t *heads, int64_t *per_source,
                               ev_buf_t *report, char *why, size_t whylen);
 
+/* The checkpoints of every source of heads, noted into committed (the
+ * highest committed seq per (source, partition)). 0, or -1 with why. */
+int ingest_commit_read(ingest_commit_t *self, const ingest_heads_t *heads, ingest_heads_t *committed, char *why,
+                       size_t whylen);
+
 #endif

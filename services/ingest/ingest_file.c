@@ -171,6 +171,9 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
             s_count_published(ctx, res, sent0);
             s_tick(ctx, res, offset, &counted_rows, &counted_published);
         }
+        if (ctx->committed && (row.code != EV_OK ||
+                               row.ev.seq <= ingest_heads_get(ctx->committed, row.ev.source, row.ev.partition)))
+            continue; /* a resend: already rejected once, or committed */
         if (row.code != EV_OK) {
             res->rejected++;
             ingest_metrics_reject(ctx->metrics, row.code);
@@ -223,7 +226,7 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
         snprintf(res->reject_path, sizeof res->reject_path, "%s", ingest_rejects_path(rejects));
     ingest_heads_merge(heads, mine);
 
-    if (res->status == INGEST_FILE_DONE) {
+    if (res->status == INGEST_FILE_DONE && !ctx->committed) {
         struct stat st;
         if (stat(res->path, &st) == 0 &&
             (st.st_size != ingest_reader_size(r) ||

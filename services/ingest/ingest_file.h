@@ -21,6 +21,9 @@ typedef struct {
     int bus_timeout_ms;          /* how long to wait for a bus that went away; < 0: no limit */
     ingest_metrics_t *metrics;   /* rows, rejects, files counted here; NULL: none */
     ingest_progress_t *progress; /* progress shown here; NULL: none */
+    ingest_heads_t *committed;   /* a resend (--wait saw commits stall): only events above these
+                                  * committed seqs are published again, and neither the reject
+                                  * file nor the ledger is written again; NULL: a replay */
 } ingest_file_ctx_t;
 
 typedef enum {

@@ -1,6 +1,7 @@
 /* The last seq published per (source, partition) (see ingest_heads.h). */
 #include "ingest_heads.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,8 @@ void ingest_heads_destroy(ingest_heads_t **self_p)
     *self_p = NULL;
 }
 
-static s_source_t *s_find(ingest_heads_t *self, const char *name, uint32_t len)
+/* The entry of source name; made when missing and create is true. */
+static s_source_t *s_find(ingest_heads_t *self, const char *name, uint32_t len, bool create)
 {
     if (self->last < self->count) {
         s_source_t *s = &self->sources[self->last];
@@ -62,7 +64,7 @@ static s_source_t *s_find(ingest_heads_t *self, const char *name, uint32_t len)
             return s;
         }
     }
-    if (len >= INGEST_SOURCE_MAX)
+    if (!create || len >= INGEST_SOURCE_MAX)
         return NULL;
     if (self->count == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 4;
@@ -87,9 +89,17 @@ void ingest_heads_note(ingest_heads_t *self, ev_str_t source, int32_t partition,
 {
     if (partition < 0 || partition >= self->partitions)
         return;
-    s_source_t *s = s_find(self, source.ptr, source.len);
+    s_source_t *s = s_find(self, source.ptr, source.len, true);
     if (s && seq > s->seq[partition])
         s->seq[partition] = seq;
+}
+
+int64_t ingest_heads_get(ingest_heads_t *self, ev_str_t source, int32_t partition)
+{
+    if (partition < 0 || partition >= self->partitions)
+        return 0;
+    s_source_t *s = s_find(self, source.ptr, source.len, false);
+    return s ? s->seq[partition] : 0;
 }
 
 void ingest_heads_merge(ingest_heads_t *self, const ingest_heads_t *other)

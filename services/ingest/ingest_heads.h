@@ -18,6 +18,8 @@ void ingest_heads_destroy(ingest_heads_t **self_p);
 /* Records seq for (source, partition), keeping the highest. Sources longer
  * than the protocol allows and partitions out of range are ignored. */
 void ingest_heads_note(ingest_heads_t *self, ev_str_t source, int32_t partition, int64_t seq);
+/* The highest seq of (source, partition); 0 when none. */
+int64_t ingest_heads_get(ingest_heads_t *self, ev_str_t source, int32_t partition);
 /* Adds every head of other. */
 void ingest_heads_merge(ingest_heads_t *self, const ingest_heads_t *other);
 /* Forgets source i (the others keep their order). */
