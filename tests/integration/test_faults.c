@@ -4,8 +4,11 @@
  * everything is committed and compares the table with the archive: the same
  * (source, partition, seq) with the same values, no duplicates, no gaps.
  * One more deletes an archive file before the repair: the hole lands in
- * `gaps` and nothing else is lost. Each test runs on its own PostgreSQL
- * cluster, so stopping it disturbs no other test. */
+ * `gaps` and nothing else is lost. Then the ordinary operations that
+ * used to break the guarantee: archive retention followed by a restart, one
+ * forged heartbeat, and a one-shot replay run with another STATE_DIR while
+ * writers restart. Each test runs on its own PostgreSQL cluster, so
+ * stopping it disturbs no other test. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <dirent.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "testkit.h"
 
@@ -272,5 +276,154 @@ Test(faults, a_deleted_archive_file_becomes_gaps_and_nothing_else_is_lost, .time
     r.gen = s_generator(&r, NULL);
     s_traffic(3000);
     s_check(&r, (int64_t)lost);
+    s_teardown(&r);
+}
+
+/* ---- Ordinary operations ---- */
+
+/* Runs the generator for count events and waits for it to exit 0. */
+static void s_generate(rig_t *r, const char *count)
+{
+    const char *args[] = {"--count", count, "--rate", RATE, NULL};
+    tk_proc_t *g = tk_start(r->w, "generator", args, NULL);
+    bool exited = tk_wait_exit(g, 60000);
+    if (!exited || tk_exit_code(g) != 0)
+        s_show(g);
+    cr_assert(exited && tk_exit_code(g) == 0, "the generator did not finish");
+    tk_proc_destroy(&g);
+}
+
+/* What a cron job keeping a week of CSV does: the committed archive files
+ * are deleted, then the generator starts again. Its seqs used to start at 1
+ * under the same source, and writers skipped the new events as
+ * duplicates. */
+Test(faults, deleting_committed_archive_files_then_restarting_loses_nothing, .timeout = 300)
+{
+    rig_t r;
+    s_setup(&r, "ops_retention", true);
+    s_generate(&r, "3000");
+    cr_assert_eq(tk_wait_sql_int(r.w->conn, "SELECT count(*) FROM events", 3000, 60000), 3000);
+    char names[64][64];
+    int files = s_archive_files(r.w->archive_dir, names, 64);
+    for (int i = 0; i < files; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", r.w->archive_dir, names[i]);
+        cr_assert_eq(unlink(path), 0);
+    }
+    s_generate(&r, "3000");
+    int64_t n = tk_wait_sql_int(r.w->conn, "SELECT count(*) FROM events", 6000, 60000);
+    if (n != 6000)
+        s_show(r.writer);
+    cr_assert_eq(n, 6000, "stored %lld of 6000 events", (long long)n);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(DISTINCT (source, partition, seq)) FROM events"), 6000);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(DISTINCT source) FROM events"), 2, "one source per start");
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM gaps"), 0);
+    s_teardown(&r);
+}
+
+/* The generator's source, from its start line. */
+static void s_generator_source(tk_proc_t *g, char *out, size_t cap)
+{
+    char *log = tk_read_file(g->log, NULL);
+    const char *at = strstr(log, " source=");
+    cr_assert_not_null(at, "no source in the generator's log");
+    at += strlen(" source=");
+    size_t n = strcspn(at, " \n");
+    cr_assert_lt(n, cap);
+    memcpy(out, at, n);
+    out[n] = '\0';
+    free(log);
+}
+
+/* Any peer that reaches the publish endpoint sends one heartbeat per
+ * partition for a real generator's source, announcing seq 2^62. That used
+ * to record about 10^11 events as gaps and drop every real event after it
+ * as a duplicate, for good. */
+Test(faults, one_forged_heartbeat_far_beyond_the_archive_changes_nothing, .timeout = 400)
+{
+    rig_t r;
+    s_setup(&r, "ops_forged_heartbeat", true);
+    r.gen = s_generator(&r, NULL);
+    s_traffic(1500);
+    char source[80];
+    s_generator_source(r.gen, source, sizeof source);
+    void *ctx = zmq_ctx_new();
+    void *forger = tk_bus_publisher(ctx, r.w);
+    ev_codec_t *codec = ev_codec_new();
+    for (uint32_t p = 0; p < 16; p++) {
+        ev_heartbeat_t hb = {.source = {source, (uint32_t)strlen(source)},
+                             .partition = (int32_t)p,
+                             .seq = (int64_t)1 << 62,
+                             .published_at = ev_now_us()};
+        const void *body;
+        size_t len;
+        ev_codec_encode_heartbeat(codec, &hb, &body, &len);
+        tk_bus_send(forger, p, EV_MSG_HEARTBEAT, body, len);
+    }
+    ev_codec_destroy(&codec);
+    zmq_close(forger);
+    zmq_ctx_term(ctx);
+    s_traffic(3000);
+    s_check(&r, 0);
+    cr_assert_lt(tk_sql_int(r.w->conn, "SELECT COALESCE(max(seq), 0) FROM publisher_heads"), (int64_t)1 << 40,
+                 "a forged head was recorded");
+    s_teardown(&r);
+}
+
+/* An old generator's CSV file of rows events (no identity columns). */
+static void s_old_file(const char *path, int rows)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "user_id,user_name,user_email,event_type,product_id,product_name,product_category,product_price,"
+               "event_time\n");
+    for (int i = 0; i < rows; i++)
+        fprintf(f, "%d,User %d,user%d@example.com,%s,%d,Item %d,Cat%d,%d.%02d,2024-03-%02d %02d:%02d:%02d\n",
+                1 + i % 997, i, i, i % 3 ? "view" : "purchase", i % 50, i % 50, i % 7, 1 + i % 500, i % 100,
+                1 + i % 28, i % 24, i % 60, (i / 60) % 60);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* `evpipe-ingest --wait FILE` run from another directory (another
+ * STATE_DIR) while `ingest --watch` serves repairs, and the writers are
+ * killed and replaced mid-replay: the repair service does not know the
+ * file. Its missing events used to become gaps, and --wait exited 0. */
+Test(faults, a_replay_unknown_to_the_repair_service_survives_writer_restarts, .timeout = 400)
+{
+    rig_t r;
+    s_setup(&r, "ops_other_state_dir", true);
+    char file[600], state[600], env_state[640];
+    snprintf(file, sizeof file, "%s/old-export.csv", r.w->dir);
+    snprintf(state, sizeof state, "%s/elsewhere", r.w->dir);
+    snprintf(env_state, sizeof env_state, "STATE_DIR=%s", state);
+    const int rows = 120000;
+    s_old_file(file, rows);
+    const char *args[] = {"--wait", "--wait-timeout", "300", file, NULL};
+    const char *env[] = {env_state, NULL};
+    tk_proc_t *once = tk_start(r.w, "ingest", args, env);
+    for (int i = 0; i < 2; i++) {
+        s_traffic(700);
+        tk_signal(r.writer, SIGKILL);
+        cr_assert(tk_wait_exit(r.writer, 10000));
+        tk_proc_destroy(&r.writer);
+        r.writer = s_writer(&r);
+    }
+    bool exited = tk_wait_exit(once, 320000);
+    if (!exited || tk_exit_code(once) != 0) {
+        s_show(once);
+        s_show(r.writer);
+    }
+    cr_assert(exited, "ingest --wait did not finish");
+    cr_assert_eq(tk_exit_code(once), 0);
+    tk_proc_destroy(&once);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM gaps"), 0, "events on disk recorded as lost");
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM events"), rows);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(DISTINCT (source, partition, seq)) FROM events"), rows);
+    size_t in_table = 0, in_file = 0;
+    char *table = tk_events_payload_lines(r.w->conn, NULL, &in_table);
+    char *csv = tk_csv_payload_lines(file, &in_file);
+    cr_assert(strcmp(table, csv) == 0, "the table differs from the file");
+    free(table);
+    free(csv);
     s_teardown(&r);
 }

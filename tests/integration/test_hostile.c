@@ -81,27 +81,12 @@ static ev_event_t s_event(const char *source, int32_t seq, const char *name, uin
 }
 
 /* A publisher connected to the bus, once the bus has subscribed. */
-static void *s_publisher(void *ctx, tk_world_t *w)
-{
-    void *pub = zmq_socket(ctx, ZMQ_XPUB);
-    int linger = 2000, timeout = 10000;
-    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    cr_assert_eq(zmq_connect(pub, w->pub_ep), 0);
-    char sub[8];
-    cr_assert_geq(zmq_recv(pub, sub, sizeof sub, 0), 1, "the bus did not subscribe");
-    return pub;
-}
-
 static void s_publish(void *pub, ev_codec_t *codec, const ev_event_t *ev)
 {
     const void *body;
     size_t len;
     ev_codec_encode_event(codec, ev, &body, &len);
-    char topic[EV_TOPIC_MAX];
-    size_t tlen = ev_topic_format(topic, (uint32_t)ev->partition, EV_MSG_EVENT);
-    cr_assert_eq(zmq_send(pub, topic, tlen, ZMQ_SNDMORE), (int)tlen);
-    zmq_send(pub, body, len, 0);
+    tk_bus_send(pub, (uint32_t)ev->partition, EV_MSG_EVENT, body, len);
 }
 
 Test(hostile, text_on_the_bus_is_stored_exactly_or_rejected_with_a_reason, .timeout = 180)
@@ -116,12 +101,12 @@ Test(hostile, text_on_the_bus_is_stored_exactly_or_rejected_with_a_reason, .time
     size_t big_len = 1 << 20;
     char *big = malloc(big_len);
     memset(big, 'A', big_len);
-    void *giant = s_publisher(ctx, r.w);
+    void *giant = tk_bus_publisher(ctx, r.w);
     ev_event_t ev = s_event("hostile-big", 1, big, (uint32_t)big_len);
     s_publish(giant, codec, &ev);
     tk_sleep_ms(300);
 
-    void *pub = s_publisher(ctx, r.w);
+    void *pub = tk_bus_publisher(ctx, r.w);
     ev_buf_t want;
     ev_buf_init(&want);
     int seq = 0;

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "evpipe/copy.h"
 #include "evpipe/csv.h"
@@ -829,4 +830,27 @@ double tk_scrape(int port, const char *key)
     double v = r.status == 200 ? tk_metric(r.body, key) : NAN;
     tk_http_free(&r);
     return v;
+}
+
+/* ---- A peer on the bus ---- */
+
+void *tk_bus_publisher(void *ctx, const tk_world_t *w)
+{
+    void *pub = zmq_socket(ctx, ZMQ_XPUB);
+    cr_assert_not_null(pub);
+    int linger = 2000, timeout = 10000;
+    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(pub, w->pub_ep), 0);
+    char sub[8];
+    cr_assert_geq(zmq_recv(pub, sub, sizeof sub, 0), 1, "the bus did not subscribe");
+    return pub;
+}
+
+void tk_bus_send(void *pub, uint32_t partition, ev_msg_kind_t kind, const void *body, size_t len)
+{
+    char topic[EV_TOPIC_MAX];
+    size_t tlen = ev_topic_format(topic, partition, kind);
+    cr_assert_eq(zmq_send(pub, topic, tlen, ZMQ_SNDMORE), (int)tlen);
+    cr_assert_eq(zmq_send(pub, body, len, 0), (int)len);
 }

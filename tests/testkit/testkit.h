@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "evpipe/event.h"
+#include "evpipe/wire.h"
 
 /* ---- A test's world: database, ports, folders ---- */
 
@@ -82,6 +83,15 @@ int tk_exit_code(const tk_proc_t *p);
  * row says which event it is. source is not copied: it must outlive the
  * event. */
 ev_event_t tk_event(const char *source, int32_t partition, int64_t seq);
+
+/* ---- A peer on the bus ---- */
+
+/* An XPUB connected to the world's BUS_PUBLISH_ENDPOINT, as any publisher
+ * written from docs/protocol.md would be, returned once the bus has
+ * subscribed (fails the test after 10 s). Close it with zmq_close. */
+void *tk_bus_publisher(void *ctx, const tk_world_t *w);
+/* Sends [topic, body] for partition and kind. */
+void tk_bus_send(void *pub, uint32_t partition, ev_msg_kind_t kind, const void *body, size_t len);
 
 /* ---- SQL ---- */
 
