@@ -24,20 +24,11 @@ const char *const ev_event_types[] = {
 };
 
 static const char *const s_reject_names[EV_REJECT__COUNT] = {
-    [EV_OK] = "ok",
-    [EV_REJECT_COLUMNS] = "column_count",
-    [EV_REJECT_MISSING] = "missing_field",
-    [EV_REJECT_NUMBER] = "bad_number",
-    [EV_REJECT_PRICE] = "bad_price",
-    [EV_REJECT_TIME] = "bad_time",
-    [EV_REJECT_EVENT_TYPE] = "bad_event_type",
-    [EV_REJECT_TOO_LONG] = "too_long",
-    [EV_REJECT_ENCODING] = "bad_encoding",
-    [EV_REJECT_IDENTITY] = "bad_identity",
-    [EV_REJECT_DECODE] = "undecodable",
-    [EV_REJECT_LINE_TOO_LONG] = "line_too_long",
-    [EV_REJECT_DATABASE] = "database",
+#define EV_REJECT_CODE(code, name) [code] = name,
+#include "evpipe/reject_codes.def"
+#undef EV_REJECT_CODE
 };
+_Static_assert(EV_OK == 0, "EV_OK comes first in reject_codes.def: callers test a code for non-zero");
 
 const char *ev_reject_name(ev_reject_t code)
 {
