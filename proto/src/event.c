@@ -9,9 +9,16 @@
 /* ---- The field table, made from event_fields.def ---- */
 
 #define EV_WHERE_OF(where) EV_WHERE_##where
+/* A text column's type is its base type with the field's length after it:
+ * "character varying" and 255 make "character varying(255)". */
+#define EV_SQL_LEN_STR(max) "(" #max ")"
+#define EV_SQL_LEN_I32(max) ""
+#define EV_SQL_LEN_I64(max) ""
+#define EV_SQL_LEN_PRICE(max) ""
+#define EV_SQL_LEN_TIME(max) ""
 const ev_field_t ev_fields[EV_FIELD_COUNT] = {
 #define EV_FIELD(name, kind, max, sql, where) \
-    {#name, EV_KIND_##kind, max, sql, EV_WHERE_OF(where), offsetof(ev_event_t, name)},
+    {#name, EV_KIND_##kind, max, sql EV_SQL_LEN_##kind(max), EV_WHERE_OF(where), offsetof(ev_event_t, name)},
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
 };
