@@ -2,6 +2,7 @@
 #include "gen_archive.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,13 +41,6 @@ struct gen_archive_t {
     uint64_t rows;                   /* rows written */
     uint64_t syncs;                  /* fdatasyncs of archive files */
 };
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- File names ---- */
 
@@ -459,7 +453,7 @@ int gen_archive_resume(gen_archive_t *self, uint32_t partitions, const bool *wan
                        size_t whylen)
 {
     assert(self && partitions > 0);
-    int64_t t0 = s_mono_ms();
+    int64_t t0 = zclock_mono();
     s_scan_t scan = {.partitions = partitions, .wanted = wanted, .last = last};
     memset(last, 0, partitions * sizeof *last);
     scan.seen = calloc(partitions, sizeof *scan.seen);
@@ -480,7 +474,7 @@ int gen_archive_resume(gen_archive_t *self, uint32_t partitions, const bool *wan
             found += scan.seen[p];
         evp_info("archive read back", "files=%zu files_read=%llu rows_read=%llu bytes_read=%llu partitions_found=%u "
                  "ms=%lld", n, (unsigned long long)scan.files, (unsigned long long)scan.rows,
-                 (unsigned long long)scan.bytes, found, (long long)(s_mono_ms() - t0));
+                 (unsigned long long)scan.bytes, found, (long long)(zclock_mono() - t0));
     }
     free(names);
     free(scan.seen);
@@ -524,12 +518,7 @@ static int s_open_file(gen_archive_t *self, char *why, size_t whylen)
             return -1;
         }
         /* Wait for the next second (at most one). */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec = 1000000000L - ts.tv_nsec + 1000000L;
-        ts.tv_sec = ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        nanosleep(&ts, NULL);
+        zclock_sleep((int)(1001 - zclock_time() % 1000));
     }
     snprintf(self->newest, sizeof self->newest, "%s", name);
     ev_buf_t header;
@@ -548,7 +537,7 @@ static int s_open_file(gen_archive_t *self, char *why, size_t whylen)
         unlink(self->path);
         return -1;
     }
-    self->opened_ms = s_mono_ms();
+    self->opened_ms = zclock_mono();
     self->synced_ms = self->opened_ms;
     self->dirty = true;
     self->files++;
@@ -565,14 +554,14 @@ int gen_archive_sync(gen_archive_t *self, char *why, size_t whylen)
         return -1;
     }
     self->dirty = false;
-    self->synced_ms = s_mono_ms();
+    self->synced_ms = zclock_mono();
     self->syncs++;
     return 0;
 }
 
 int gen_archive_tick(gen_archive_t *self, char *why, size_t whylen)
 {
-    if (self->fd < 0 || !self->dirty || s_mono_ms() - self->synced_ms < self->sync_ms)
+    if (self->fd < 0 || !self->dirty || zclock_mono() - self->synced_ms < self->sync_ms)
         return 0;
     return gen_archive_sync(self, why, whylen);
 }
@@ -589,7 +578,7 @@ int gen_archive_rotate(gen_archive_t *self, char *why, size_t whylen)
 
 int gen_archive_write(gen_archive_t *self, const void *rows, size_t len, size_t nrows, char *why, size_t whylen)
 {
-    if (self->fd >= 0 && s_mono_ms() - self->opened_ms >= self->rotate_ms &&
+    if (self->fd >= 0 && zclock_mono() - self->opened_ms >= self->rotate_ms &&
         gen_archive_rotate(self, why, whylen) != 0)
         return -1;
     if (self->fd < 0 && s_open_file(self, why, whylen) != 0)

@@ -1,6 +1,7 @@
 /* evpipe-ingest: one-shot replay, folder watching, --wait (see ingest.h). */
 #include "ingest.h"
 
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -49,19 +50,6 @@ struct ingest_t {
     ingest_progress_t *progress; /* the file being read, on the terminal or in the log */
     char reject_dir[EVP_PATH_MAX + 16]; /* STATE_DIR/rejects */
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- Life cycle ---- */
 
@@ -257,7 +245,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
     ingest_commit_t *commit = ingest_commit_new(self->cfg);
     if (!commit)
         return 1;
-    int64_t start = s_now_ms();
+    int64_t start = zclock_mono();
     int64_t end = self->opts.wait_timeout_s < 0 ? INT64_MAX : start + (int64_t)(self->opts.wait_timeout_s * 1000);
     int64_t next_check = start, next_note = start + 10000, missing = -1;
     char why[512], last_why[512] = "";
@@ -269,7 +257,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
     while (!evp_stopping()) {
         ingest_metrics_beat(self->metrics);
         evp_publisher_tick(self->publisher);
-        int64_t now = s_now_ms();
+        int64_t now = zclock_mono();
         if (now >= next_check) {
             next_check = now + WAIT_CHECK_MS;
             ev_buf_reset(&report);
@@ -311,7 +299,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
             rc = 2;
             break;
         }
-        s_sleep_ms(50);
+        zclock_sleep(50);
     }
     ev_buf_free(&report);
     ingest_commit_destroy(&commit);
@@ -427,7 +415,7 @@ static int s_watch(ingest_t *self)
         return 0; /* stopped while waiting */
     }
     ingest_commit_t *commit = ingest_commit_new(self->cfg);
-    int64_t next_forget = s_now_ms() + FORGET_CHECK_MS, backoff = FORGET_CHECK_MS;
+    int64_t next_forget = zclock_mono() + FORGET_CHECK_MS, backoff = FORGET_CHECK_MS;
     while (!evp_stopping()) {
         ingest_metrics_beat(self->metrics);
         ingest_watch_poll(watch, 100);
@@ -439,14 +427,14 @@ static int s_watch(ingest_t *self)
                 s_print_summary(self, &sum);
         }
         evp_publisher_tick(self->publisher);
-        if (commit && s_now_ms() >= next_forget) {
+        if (commit && zclock_mono() >= next_forget) {
             /* A database that does not answer is asked less and less often
              * (a connection attempt can take POSTGRES_CONNECT_TIMEOUT). */
             bool ok = s_forget_committed(self, commit);
             backoff = ok ? FORGET_CHECK_MS : backoff * 2;
             if (backoff > FORGET_BACKOFF_MAX_MS)
                 backoff = FORGET_BACKOFF_MAX_MS;
-            next_forget = s_now_ms() + backoff;
+            next_forget = zclock_mono() + backoff;
         }
     }
     evp_info("stopping", "%s", "");

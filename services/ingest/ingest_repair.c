@@ -1,6 +1,7 @@
 /* The repair server (see ingest_repair.h). */
 #include "ingest_repair.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -48,13 +49,6 @@ typedef struct {
     bool gone;               /* the asker cannot be reached any more */
 } s_reply_t;
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Replies ---- */
 
 /* Sends [identity][""][command][body], waiting while the asker's queue is
@@ -65,7 +59,7 @@ static int s_send(s_reply_t *rp, const char *command, const void *body, size_t b
     ingest_repair_t *self = rp->self;
     if (rp->gone)
         return -1;
-    int64_t give_up = s_now_ms() + SEND_PATIENCE_MS;
+    int64_t give_up = zclock_mono() + SEND_PATIENCE_MS;
     for (;;) {
         zmq_msg_t id;
         zmq_msg_init(&id);
@@ -94,7 +88,7 @@ static int s_send(s_reply_t *rp, const char *command, const void *body, size_t b
             rp->gone = true;
             return -1;
         }
-        if (atomic_load(&self->stop) || s_now_ms() >= give_up) {
+        if (atomic_load(&self->stop) || zclock_mono() >= give_up) {
             if (!atomic_load(&self->stop))
                 evp_warn("repair asker does not read its replies; giving up", "waited_ms=%d", SEND_PATIENCE_MS);
             rp->gone = true;
@@ -151,7 +145,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     }
     memcpy(source, req.source.ptr, req.source.len);
     source[req.source.len] = '\0';
-    int64_t t0 = s_now_ms();
+    int64_t t0 = zclock_mono();
     s_locate(self, source);
     bool found = ingest_archive_knows(self->index, source);
     int64_t sent = 0;
@@ -179,7 +173,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     evp_info("repair served", "id=%" PRIu64 " source=%s partition=%d from=%" PRId64 " to=%" PRId64
              " sent=%" PRId64 " found_source=%s ms=%" PRId64,
              req.id, source, (int)req.partition, req.from, req.to, sent, found ? "true" : "false",
-             s_now_ms() - t0);
+             zclock_mono() - t0);
 }
 
 /* ---- The thread ---- */
@@ -216,12 +210,12 @@ static void *s_run(void *arg)
 {
     ingest_repair_t *self = arg;
     if (self->warm) {
-        int64_t t0 = s_now_ms();
+        int64_t t0 = zclock_mono();
         ingest_archive_refresh(self->index);
         if (!atomic_load(&self->stop))
             evp_info("archive indexed", "files=%zu bytes_read=%" PRIu64 " ms=%" PRId64,
                      ingest_archive_file_count(self->index), ingest_archive_bytes_read(self->index),
-                     s_now_ms() - t0);
+                     zclock_mono() - t0);
     }
     while (!atomic_load(&self->stop)) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,20 +83,6 @@ struct writer_t {
     uint64_t log_suppressed;       /* lines not logged in it */
 };
 
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !evp_stopping()) {
-    }
-}
-
 /* ---- Lifecycle ---- */
 
 /* evpipe-writer/<host>/<pid>/<random>: unique, at most 63 printable bytes. */
@@ -114,7 +101,7 @@ static void s_make_name(char *out, size_t outlen)
     clean[k] = '\0';
     uint32_t rnd;
     if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
-        rnd = (uint32_t)s_mono_ms() * 2654435761u ^ (uint32_t)getpid();
+        rnd = (uint32_t)zclock_mono() * 2654435761u ^ (uint32_t)getpid();
     snprintf(out, outlen, "%s%s/%d/%08x", WRITER_DB_MEMBER_PREFIX, clean, (int)getpid(), (unsigned)rnd);
 }
 
@@ -228,7 +215,7 @@ size_t writer_pending_rows(const writer_t *self)
 /* True when one more line about a bad message may be logged this second. */
 static bool s_log_allowed(writer_t *self)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     if (now - self->log_window_ms >= 1000) {
         if (self->log_suppressed)
             evp_warn("bad message lines suppressed", "count=%llu", (unsigned long long)self->log_suppressed);
@@ -728,7 +715,7 @@ static void s_progress(writer_t *self)
 void writer_step(writer_t *self, int max_wait_ms)
 {
     assert(self->connected);
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     int64_t wait = max_wait_ms;
     if (!writer_batch_empty(self->batch)) {
         int64_t due = self->batch->first_ms + self->cfg.writer_linger_ms - now;
@@ -747,7 +734,7 @@ void writer_step(writer_t *self, int max_wait_ms)
     zmq_msg_t frames[2];
     int nframes;
     /* Repair answers first: they are what frees held events. */
-    now = s_mono_ms();
+    now = zclock_mono();
     for (int i = 0; i < S_READ_BURST && s_recv(self->dealer, frames, &nframes); i++) {
         s_on_repair_message(self, frames, nframes, now);
         s_close_frames(frames, nframes);
@@ -761,12 +748,12 @@ void writer_step(writer_t *self, int max_wait_ms)
         s_close_frames(frames, nframes);
         if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size) {
             s_commit_if_due(self, now);
-            now = s_mono_ms();
+            now = zclock_mono();
         } else {
             s_send_ahead(self, now);
         }
     }
-    now = s_mono_ms();
+    now = zclock_mono();
     s_commit_if_due(self, now);
     if (now >= self->next_check_ms) {
         s_check_timeouts(self, now);
@@ -795,24 +782,24 @@ void writer_step(writer_t *self, int max_wait_ms)
 /* Waits for a connection; false when stopping or past deadline_ms (< 0: none). */
 static bool s_connect_wait(writer_t *self, int deadline_ms)
 {
-    int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
+    int64_t end = deadline_ms >= 0 ? zclock_mono() + deadline_ms : INT64_MAX;
     for (;;) {
-        int64_t now = s_mono_ms();
+        int64_t now = zclock_mono();
         if (writer_db_ensure(self->db, now))
             return true;
         if (writer_stopping(self) || now >= end)
             return false;
         int64_t wait = writer_db_next_attempt_ms(self->db) - now;
-        s_sleep_ms((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
+        zclock_sleep((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
     }
 }
 
 /* Connects and applies the migrations, retrying on a lost connection. */
 static int s_migrate(writer_t *self, int deadline_ms)
 {
-    int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
+    int64_t end = deadline_ms >= 0 ? zclock_mono() + deadline_ms : INT64_MAX;
     for (;;) {
-        int64_t left = end - s_mono_ms();
+        int64_t left = end - zclock_mono();
         if (!s_connect_wait(self, deadline_ms >= 0 ? (int)(left > 0 ? left : 0) : -1)) {
             if (!writer_stopping(self))
                 evp_error("PostgreSQL stayed unavailable", "waited_ms=%d", deadline_ms);
@@ -830,7 +817,7 @@ static int s_migrate(writer_t *self, int deadline_ms)
             evp_error("migration failed", "reason=\"%s\"", evp_log_text(reason, sizeof reason, why, strlen(why)));
             return -1;
         }
-        writer_db_fail(self->db, s_mono_ms(), why);
+        writer_db_fail(self->db, zclock_mono(), why);
     }
 }
 
@@ -847,7 +834,7 @@ int writer_start(writer_t *self)
         return -1;
     /* Subscriptions first, then connect: nothing is missed while joining. */
     self->sharing = true;
-    while (!s_rebalance(self, s_mono_ms()))
+    while (!s_rebalance(self, zclock_mono()))
         if (!s_connect_wait(self, -1))
             return -1;
     char why[600];
@@ -858,7 +845,7 @@ int writer_start(writer_t *self)
         return -1;
     }
     self->connected = true;
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     self->next_progress_ms = now + S_PROGRESS_MS;
     self->next_rebalance_ms = now + S_REBALANCE_MS;
     evp_info("writer ready", "name=%s batch_size=%d linger_ms=%d holdback_max=%d repair_timeout_ms=%d "
@@ -874,9 +861,9 @@ static void s_leave(writer_t *self);
 int writer_finish(writer_t *self)
 {
     int rc = 0;
-    int64_t end = s_mono_ms() + S_FINISH_MS;
+    int64_t end = zclock_mono() + S_FINISH_MS;
     while (!writer_batch_empty(self->batch)) {
-        int64_t now = s_mono_ms();
+        int64_t now = zclock_mono();
         if (s_commit(self, now))
             break;
         if (now >= end) {
@@ -889,8 +876,7 @@ int writer_finish(writer_t *self)
         if (wait > end - now)
             wait = end - now;
         /* Signals are ignored here: the 10 s bound is what ends this wait. */
-        struct timespec ts = {0, (long)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait) * 1000000L};
-        nanosleep(&ts, NULL);
+        zclock_sleep((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
     }
     s_leave(self);
     const writer_stats_t *st = &self->stats;
@@ -1147,7 +1133,7 @@ static void s_leave(writer_t *self)
             mine[n++] = p;
         }
     char why[600];
-    if (writer_db_leave(self->db, s_mono_ms(), why, sizeof why) != 0) {
+    if (writer_db_leave(self->db, zclock_mono(), why, sizeof why) != 0) {
         char reason[sizeof why];
         evp_warn("could not leave the writers cleanly; the locks go with the connection", "reason=\"%s\"",
                  evp_log_text(reason, sizeof reason, why, strlen(why)));
@@ -1161,7 +1147,7 @@ int writer_take_partition(writer_t *self, int32_t partition)
         return -1;
     if (self->owned[partition])
         return 0;
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     if (!s_session_ready(self, now) || s_take_partitions(self, &partition, 1, now) < 0)
         return -1;
     return self->owned[partition] ? 0 : -1;
@@ -1173,7 +1159,7 @@ int writer_release_partition(writer_t *self, int32_t partition)
         return -1;
     if (!self->owned[partition])
         return 0;
-    return s_release_partitions(self, &partition, 1, s_mono_ms(), "asked");
+    return s_release_partitions(self, &partition, 1, zclock_mono(), "asked");
 }
 
 bool writer_owns(const writer_t *self, int32_t partition)

@@ -2,6 +2,7 @@
 #include "writer_db.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -668,18 +669,11 @@ static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_stream
     return (long)writer_batch_drop_upto(b, self->upto, n);
 }
 
-static int64_t s_clock_us(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Counts what a committed batch did. */
 static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
                         int64_t took_us)
 {
-    int64_t now = s_clock_us(CLOCK_REALTIME);
+    int64_t now = ev_now_us();
     size_t rows = 0, repaired = 0;
     for (size_t i = 0; i < b->nrows; i++) {
         const writer_row_t *row = &b->rows[i];
@@ -725,7 +719,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
         return WRITER_COMMIT_RETRY;
     s_err_t err = {0};
     size_t nrejects = b->nrejects;
-    int64_t started_us = s_clock_us(CLOCK_MONOTONIC);
+    int64_t started_us = zclock_usecs();
     /* After a failed attempt the outcome of its COMMIT is unknown. */
     if (self->verify) {
         long dropped = s_drop_committed(self, b, ss, &err);
@@ -744,7 +738,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
     for (int round = 0; round < 4; round++) {
         s_rc_t rc = s_attempt(self, b, ss, isolate, round == 0 ? ahead : 0, &err);
         if (rc == S_OK) {
-            s_committed(self, b, ss, st, s_clock_us(CLOCK_MONOTONIC) - started_us);
+            s_committed(self, b, ss, st, zclock_usecs() - started_us);
             return WRITER_COMMIT_OK;
         }
         writer_batch_unrefuse(b, nrejects);
