@@ -25,7 +25,7 @@ int main(int argc, char **argv)
     int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
     if (rc >= 0)
         return rc;
-    char why[512] = "";
+    char why[EVP_WHY_MAX] = "";
     if (options[0].value) {
         const char *dir = options[1].value ? options[1].value : "./var/keys";
         if (evp_curve_keygen(dir, options[0].value, why, sizeof why) != 0) {

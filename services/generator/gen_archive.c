@@ -164,7 +164,7 @@ static int s_source_id(gen_archive_t *self, char *why, size_t whylen)
         o += sprintf(o, "%02x", rnd[i]);
     char line[S_SOURCE_LEN + 2];
     int n = snprintf(line, sizeof line, "%s\n", self->source);
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     if (evp_write_file_atomic(path, line, (size_t)n, w, sizeof w) != 0 ||
         evp_fsync_dir(self->dir, w, sizeof w) != 0) {
         snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot write .source-id: %s", self->dir, w);
@@ -249,7 +249,7 @@ gen_archive_t *gen_archive_new(const evp_config_t *cfg, char *why, size_t whylen
     self->rotate_ms = cfg->archive_rotate_seconds * 1000;
     self->sync_ms = cfg->archive_sync_ms;
 
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     if (evp_mkdirs(self->dir, w, sizeof w) != 0) {
         snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot be created: %s", self->dir, w);
         gen_archive_destroy(&self);
@@ -295,7 +295,7 @@ void gen_archive_destroy(gen_archive_t **self_p)
     if (!self_p || !*self_p)
         return;
     gen_archive_t *self = *self_p;
-    char why[512];
+    char why[EVP_WHY_MAX];
     if (self->fd >= 0) {
         if (gen_archive_sync(self, why, sizeof why) != 0)
             evp_error("archive sync failed at close", "error=\"%s\"", why);
@@ -524,7 +524,7 @@ static int s_open_file(gen_archive_t *self, char *why, size_t whylen)
     ev_buf_t header;
     ev_buf_init(&header);
     ev_csv_header(&header, EV_CSV_ARCHIVE);
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     int rc = evp_write_all(self->fd, header.data, header.len, w, sizeof w);
     if (rc == 0)
         rc = evp_fsync_dir(self->dir, w, sizeof w);
@@ -583,7 +583,7 @@ int gen_archive_write(gen_archive_t *self, const void *rows, size_t len, size_t 
         return -1;
     if (self->fd < 0 && s_open_file(self, why, whylen) != 0)
         return -1;
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     if (evp_write_all(self->fd, rows, len, w, sizeof w) != 0) {
         snprintf(why, whylen, "ARCHIVE_DIR: %.400s: %.180s", self->path, w);
         /* Leave no partial row behind. */

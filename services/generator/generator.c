@@ -177,7 +177,7 @@ static int s_emit(generator_t *self, size_t n)
         ev_csv_append_row(&self->rows, ev, EV_CSV_ARCHIVE);
     }
     gen_metrics_generated(self->metrics, n);
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (gen_archive_write(self->archive, self->rows.data, self->rows.len, n, why, sizeof why) != 0) {
         evp_error("archive write failed; nothing of the batch is published", "error=\"%s\" events=%zu", why, n);
         gen_metrics_archive_failed(self->metrics, why);
@@ -221,7 +221,7 @@ static int s_housekeeping(generator_t *self)
 {
     evp_publisher_tick(self->pub);
     s_count_published(self);
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (gen_archive_tick(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
         gen_metrics_archive_failed(self->metrics, why);
@@ -362,7 +362,7 @@ int generator_run(generator_t *self)
     else
         s_run_bursts(self);
 
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (gen_archive_sync(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
         gen_metrics_archive_failed(self->metrics, why);

@@ -24,7 +24,7 @@ int main(int argc, char **argv)
     int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
     if (rc >= 0)
         return rc;
-    char why[600] = "";
+    char why[EVP_WHY_MAX] = "";
     uint64_t count = 0;
     if (options[0].value && generator_parse_count(options[0].value, &count, why, sizeof why) != 0) {
         fprintf(stderr, "evpipe-generator: %s\n", why);

@@ -248,7 +248,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
     int64_t start = zclock_mono();
     int64_t end = self->opts.wait_timeout_s < 0 ? INT64_MAX : start + (int64_t)(self->opts.wait_timeout_s * 1000);
     int64_t next_check = start, next_note = start + 10000, missing = -1;
-    char why[512], last_why[512] = "";
+    char why[EVP_WHY_MAX], last_why[EVP_WHY_MAX] = "";
     ev_buf_t report;
     ev_buf_init(&report);
     int rc = 1;
@@ -310,7 +310,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published)
 
 static void s_start_repair(ingest_t *self, bool warm)
 {
-    char why[512];
+    char why[EVP_WHY_MAX];
     self->repair = ingest_repair_new(self->cfg, self->ledger, warm, self->metrics, why, sizeof why);
     if (!self->repair)
         evp_warn("no repair server in this process (another ingest may serve repairs)", "error=\"%s\"", why);
@@ -323,7 +323,7 @@ static int s_one_shot(ingest_t *self)
     size_t count = 0, cap = 0;
     ingest_summary_t sum = {0};
     for (int i = 0; i < self->opts.npaths; i++) {
-        char why[256];
+        char why[EVP_WHY_MAX];
         int n = ingest_expand(self->opts.paths[i], &files, &count, &cap, why, sizeof why);
         if (n < 0) {
             evp_error("file refused", "file=\"%s\" error=\"cannot open: %s\"", self->opts.paths[i], why);
@@ -380,7 +380,7 @@ static bool s_forget_committed(ingest_t *self, ingest_commit_t *commit)
     int64_t *per = calloc(n, sizeof *per);
     if (!per)
         return false;
-    char why[512];
+    char why[EVP_WHY_MAX];
     if (ingest_commit_missing(commit, self->heads, per, NULL, why, sizeof why) < 0) {
         evp_debug("cannot read the checkpoints; heartbeats go on", "error=\"%s\"", why);
         free(per);
@@ -401,7 +401,7 @@ static bool s_forget_committed(ingest_t *self, ingest_commit_t *commit)
 
 static int s_watch(ingest_t *self)
 {
-    char why[512];
+    char why[EVP_WHY_MAX];
     ingest_watch_t *watch = ingest_watch_new(self->cfg->ingest_watch_dir, self->cfg->ingest_settle_ms, why,
                                              sizeof why);
     if (!watch) {

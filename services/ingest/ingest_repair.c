@@ -124,7 +124,7 @@ static void s_locate(ingest_repair_t *self, const char *source)
         /* An old-format file has exactly one source, its file- source: known,
          * so it is not hashed again. */
         const char *known = strcmp(e->sources, source) == 0 && strncmp(source, "file-", 5) == 0 ? source : NULL;
-        char why[512];
+        char why[EVP_WHY_MAX];
         if (ingest_archive_add(self->index, e->path, known, e->size, e->mtime_ns, why, sizeof why) != 0)
             evp_warn("ingested file cannot serve repairs", "source=%s error=\"%s\"", source, why);
     }

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "evpipe-ingest: %s\n", bad);
         return 1;
     }
-    char why[512];
+    char why[EVP_WHY_MAX];
     ingest_t *ingest = ingest_new(&cfg, &opts, why, sizeof why);
     if (!ingest) {
         evp_error("cannot start", "error=\"%s\"", why);

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
         return 1;
     }
     opt.run_ms = (int64_t)(seconds * 1000);
-    char why[512] = "";
+    char why[EVP_WHY_MAX] = "";
     tap_t *tap = tap_new(&cfg, &opt, stdout, why, sizeof why);
     if (!tap) {
         fprintf(stderr, "evpipe-tap: %s\n", why);

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
     int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
     if (rc >= 0)
         return rc;
-    char why[512] = "";
+    char why[EVP_WHY_MAX] = "";
     writer_t *writer = writer_new(&cfg, why, sizeof why);
     if (!writer) {
         fprintf(stderr, "evpipe-writer: %s\n", why);

@@ -613,7 +613,7 @@ static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, i
     uint32_t partition;
     ev_msg_kind_t kind;
     if (nframes != 2) {
-        char why[64];
+        char why[EVP_WHY_MAX];
         snprintf(why, sizeof why, "%d frames, 2 were expected", nframes);
         s_undecodable(self, "bus", topic, topic_len, why);
         return;
@@ -805,7 +805,7 @@ static int s_migrate(writer_t *self, int deadline_ms)
                 evp_error("PostgreSQL stayed unavailable", "waited_ms=%d", deadline_ms);
             return -1;
         }
-        char why[600];
+        char why[EVP_WHY_MAX];
         int applied;
         bool lost;
         if (writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why) == 0) {
@@ -837,7 +837,7 @@ int writer_start(writer_t *self)
     while (!s_rebalance(self, zclock_mono()))
         if (!s_connect_wait(self, -1))
             return -1;
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (evp_zmq_connect(self->sub, self->cfg.bus_subscribe_endpoint, "BUS_SUBSCRIBE_ENDPOINT", why, sizeof why) !=
             0 ||
         evp_zmq_connect(self->dealer, self->cfg.replay_endpoint, "REPLAY_ENDPOINT", why, sizeof why) != 0) {
@@ -956,7 +956,7 @@ static int s_take_partitions(writer_t *self, const int32_t *parts, size_t n, int
     bool got[EV_PARTITIONS_MAX];
     int32_t taken[EV_PARTITIONS_MAX];
     size_t k = 0;
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (writer_db_lock(self->db, now, parts, n, got, why, sizeof why) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -1008,7 +1008,7 @@ static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, 
         return -1;
     }
     s_forget(self, parts, n);
-    char why[600];
+    char why[EVP_WHY_MAX];
     /* A failure drops the connection: the locks are gone then too. */
     writer_db_unlock(self->db, now, parts, n, why, sizeof why);
     s_given_up(self, parts, n, reason);
@@ -1020,7 +1020,7 @@ static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, 
  * meanwhile), reload their checkpoints, tell the others. */
 static bool s_join(writer_t *self, int64_t now)
 {
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (writer_db_join(self->db, now, why, sizeof why) != 0)
         return false;
     int32_t mine[EV_PARTITIONS_MAX], kept[EV_PARTITIONS_MAX], lost[EV_PARTITIONS_MAX];
@@ -1075,7 +1075,7 @@ static bool s_rebalance(writer_t *self, int64_t now)
 {
     if (!s_session_ready(self, now))
         return false;
-    char why[600];
+    char why[EVP_WHY_MAX];
     size_t n = 0;
     if (writer_db_members(self->db, now, self->members, S_MEMBERS_MAX, &n, why, sizeof why) != 0)
         return false;
@@ -1132,7 +1132,7 @@ static void s_leave(writer_t *self)
             s_subscribe(self, p, false);
             mine[n++] = p;
         }
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (writer_db_leave(self->db, zclock_mono(), why, sizeof why) != 0) {
         char reason[sizeof why];
         evp_warn("could not leave the writers cleanly; the locks go with the connection", "reason=\"%s\"",

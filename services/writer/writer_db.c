@@ -171,7 +171,7 @@ bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
         return true;
     if (now_ms < self->next_attempt_ms)
         return false;
-    char why[512];
+    char why[EVP_WHY_MAX];
     PGconn *c = evp_pg_connect(self->cfg, self->name, why, sizeof why);
     if (!c) {
         int delay = s_backoff(self, now_ms);
@@ -191,7 +191,7 @@ bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
 void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why)
 {
     bool lost = evp_pg_lost(self->conn);
-    char reason[700];
+    char reason[EVP_WHY_MAX];
     evp_error(lost ? "lost the PostgreSQL connection" : "PostgreSQL failed", "%s reason=\"%s\"", self->describe,
               evp_log_text(reason, sizeof reason, why, strlen(why)));
     if (self->conn) {

@@ -230,7 +230,7 @@ const evp_setting_t *evp_config_find(const char *env)
 void evp_config_defaults(evp_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    char err[256];
+    char err[EVP_WHY_MAX];
     for (size_t i = 0; i < evp_settings_count; i++)
         if (evp_config_set(cfg, &evp_settings[i], evp_settings[i].def, err, sizeof err) != 0) {
             fprintf(stderr, "evpipe: built-in default is invalid: %s\n", err);
@@ -275,7 +275,7 @@ static int s_make_dirs(evp_config_t *cfg, const evp_program_t *prog)
         if (s->type != EVP_SET_DIR || !(s->services & prog->service))
             continue;
         const char *dir = (const char *)cfg + s->offset;
-        char why[256];
+        char why[EVP_WHY_MAX];
         if (evp_mkdirs(dir, why, sizeof why) != 0) {
             fprintf(stderr, "%s: %s=%s: cannot be created: %s\n", prog->program, s->env, dir, why);
             return -1;
@@ -304,7 +304,7 @@ static evp_option_t *s_find_option(const evp_program_t *prog, const char *flag, 
 
 int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char **argv, char **args, int *nargs)
 {
-    char err[512];
+    char err[EVP_WHY_MAX];
     evp_config_defaults(cfg);
     for (size_t i = 0; i < evp_settings_count; i++) {
         const evp_setting_t *s = &evp_settings[i];

@@ -11,6 +11,10 @@
 
 #define EVP_TEXT_MAX 256
 #define EVP_PATH_MAX 1024
+/* Bytes of every error buffer, char why[EVP_WHY_MAX]: what failed and why,
+ * filled by functions taking (char *why, size_t whylen). One size, so a
+ * reason handed up through several callers is not cut again on the way. */
+#define EVP_WHY_MAX 1024
 
 /* Which services use a setting. */
 enum {
