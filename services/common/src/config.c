@@ -246,7 +246,7 @@ void evp_config_help(FILE *out, const evp_program_t *prog)
             prog->usage ? prog->usage : "", prog->summary);
     if (prog->options) {
         fprintf(out, "\nOptions:\n");
-        for (evp_option_t *o = prog->options; o->flag; o++) {
+        for (const evp_option_t *o = prog->options; o->flag; o++) {
             char left[64];
             snprintf(left, sizeof left, "--%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "");
             fprintf(out, "  %-28s %s\n", left, o->help);
@@ -294,9 +294,9 @@ static const evp_setting_t *s_find_flag(const evp_program_t *prog, const char *f
     return NULL;
 }
 
-static evp_option_t *s_find_option(const evp_program_t *prog, const char *flag, size_t len)
+static const evp_option_t *s_find_option(const evp_program_t *prog, const char *flag, size_t len)
 {
-    for (evp_option_t *o = prog->options; o && o->flag; o++)
+    for (const evp_option_t *o = prog->options; o && o->flag; o++)
         if (strlen(o->flag) == len && strncmp(o->flag, flag, len) == 0)
             return o;
     return NULL;
@@ -339,7 +339,7 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
             return 1;
         }
         const evp_setting_t *s = s_find_flag(prog, name, len);
-        evp_option_t *o = s ? NULL : s_find_option(prog, name, len);
+        const evp_option_t *o = s ? NULL : s_find_option(prog, name, len);
         if (!s && !o) {
             fprintf(stderr, "%s: --%.*s: unknown option (see --help)\n", prog->program, (int)len, name);
             return -1;
@@ -350,7 +350,7 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
                 fprintf(stderr, "%s: --%s takes no value\n", prog->program, o->flag);
                 return -1;
             }
-            o->value = "1";
+            *(bool *)((char *)prog->values + o->offset) = true;
             continue;
         }
         if (!value) {
@@ -361,7 +361,7 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
             value = argv[++i];
         }
         if (o) {
-            o->value = value;
+            *(const char **)((char *)prog->values + o->offset) = value;
         } else if (evp_config_set(cfg, s, value, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s (from --%s)\n", prog->program, err, s->flag);
             return -1;
