@@ -9,9 +9,16 @@
 /* ---- The field table, made from event_fields.def ---- */
 
 #define EV_WHERE_OF(where) EV_WHERE_##where
+/* A text column's type is its base type with the field's length after it:
+ * "character varying" and 255 make "character varying(255)". */
+#define EV_SQL_LEN_STR(max) "(" #max ")"
+#define EV_SQL_LEN_I32(max) ""
+#define EV_SQL_LEN_I64(max) ""
+#define EV_SQL_LEN_PRICE(max) ""
+#define EV_SQL_LEN_TIME(max) ""
 const ev_field_t ev_fields[EV_FIELD_COUNT] = {
 #define EV_FIELD(name, kind, max, sql, where) \
-    {#name, EV_KIND_##kind, max, sql, EV_WHERE_OF(where), offsetof(ev_event_t, name)},
+    {#name, EV_KIND_##kind, max, sql EV_SQL_LEN_##kind(max), EV_WHERE_OF(where), offsetof(ev_event_t, name)},
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
 };
@@ -24,20 +31,11 @@ const char *const ev_event_types[] = {
 };
 
 static const char *const s_reject_names[EV_REJECT__COUNT] = {
-    [EV_OK] = "ok",
-    [EV_REJECT_COLUMNS] = "column_count",
-    [EV_REJECT_MISSING] = "missing_field",
-    [EV_REJECT_NUMBER] = "bad_number",
-    [EV_REJECT_PRICE] = "bad_price",
-    [EV_REJECT_TIME] = "bad_time",
-    [EV_REJECT_EVENT_TYPE] = "bad_event_type",
-    [EV_REJECT_TOO_LONG] = "too_long",
-    [EV_REJECT_ENCODING] = "bad_encoding",
-    [EV_REJECT_IDENTITY] = "bad_identity",
-    [EV_REJECT_DECODE] = "undecodable",
-    [EV_REJECT_LINE_TOO_LONG] = "line_too_long",
-    [EV_REJECT_DATABASE] = "database",
+#define EV_REJECT_CODE(code, name) [code] = name,
+#include "evpipe/reject_codes.def"
+#undef EV_REJECT_CODE
 };
+_Static_assert(EV_OK == 0, "EV_OK comes first in reject_codes.def: callers test a code for non-zero");
 
 const char *ev_reject_name(ev_reject_t code)
 {

@@ -3,6 +3,7 @@
  * counters are metrics (evpipe_bus_*, docs/metrics.md); bus_stats reads them. */
 #include "bus.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,13 +41,6 @@ struct bus_t {
     atomic_bool running;        /* bus_run is looping (read by /healthz) */
     int64_t next_report;        /* when the next periodic log line is due (ms) */
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, const char *endpoint,
                       const char *setting, char *why, size_t whylen)
@@ -151,7 +145,7 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
     /* Everything from every publisher; filtering happens downstream. */
     const char subscribe_all = 1;
     zmq_send(self->front, &subscribe_all, 1, 0);
-    self->next_report = s_now_ms() + 10000;
+    self->next_report = zclock_mono() + 10000;
     return self;
 }
 
@@ -307,7 +301,7 @@ int bus_run(bus_t *self)
             if (!(ev & ZMQ_POLLIN))
                 break;
         }
-        int64_t now = s_now_ms();
+        int64_t now = zclock_mono();
         if (now >= self->next_report) {
             self->next_report = now + 10000;
             bus_stats_t st;

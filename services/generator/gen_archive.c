@@ -2,6 +2,7 @@
 #include "gen_archive.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,13 +41,6 @@ struct gen_archive_t {
     uint64_t rows;                   /* rows written */
     uint64_t syncs;                  /* fdatasyncs of archive files */
 };
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- File names ---- */
 
@@ -170,7 +164,7 @@ static int s_source_id(gen_archive_t *self, char *why, size_t whylen)
         o += sprintf(o, "%02x", rnd[i]);
     char line[S_SOURCE_LEN + 2];
     int n = snprintf(line, sizeof line, "%s\n", self->source);
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     if (evp_write_file_atomic(path, line, (size_t)n, w, sizeof w) != 0 ||
         evp_fsync_dir(self->dir, w, sizeof w) != 0) {
         snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot write .source-id: %s", self->dir, w);
@@ -272,7 +266,7 @@ gen_archive_t *gen_archive_new(const evp_config_t *cfg, char *why, size_t whylen
     self->rotate_ms = cfg->archive_rotate_seconds * 1000;
     self->sync_ms = cfg->archive_sync_ms;
 
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     if (evp_mkdirs(self->dir, w, sizeof w) != 0) {
         snprintf(why, whylen, "ARCHIVE_DIR=%s: cannot be created: %s", self->dir, w);
         gen_archive_destroy(&self);
@@ -318,7 +312,7 @@ void gen_archive_destroy(gen_archive_t **self_p)
     if (!self_p || !*self_p)
         return;
     gen_archive_t *self = *self_p;
-    char why[512];
+    char why[EVP_WHY_MAX];
     if (self->fd >= 0) {
         if (gen_archive_sync(self, why, sizeof why) != 0)
             evp_error("archive sync failed at close", "error=\"%s\"", why);
@@ -370,18 +364,13 @@ static int s_open_file(gen_archive_t *self, char *why, size_t whylen)
             return -1;
         }
         /* Wait for the next second (at most one). */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec = 1000000000L - ts.tv_nsec + 1000000L;
-        ts.tv_sec = ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        nanosleep(&ts, NULL);
+        zclock_sleep((int)(1001 - zclock_time() % 1000));
     }
     snprintf(self->newest, sizeof self->newest, "%s", name);
     ev_buf_t header;
     ev_buf_init(&header);
     ev_csv_header(&header, EV_CSV_ARCHIVE);
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     int rc = evp_write_all(self->fd, header.data, header.len, w, sizeof w);
     if (rc == 0)
         rc = evp_fsync_dir(self->dir, w, sizeof w);
@@ -394,7 +383,7 @@ static int s_open_file(gen_archive_t *self, char *why, size_t whylen)
         unlink(self->path);
         return -1;
     }
-    self->opened_ms = s_mono_ms();
+    self->opened_ms = zclock_mono();
     self->synced_ms = self->opened_ms;
     self->dirty = true;
     self->files++;
@@ -411,14 +400,14 @@ int gen_archive_sync(gen_archive_t *self, char *why, size_t whylen)
         return -1;
     }
     self->dirty = false;
-    self->synced_ms = s_mono_ms();
+    self->synced_ms = zclock_mono();
     self->syncs++;
     return 0;
 }
 
 int gen_archive_tick(gen_archive_t *self, char *why, size_t whylen)
 {
-    if (self->fd < 0 || !self->dirty || s_mono_ms() - self->synced_ms < self->sync_ms)
+    if (self->fd < 0 || !self->dirty || zclock_mono() - self->synced_ms < self->sync_ms)
         return 0;
     return gen_archive_sync(self, why, whylen);
 }
@@ -435,12 +424,12 @@ int gen_archive_rotate(gen_archive_t *self, char *why, size_t whylen)
 
 int gen_archive_write(gen_archive_t *self, const void *rows, size_t len, size_t nrows, char *why, size_t whylen)
 {
-    if (self->fd >= 0 && s_mono_ms() - self->opened_ms >= self->rotate_ms &&
+    if (self->fd >= 0 && zclock_mono() - self->opened_ms >= self->rotate_ms &&
         gen_archive_rotate(self, why, whylen) != 0)
         return -1;
     if (self->fd < 0 && s_open_file(self, why, whylen) != 0)
         return -1;
-    char w[512] = "";
+    char w[EVP_WHY_MAX] = "";
     if (evp_write_all(self->fd, rows, len, w, sizeof w) != 0) {
         snprintf(why, whylen, "ARCHIVE_DIR: %.400s: %.180s", self->path, w);
         /* Leave no partial row behind. */

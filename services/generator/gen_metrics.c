@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "evpipe/config.h"
+
 /* The loop turns at least every 100 ms; 5 s without a turn is a fault. */
 #define S_LOOP_MAX_AGE_S 5.0
 
@@ -17,7 +19,7 @@ struct gen_metrics_t {
     evp_gauge_t *bus;         /* the publisher's bus_connected (not owned), or NULL */
     uint64_t syncs_pushed;    /* archive syncs as last pushed */
     atomic_bool failed;       /* the archive failed; failure is set before it */
-    char failure[400];        /* why, written once before failed turns true */
+    char failure[EVP_WHY_MAX]; /* why, written once before failed turns true */
 };
 
 gen_metrics_t *gen_metrics_new(void)

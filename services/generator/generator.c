@@ -3,6 +3,7 @@
 #include "generator.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,19 +53,6 @@ struct generator_t {
     uint64_t progress_events; /* events at that time */
     bool failed;              /* the archive failed: stop with exit code 1 */
 };
-
-static int64_t s_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void s_sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
-    nanosleep(&ts, NULL); /* a signal cuts it short: the loop looks at it */
-}
 
 int generator_parse_count(const char *text, uint64_t *count, char *why, size_t whylen)
 {
@@ -176,7 +164,7 @@ static int s_emit(generator_t *self, size_t n)
         ev_csv_append_row(&self->rows, ev, EV_CSV_ARCHIVE);
     }
     gen_metrics_generated(self->metrics, n);
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (gen_archive_write(self->archive, self->rows.data, self->rows.len, n, why, sizeof why) != 0) {
         evp_error("archive write failed; nothing of the batch is published", "error=\"%s\" events=%zu", why, n);
         gen_metrics_archive_failed(self->metrics, why);
@@ -220,7 +208,7 @@ static int s_housekeeping(generator_t *self)
 {
     evp_publisher_tick(self->pub);
     s_count_published(self);
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (gen_archive_tick(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
         gen_metrics_archive_failed(self->metrics, why);
@@ -228,7 +216,7 @@ static int s_housekeeping(generator_t *self)
         return -1;
     }
     gen_metrics_tick(self->metrics, gen_archive_syncs(self->archive));
-    int64_t now = s_mono_ns();
+    int64_t now = zclock_usecs() * 1000;
     if (now - self->progress_ns >= S_PROGRESS_MS * 1000000LL) {
         double secs = (double)(now - self->progress_ns) / 1e9;
         evp_info("progress", "events=%llu rate=%.0f files=%llu unpublished=%llu",
@@ -274,10 +262,10 @@ static void s_run_rate(generator_t *self)
     /* Never owe more than a second (or a batch): after a long stall the
      * rate resumes instead of bursting to catch up. */
     uint64_t max_debt = rate > S_BATCH_MAX ? (uint64_t)rate : S_BATCH_MAX;
-    int64_t t0 = s_mono_ns();
+    int64_t t0 = zclock_usecs() * 1000;
     uint64_t paced = 0; /* events counted against the clock since t0 */
     while (!s_done(self)) {
-        int64_t now = s_mono_ns();
+        int64_t now = zclock_usecs() * 1000;
         uint64_t due_total = (uint64_t)(rate * (double)(now - t0) / 1e9);
         if (due_total > paced) {
             uint64_t due = due_total - paced;
@@ -297,8 +285,9 @@ static void s_run_rate(generator_t *self)
         if (s_housekeeping(self) != 0)
             return;
         int64_t next = t0 + (int64_t)((double)(paced + 1) * 1e9 / rate);
-        int64_t wait = next - s_mono_ns();
-        s_sleep_ns(wait < S_TICK_MIN_NS ? S_TICK_MIN_NS : wait > S_TICK_MAX_NS ? S_TICK_MAX_NS : wait);
+        int64_t wait = next - zclock_usecs() * 1000;
+        zclock_sleep(
+            (int)((wait < S_TICK_MIN_NS ? S_TICK_MIN_NS : wait > S_TICK_MAX_NS ? S_TICK_MAX_NS : wait) / 1000000));
     }
 }
 
@@ -318,14 +307,15 @@ static void s_run_bursts(generator_t *self)
             burst -= n;
         }
         evp_publisher_flush(self->pub); /* the burst leaves before the rest */
-        int64_t end = s_mono_ns() + (int64_t)(c->sleep_interval * 1e9);
+        int64_t end = zclock_usecs() * 1000 + (int64_t)(c->sleep_interval * 1e9);
         while (!s_done(self)) {
-            int64_t left = end - s_mono_ns();
+            int64_t left = end - zclock_usecs() * 1000;
             if (left <= 0)
                 break;
             if (s_housekeeping(self) != 0)
                 return;
-            s_sleep_ns(left < 100000000LL ? left : 100000000LL);
+            /* Whole ms, rounded up; a signal cuts it short: the loop looks at it. */
+            zclock_sleep((int)(((left < 100000000LL ? left : 100000000LL) + 999999) / 1000000));
         }
     }
 }
@@ -349,7 +339,7 @@ int generator_run(generator_t *self)
         return 0;
     }
     evp_publisher_heartbeat_now(self->pub);
-    self->started_ns = s_mono_ns();
+    self->started_ns = zclock_usecs() * 1000;
     self->progress_ns = self->started_ns;
 
     if (self->cfg.generator_rate < 0)
@@ -359,7 +349,7 @@ int generator_run(generator_t *self)
     else
         s_run_bursts(self);
 
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (gen_archive_sync(self->archive, why, sizeof why) != 0) {
         evp_error("archive sync failed", "error=\"%s\"", why);
         gen_metrics_archive_failed(self->metrics, why);
@@ -368,7 +358,7 @@ int generator_run(generator_t *self)
     gen_metrics_tick(self->metrics, gen_archive_syncs(self->archive));
     evp_publisher_heartbeat_now(self->pub); /* what waits in bodies first */
     s_count_published(self);
-    double secs = (double)(s_mono_ns() - self->started_ns) / 1e9;
+    double secs = (double)(zclock_usecs() * 1000 - self->started_ns) / 1e9;
     evp_info("generator stopped",
              "events=%llu files=%llu seconds=%.3f rate=%.0f unpublished=%llu rate_skipped=%llu reason=%s",
              (unsigned long long)self->events, (unsigned long long)gen_archive_files_opened(self->archive), secs,

@@ -1,22 +1,31 @@
 /* evpipe-generator: reads settings, makes fake shop events, archives and
  * publishes them until SIGTERM/SIGINT or --count events. */
+#include <stddef.h>
 #include <stdio.h>
 
 #include "evpipe/service.h"
 #include "generator.h"
 
+/* The command line beyond the settings, as s_options writes it. */
+typedef struct {
+    const char *count; /* --count N */
+} s_args_t;
+
+static const evp_option_t s_options[] = {
+    {"count", "N", offsetof(s_args_t, count), "stop after N events (then sync, publish, send heartbeats and exit 0)"},
+    {NULL, NULL, 0, NULL},
+};
+
 int main(int argc, char **argv)
 {
-    static evp_option_t options[] = {
-        {"count", "N", "stop after N events (then sync, publish, send heartbeats and exit 0)", NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    static const evp_program_t prog = {
+    s_args_t a = {0};
+    const evp_program_t prog = {
         .program = "evpipe-generator",
         .service = EVP_SVC_GENERATOR,
         .summary = "Makes fake shop events, appends each to the CSV archive in ARCHIVE_DIR (the\n"
                    "write-ahead log), then publishes it on the bus at BUS_PUBLISH_ENDPOINT.",
-        .options = options,
+        .options = s_options,
+        .values = &a,
     };
     evp_config_t cfg;
     char *args[argc];
@@ -24,9 +33,9 @@ int main(int argc, char **argv)
     int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
     if (rc >= 0)
         return rc;
-    char why[600] = "";
+    char why[EVP_WHY_MAX] = "";
     uint64_t count = 0;
-    if (options[0].value && generator_parse_count(options[0].value, &count, why, sizeof why) != 0) {
+    if (a.count && generator_parse_count(a.count, &count, why, sizeof why) != 0) {
         fprintf(stderr, "evpipe-generator: %s\n", why);
         return 1;
     }

@@ -1,6 +1,7 @@
 /* evpipe-ingest: one-shot replay, folder watching, --wait (see ingest.h). */
 #include "ingest.h"
 
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -53,19 +54,6 @@ struct ingest_t {
     char reject_dir[EVP_PATH_MAX + 16]; /* STATE_DIR/rejects */
     uint64_t resent;             /* events published again by --wait (s_resend) */
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- Life cycle ---- */
 
@@ -265,7 +253,7 @@ static bool s_resend(ingest_t *self, ingest_commit_t *commit, char *const *files
     ingest_heads_t *committed = ingest_heads_new(self->cfg->partitions);
     if (!committed)
         return true;
-    char why[512];
+    char why[EVP_WHY_MAX];
     if (ingest_commit_read(commit, self->heads, committed, why, sizeof why) != 0) {
         evp_warn("cannot read the checkpoints to publish again", "error=\"%s\"", why);
         ingest_heads_destroy(&committed);
@@ -307,10 +295,10 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
     ingest_commit_t *commit = ingest_commit_new(self->cfg);
     if (!commit)
         return 1;
-    int64_t start = s_now_ms();
+    int64_t start = zclock_mono();
     int64_t end = self->opts.wait_timeout_s < 0 ? INT64_MAX : start + (int64_t)(self->opts.wait_timeout_s * 1000);
     int64_t next_check = start, next_note = start + 10000, missing = -1, last_missing = -1, moved_at = start;
-    char why[512], last_why[512] = "";
+    char why[EVP_WHY_MAX], last_why[EVP_WHY_MAX] = "";
     ev_buf_t report;
     ev_buf_init(&report);
     int rc = 1;
@@ -319,7 +307,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
     while (!evp_stopping()) {
         ingest_metrics_beat(self->metrics);
         evp_publisher_tick(self->publisher);
-        int64_t now = s_now_ms();
+        int64_t now = zclock_mono();
         if (now >= next_check) {
             next_check = now + WAIT_CHECK_MS;
             ev_buf_reset(&report);
@@ -346,7 +334,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
             } else if (missing > 0 && now - moved_at >= WAIT_RESEND_MS) {
                 if (!s_resend(self, commit, files, nfiles, bus_ms, missing))
                     break;
-                moved_at = s_now_ms();
+                moved_at = zclock_mono();
             }
         }
         if (now >= end) {
@@ -370,7 +358,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
             rc = 2;
             break;
         }
-        s_sleep_ms(50);
+        zclock_sleep(50);
     }
     ev_buf_free(&report);
     ingest_commit_destroy(&commit);
@@ -381,7 +369,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
 
 static void s_start_repair(ingest_t *self, bool warm)
 {
-    char why[512];
+    char why[EVP_WHY_MAX];
     self->repair = ingest_repair_new(self->cfg, self->ledger, warm, self->metrics, why, sizeof why);
     if (!self->repair)
         evp_warn("no repair server in this process (another ingest may serve repairs)", "error=\"%s\"", why);
@@ -394,7 +382,7 @@ static int s_one_shot(ingest_t *self)
     size_t count = 0, cap = 0;
     ingest_summary_t sum = {0};
     for (int i = 0; i < self->opts.npaths; i++) {
-        char why[256];
+        char why[EVP_WHY_MAX];
         int n = ingest_expand(self->opts.paths[i], &files, &count, &cap, why, sizeof why);
         if (n < 0) {
             evp_error("file refused", "file=\"%s\" error=\"cannot open: %s\"", self->opts.paths[i], why);
@@ -451,7 +439,7 @@ static bool s_forget_committed(ingest_t *self, ingest_commit_t *commit)
     int64_t *per = calloc(n, sizeof *per);
     if (!per)
         return false;
-    char why[512];
+    char why[EVP_WHY_MAX];
     if (ingest_commit_missing(commit, self->heads, per, NULL, why, sizeof why) < 0) {
         evp_debug("cannot read the checkpoints; heartbeats go on", "error=\"%s\"", why);
         free(per);
@@ -472,7 +460,7 @@ static bool s_forget_committed(ingest_t *self, ingest_commit_t *commit)
 
 static int s_watch(ingest_t *self)
 {
-    char why[512];
+    char why[EVP_WHY_MAX];
     ingest_watch_t *watch = ingest_watch_new(self->cfg->ingest_watch_dir, self->cfg->ingest_settle_ms, why,
                                              sizeof why);
     if (!watch) {
@@ -486,7 +474,7 @@ static int s_watch(ingest_t *self)
         return 0; /* stopped while waiting */
     }
     ingest_commit_t *commit = ingest_commit_new(self->cfg);
-    int64_t next_forget = s_now_ms() + FORGET_CHECK_MS, backoff = FORGET_CHECK_MS;
+    int64_t next_forget = zclock_mono() + FORGET_CHECK_MS, backoff = FORGET_CHECK_MS;
     while (!evp_stopping()) {
         ingest_metrics_beat(self->metrics);
         ingest_watch_poll(watch, 100);
@@ -498,14 +486,14 @@ static int s_watch(ingest_t *self)
                 s_print_summary(self, &sum);
         }
         evp_publisher_tick(self->publisher);
-        if (commit && s_now_ms() >= next_forget) {
+        if (commit && zclock_mono() >= next_forget) {
             /* A database that does not answer is asked less and less often
              * (a connection attempt can take POSTGRES_CONNECT_TIMEOUT). */
             bool ok = s_forget_committed(self, commit);
             backoff = ok ? FORGET_CHECK_MS : backoff * 2;
             if (backoff > FORGET_BACKOFF_MAX_MS)
                 backoff = FORGET_BACKOFF_MAX_MS;
-            next_forget = s_now_ms() + backoff;
+            next_forget = zclock_mono() + backoff;
         }
     }
     evp_info("stopping", "%s", "");

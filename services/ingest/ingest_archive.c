@@ -314,7 +314,7 @@ static void s_index(ingest_archive_t *self, s_file_t *f, const struct stat *st, 
 
     ingest_reader_opts_t ro = {.partitions = self->opts.partitions, .max_line = self->opts.max_line};
     bool refused = false;
-    char why[256];
+    char why[EVP_WHY_MAX];
     uint64_t limit = s_complete_end(f->path, st->st_size);
     if (limit == 0) {
         /* Not even a whole header line yet (a file just started): later. */
@@ -571,7 +571,7 @@ static int64_t s_read_file(ingest_archive_t *self, s_file_t *f, uint32_t src, in
 {
     ingest_reader_opts_t ro = {.partitions = self->opts.partitions, .max_line = self->opts.max_line};
     bool refused;
-    char why[256];
+    char why[EVP_WHY_MAX];
     ingest_reader_t *r = NULL;
     int64_t passed = 0;
     size_t b = 0;

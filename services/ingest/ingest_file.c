@@ -1,6 +1,7 @@
 /* Replaying one CSV file onto the bus (see ingest_file.h). */
 #include "ingest_file.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -19,13 +20,6 @@
 #define CHECK_EVERY 4096
 /* Rows between updates of the metrics and the progress (one clock read). */
 #define TICK_EVERY 1024
-
-static double s_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 const char *ingest_file_status_name(ingest_file_status_t status)
 {
@@ -107,6 +101,13 @@ static bool s_bus_back(const ingest_file_ctx_t *ctx, ingest_file_result_t *res)
     return false;
 }
 
+/* The file failed in what (the reject file, the ledger) because of why. */
+static void s_fail(ingest_file_result_t *res, const char *what, const char *why)
+{
+    res->status = INGEST_FILE_FAILED;
+    snprintf(res->why, sizeof res->why, "%s: %s", what, why);
+}
+
 /* A send the publisher could not make: the service stops, or the bus refused. */
 static void s_send_failed(ingest_file_result_t *res)
 {
@@ -118,7 +119,7 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
                         ingest_file_result_t *res)
 {
     memset(res, 0, sizeof *res);
-    double t0 = s_now_s();
+    double t0 = (double)zclock_usecs() / 1e6;
     if (!realpath(path, res->path)) {
         res->status = INGEST_FILE_REFUSED;
         snprintf(res->path, sizeof res->path, "%s", path);
@@ -158,7 +159,7 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
     size_t nsources = 0;
     ingest_row_t row;
     int rc;
-    char why[400];
+    char why[EVP_WHY_MAX];
     uint64_t offset = ingest_reader_data_offset(r); /* just past the last record read */
     uint64_t counted_rows = 0, counted_published = 0; /* as far as the metrics know */
     uint64_t sent0 = evp_publisher_sent(ctx->publisher);
@@ -179,8 +180,7 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
             ingest_metrics_reject(ctx->metrics, row.code);
             if (ingest_rejects_add(rejects, row.line, ev_reject_name(row.code), row.err.detail, row.raw,
                                    row.raw_len, why, sizeof why) != 0) {
-                res->status = INGEST_FILE_FAILED;
-                snprintf(res->why, sizeof res->why, "reject file: %s", why);
+                s_fail(res, "reject file", why);
                 break;
             }
             continue;
@@ -219,8 +219,7 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
     s_tick(ctx, res, offset, &counted_rows, &counted_published);
     ingest_progress_finish(ctx->progress, res->rows, offset);
     if (ingest_rejects_close(rejects, why, sizeof why) != 0 && res->status == INGEST_FILE_DONE) {
-        res->status = INGEST_FILE_FAILED;
-        snprintf(res->why, sizeof res->why, "reject file: %s", why);
+        s_fail(res, "reject file", why);
     }
     if (res->rejected)
         snprintf(res->reject_path, sizeof res->reject_path, "%s", ingest_rejects_path(rejects));
@@ -235,8 +234,7 @@ void ingest_file_replay(const ingest_file_ctx_t *ctx, const char *path, ingest_h
                      "file=\"%s\"", res->path);
         s_entry(&entry, res, r, mine);
         if (ingest_ledger_append(ctx->ledger, &entry, why, sizeof why) != 0) {
-            res->status = INGEST_FILE_FAILED;
-            snprintf(res->why, sizeof res->why, "ledger: %s", why);
+            s_fail(res, "ledger", why);
         }
     }
 
@@ -244,7 +242,7 @@ done:
     ingest_progress_finish(ctx->progress, res->rows, 0); /* if not finished above */
     /* Finished, the file is served from its ledger line from now on. */
     ingest_ledger_set_active(ctx->ledger, NULL);
-    res->seconds = s_now_s() - t0;
+    res->seconds = (double)zclock_usecs() / 1e6 - t0;
     if (res->status == INGEST_FILE_DONE)
         ingest_metrics_file_done(ctx->metrics);
     if (res->status == INGEST_FILE_DONE)

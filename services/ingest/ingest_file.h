@@ -42,7 +42,7 @@ typedef struct {
     uint64_t rejected;            /* records rejected */
     double seconds;               /* time spent */
     char reject_path[EVP_PATH_MAX]; /* the reject file, when rejected > 0 */
-    char why[512];                /* what went wrong, when not DONE */
+    char why[EVP_WHY_MAX];        /* what went wrong, when not DONE */
 } ingest_file_result_t;
 
 /* Replays path. The (source, partition) heads it published are added to

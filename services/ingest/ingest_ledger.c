@@ -253,7 +253,7 @@ void ingest_ledger_destroy(ingest_ledger_t **self_p)
 /* The latest entry for path, lock held; NULL if none. */
 static const ingest_ledger_entry_t *s_find_path(ingest_ledger_t *self, const char *path)
 {
-    char why[256];
+    char why[EVP_WHY_MAX];
     if (s_catch_up(self, why, sizeof why) != 0)
         evp_warn("cannot read the ledger", "error=\"%s\"", why);
     for (size_t i = self->count; i-- > 0;)
@@ -302,7 +302,7 @@ size_t ingest_ledger_find_source(ingest_ledger_t *self, const char *source, inge
 {
     size_t n = 0;
     pthread_mutex_lock(&self->lock);
-    char why[256];
+    char why[EVP_WHY_MAX];
     if (s_catch_up(self, why, sizeof why) != 0)
         evp_warn("cannot read the ledger", "error=\"%s\"", why);
     if (self->has_active && n < max && ingest_ledger_sources_have(self->active.sources, source))

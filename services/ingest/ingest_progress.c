@@ -1,6 +1,7 @@
 /* Progress of the file being ingested (see ingest_progress.h). */
 #include "ingest_progress.h"
 
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,13 +180,6 @@ struct ingest_progress_t {
     bool active;           /* between start and finish */
 };
 
-static int64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* The terminal's width, or S_WIDTH_DEFAULT. */
 static int s_width(void)
 {
@@ -268,7 +262,7 @@ void ingest_progress_start(ingest_progress_t *self, const char *path, uint64_t s
     snprintf(self->name, sizeof self->name, "%s", slash ? slash + 1 : path);
     self->size = size;
     self->hashing = false;
-    self->started_ns = s_now_ns();
+    self->started_ns = zclock_usecs() * 1000;
     /* The bar shows at once; a log line only for a file that takes a while. */
     self->next_ns = self->started_ns + (self->bar ? 0 : S_LOG_EVERY_NS);
     self->active = true;
@@ -281,10 +275,10 @@ void ingest_progress_hashing(void *arg, uint64_t bytes, uint64_t size)
         return;
     if (!self->hashing) {
         self->hashing = true;
-        self->started_ns = s_now_ns();
+        self->started_ns = zclock_usecs() * 1000;
     }
     self->size = size;
-    int64_t now = s_now_ns();
+    int64_t now = zclock_usecs() * 1000;
     if (now < self->next_ns)
         return;
     self->next_ns = now + (self->bar ? S_BAR_EVERY_NS : S_LOG_EVERY_NS);
@@ -295,7 +289,7 @@ void ingest_progress_update(ingest_progress_t *self, uint64_t rows, uint64_t byt
 {
     if (!self || !self->active)
         return;
-    int64_t now = s_now_ns();
+    int64_t now = zclock_usecs() * 1000;
     if (self->hashing) {
         /* The rows start now: rates and time left count from here, and a
          * bar shows the new phase at once. */
@@ -317,6 +311,6 @@ void ingest_progress_finish(ingest_progress_t *self, uint64_t rows, uint64_t byt
     self->active = false;
     if (self->bar && self->drawn) {
         self->hashing = false;
-        s_draw(self, rows, bytes, s_now_ns(), true);
+        s_draw(self, rows, bytes, zclock_usecs() * 1000, true);
     }
 }

@@ -1,6 +1,7 @@
 /* The repair server (see ingest_repair.h). */
 #include "ingest_repair.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -65,13 +66,6 @@ typedef struct {
     int64_t sent;            /* events sent */
 } s_reply_t;
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Replies ---- */
 
 /* Sends [identity][""][command][body], waiting while the asker's queue is
@@ -82,7 +76,7 @@ static int s_send(s_reply_t *rp, const char *command, const void *body, size_t b
     ingest_repair_t *self = rp->self;
     if (rp->gone)
         return -1;
-    int64_t give_up = s_now_ms() + SEND_PATIENCE_MS;
+    int64_t give_up = zclock_mono() + SEND_PATIENCE_MS;
     for (;;) {
         zmq_msg_t id;
         zmq_msg_init(&id);
@@ -111,7 +105,7 @@ static int s_send(s_reply_t *rp, const char *command, const void *body, size_t b
             rp->gone = true;
             return -1;
         }
-        if (atomic_load(&self->stop) || s_now_ms() >= give_up) {
+        if (atomic_load(&self->stop) || zclock_mono() >= give_up) {
             if (!atomic_load(&self->stop))
                 evp_warn("repair asker does not read its replies; giving up", "waited_ms=%d", SEND_PATIENCE_MS);
             rp->gone = true;
@@ -123,7 +117,7 @@ static int s_send(s_reply_t *rp, const char *command, const void *body, size_t b
 static int s_send_event(const ev_event_t *ev, void *arg)
 {
     s_reply_t *rp = arg;
-    if (s_now_ms() >= rp->deadline_ms) {
+    if (zclock_mono() >= rp->deadline_ms) {
         rp->out_of_time = true;
         return -1;
     }
@@ -153,7 +147,7 @@ static void s_locate(ingest_repair_t *self, const char *source)
         /* An old-format file has exactly one source, its file- source: known,
          * so it is not hashed again. */
         const char *known = strcmp(e->sources, source) == 0 && strncmp(source, "file-", 5) == 0 ? source : NULL;
-        char why[512];
+        char why[EVP_WHY_MAX];
         if (ingest_archive_add(self->index, e->path, known, e->size, e->mtime_ns, why, sizeof why) != 0)
             evp_warn("ingested file cannot serve repairs", "source=%s error=\"%s\"", source, why);
     }
@@ -210,7 +204,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     evp_log_text(shown, sizeof shown, source, req.source.len);
     /* A range over the cap is answered up to the cap; END's `to` says so. */
     int64_t to = req.to - req.from >= EV_REPAIR_RANGE_MAX ? req.from + EV_REPAIR_RANGE_MAX - 1 : req.to;
-    int64_t t0 = s_now_ms();
+    int64_t t0 = zclock_mono();
     rp->deadline_ms = t0 + REPAIR_TIME_MAX_MS;
     s_locate(self, source);
     bool found = ingest_archive_knows(self->index, source);
@@ -243,7 +237,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     evp_info("repair served", "id=%" PRIu64 " source=\"%s\" partition=%d from=%" PRId64 " to=%" PRId64
              " asked_to=%" PRId64 " sent=%" PRId64 " found_source=%s head=%" PRId64 " ms=%" PRId64,
              req.id, shown, (int)req.partition, req.from, end.to, req.to, sent, found ? "true" : "false", end.head,
-             s_now_ms() - t0);
+             zclock_mono() - t0);
 }
 
 /* ---- Announcing the archive's heads ---- */
@@ -251,7 +245,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
 static void s_announce_one(const char *source, int32_t partition, int64_t head, int64_t changed_ms, void *arg)
 {
     ingest_repair_t *self = arg;
-    if (s_now_ms() - changed_ms < (int64_t)QUIET_BEATS * self->cfg.heartbeat_ms)
+    if (zclock_mono() - changed_ms < (int64_t)QUIET_BEATS * self->cfg.heartbeat_ms)
         return; /* still growing: its publisher announces it */
     evp_publisher_set_latest(self->heads_pub, (ev_str_t){source, (uint32_t)strlen(source)}, partition, head);
 }
@@ -263,7 +257,7 @@ static void s_announce(ingest_repair_t *self)
 {
     if (!self->heads_pub)
         return;
-    int64_t now = s_now_ms();
+    int64_t now = zclock_mono();
     if (now >= self->next_announce_ms) {
         self->next_announce_ms = now + (int64_t)ANNOUNCE_BEATS * self->cfg.heartbeat_ms;
         ingest_archive_refresh(self->index);
@@ -306,14 +300,14 @@ static void *s_run(void *arg)
 {
     ingest_repair_t *self = arg;
     if (self->warm) {
-        int64_t t0 = s_now_ms();
+        int64_t t0 = zclock_mono();
         ingest_archive_refresh(self->index);
         if (!atomic_load(&self->stop))
             evp_info("archive indexed", "files=%zu bytes_read=%" PRIu64 " ms=%" PRId64,
                      ingest_archive_file_count(self->index), ingest_archive_bytes_read(self->index),
-                     s_now_ms() - t0);
+                     zclock_mono() - t0);
     }
-    char why[512] = "";
+    char why[EVP_WHY_MAX] = "";
     self->heads_pub = evp_publisher_new(&self->cfg, why, sizeof why);
     if (self->heads_pub)
         evp_publisher_announce_archive(self->heads_pub);

@@ -1,6 +1,7 @@
 /* Watching a folder for complete CSV files (see ingest_watch.h). */
 #include "ingest_watch.h"
 
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -44,13 +45,6 @@ struct ingest_watch_t {
     int64_t next_due_ms;   /* when a file seen settles, if sooner */
     bool dir_missing;      /* the folder could not be read (said once) */
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool s_ends_with(const char *s, const char *suffix)
 {
@@ -220,7 +214,7 @@ int ingest_watch_scan(ingest_watch_t *self, int64_t now_ms)
 
 int ingest_watch_poll(ingest_watch_t *self, int timeout_ms)
 {
-    int64_t now = s_now_ms();
+    int64_t now = zclock_mono();
     int64_t due = self->next_due_ms < self->next_scan_ms ? self->next_due_ms : self->next_scan_ms;
     int64_t wait = due - now;
     if (wait > timeout_ms)
@@ -231,8 +225,7 @@ int ingest_watch_poll(ingest_watch_t *self, int timeout_ms)
             struct pollfd p = {self->inotify_fd, POLLIN, 0};
             changed = poll(&p, 1, (int)wait) > 0;
         } else {
-            struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
+            zclock_sleep((int)wait);
         }
     }
     if (self->inotify_fd >= 0) {
@@ -241,7 +234,7 @@ int ingest_watch_poll(ingest_watch_t *self, int timeout_ms)
         while (read(self->inotify_fd, buf, sizeof buf) > 0)
             changed = true;
     }
-    now = s_now_ms();
+    now = zclock_mono();
     if (changed || now >= due) {
         self->next_scan_ms = now + RESCAN_MS;
         return ingest_watch_scan(self, now);

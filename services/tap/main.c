@@ -1,27 +1,42 @@
 /* evpipe-tap: reads settings and filters, prints the bus's traffic. */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "evpipe/service.h"
 #include "tap.h"
 
+/* The command line beyond the settings, as s_options writes it. */
+typedef struct {
+    const char *partitions; /* --partition N[,M...] */
+    const char *event_type; /* --event-type TYPE */
+    const char *count;      /* --count N */
+    const char *seconds;    /* --seconds S */
+    bool heartbeats;        /* --heartbeats */
+    bool stats;             /* --stats */
+} s_args_t;
+
+static const evp_option_t s_options[] = {
+    {"partition", "N[,M...]", offsetof(s_args_t, partitions), "only these partitions"},
+    {"event-type", "TYPE", offsetof(s_args_t, event_type), "only events of this type (view or purchase)"},
+    {"count", "N", offsetof(s_args_t, count), "exit after N events"},
+    {"seconds", "S", offsetof(s_args_t, seconds), "exit after S seconds"},
+    {"heartbeats", NULL, offsetof(s_args_t, heartbeats), "print publishers' heartbeats too"},
+    {"stats", NULL, offsetof(s_args_t, stats), "one line a second: events/s by type and partition, and lag"},
+    {NULL, NULL, 0, NULL},
+};
+
 int main(int argc, char **argv)
 {
-    evp_option_t options[] = {
-        {"partition", "N[,M...]", "only these partitions", NULL},
-        {"event-type", "TYPE", "only events of this type (view or purchase)", NULL},
-        {"count", "N", "exit after N events", NULL},
-        {"seconds", "S", "exit after S seconds", NULL},
-        {"heartbeats", NULL, "print publishers' heartbeats too", NULL},
-        {"stats", NULL, "one line a second: events/s by type and partition, and lag", NULL},
-        {NULL, NULL, NULL, NULL},
-    };
+    s_args_t a = {0};
     const evp_program_t prog = {
         .program = "evpipe-tap",
         .service = EVP_SVC_TAP,
         .summary = "Prints the bus's traffic as JSON lines (for jq), from the lossy tap endpoint:\n"
                    "a slow or stopped tap never slows the writers.",
-        .options = options,
+        .options = s_options,
+        .values = &a,
     };
     evp_config_t cfg;
     char *args[argc];
@@ -30,23 +45,23 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     tap_options_t opt = {
-        .partitions = options[0].value,
-        .event_type = options[1].value,
-        .heartbeats = options[4].value != NULL,
-        .stats = options[5].value != NULL,
+        .partitions = a.partitions,
+        .event_type = a.event_type,
+        .heartbeats = a.heartbeats,
+        .stats = a.stats,
     };
     char *end = NULL;
-    if (options[2].value && ((opt.count = strtoll(options[2].value, &end, 10)) <= 0 || *end)) {
-        fprintf(stderr, "evpipe-tap: --count %s: a positive whole number was expected\n", options[2].value);
+    if (a.count && ((opt.count = strtoll(a.count, &end, 10)) <= 0 || *end)) {
+        fprintf(stderr, "evpipe-tap: --count %s: a positive whole number was expected\n", a.count);
         return 1;
     }
     double seconds = 0;
-    if (options[3].value && ((seconds = strtod(options[3].value, &end)) <= 0 || *end)) {
-        fprintf(stderr, "evpipe-tap: --seconds %s: a positive number was expected\n", options[3].value);
+    if (a.seconds && ((seconds = strtod(a.seconds, &end)) <= 0 || *end)) {
+        fprintf(stderr, "evpipe-tap: --seconds %s: a positive number was expected\n", a.seconds);
         return 1;
     }
     opt.run_ms = (int64_t)(seconds * 1000);
-    char why[512] = "";
+    char why[EVP_WHY_MAX] = "";
     tap_t *tap = tap_new(&cfg, &opt, stdout, why, sizeof why);
     if (!tap) {
         fprintf(stderr, "evpipe-tap: %s\n", why);

@@ -1,6 +1,7 @@
 /* The debug tap (see tap.h). */
 #include "tap.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +35,6 @@ struct tap_t {
     int64_t lag_sum_us;       /* sum of now - published_at */
     int64_t lag_max_us;       /* largest now - published_at */
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int s_subscribe(void *sock, const char *topic, size_t len)
 {
@@ -253,14 +247,14 @@ static bool s_message(tap_t *self, zmq_msg_t *topic, zmq_msg_t *body, uint64_t *
 
 int tap_run(tap_t *self)
 {
-    int64_t start = s_now_ms(), last_flush = start, second_start = start;
+    int64_t start = zclock_mono(), last_flush = start, second_start = start;
     uint64_t second_events = 0;
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
     int rc = 0;
     while (!evp_stopping()) {
         if (s_enough(self))
             break;
-        int64_t now = s_now_ms();
+        int64_t now = zclock_mono();
         if (self->opt.run_ms && now - start >= self->opt.run_ms)
             break;
         if (self->opt.stats && now - second_start >= 1000) {

@@ -1,5 +1,7 @@
 /* evpipe-writer: reads settings, runs the writer until SIGTERM/SIGINT (or
  * only applies the database migrations with --migrate-only). */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "evpipe/service.h"
@@ -8,18 +10,26 @@
 /* How long --migrate-only waits for PostgreSQL. */
 #define MIGRATE_ONLY_WAIT_MS 30000
 
+/* The command line beyond the settings, as s_options writes it. */
+typedef struct {
+    bool migrate_only; /* --migrate-only */
+} s_args_t;
+
+static const evp_option_t s_options[] = {
+    {"migrate-only", NULL, offsetof(s_args_t, migrate_only), "apply the database migrations and exit"},
+    {NULL, NULL, 0, NULL},
+};
+
 int main(int argc, char **argv)
 {
-    static evp_option_t options[] = {
-        {"migrate-only", NULL, "apply the database migrations and exit", NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    static const evp_program_t prog = {
+    s_args_t a = {0};
+    const evp_program_t prog = {
         .program = "evpipe-writer",
         .service = EVP_SVC_WRITER,
         .summary = "The evpipe writer: takes events from the bus in order per (source, partition), asks\n"
                    "ingest to repair holes, and commits them to PostgreSQL in batches, exactly once.",
-        .options = options,
+        .options = s_options,
+        .values = &a,
     };
     evp_config_t cfg;
     char *args[argc];
@@ -27,13 +37,13 @@ int main(int argc, char **argv)
     int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
     if (rc >= 0)
         return rc;
-    char why[512] = "";
+    char why[EVP_WHY_MAX] = "";
     writer_t *writer = writer_new(&cfg, why, sizeof why);
     if (!writer) {
         fprintf(stderr, "evpipe-writer: %s\n", why);
         return 1;
     }
-    rc = options[0].value ? writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS) : writer_run(writer);
+    rc = a.migrate_only ? writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS) : writer_run(writer);
     writer_destroy(&writer);
     return rc;
 }

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,20 +79,6 @@ struct writer_t {
     evp_log_limit_t log_limit;     /* bounds the lines about bad messages */
 };
 
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !evp_stopping()) {
-    }
-}
-
 /* ---- Lifecycle ---- */
 
 /* evpipe-writer/<host>/<pid>/<random>: unique, at most 63 printable bytes. */
@@ -110,7 +97,7 @@ static void s_make_name(char *out, size_t outlen)
     clean[k] = '\0';
     uint32_t rnd;
     if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
-        rnd = (uint32_t)s_mono_ms() * 2654435761u ^ (uint32_t)getpid();
+        rnd = (uint32_t)zclock_mono() * 2654435761u ^ (uint32_t)getpid();
     snprintf(out, outlen, "%s%s/%d/%08x", WRITER_DB_MEMBER_PREFIX, clean, (int)getpid(), (unsigned)rnd);
 }
 
@@ -622,7 +609,7 @@ static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, i
     uint32_t partition;
     ev_msg_kind_t kind;
     if (nframes != 2) {
-        char why[64];
+        char why[EVP_WHY_MAX];
         snprintf(why, sizeof why, "%d frames, 2 were expected", nframes);
         s_undecodable(self, "bus", topic, topic_len, why);
         return;
@@ -754,7 +741,7 @@ static void s_progress(writer_t *self)
 void writer_step(writer_t *self, int max_wait_ms)
 {
     assert(self->connected);
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     int64_t wait = max_wait_ms;
     if (!writer_batch_empty(self->batch)) {
         int64_t due = self->batch->first_ms + self->cfg.writer_linger_ms - now;
@@ -773,7 +760,7 @@ void writer_step(writer_t *self, int max_wait_ms)
     zmq_msg_t frames[2];
     int nframes;
     /* Repair answers first: they are what frees held events. */
-    now = s_mono_ms();
+    now = zclock_mono();
     for (int i = 0; i < S_READ_BURST && s_recv(self->dealer, frames, &nframes); i++) {
         s_on_repair_message(self, frames, nframes, now);
         s_close_frames(frames, nframes);
@@ -787,12 +774,12 @@ void writer_step(writer_t *self, int max_wait_ms)
         s_close_frames(frames, nframes);
         if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size) {
             s_commit_if_due(self, now);
-            now = s_mono_ms();
+            now = zclock_mono();
         } else {
             s_send_ahead(self, now);
         }
     }
-    now = s_mono_ms();
+    now = zclock_mono();
     s_commit_if_due(self, now);
     if (now >= self->next_check_ms) {
         s_check_timeouts(self, now);
@@ -821,30 +808,30 @@ void writer_step(writer_t *self, int max_wait_ms)
 /* Waits for a connection; false when stopping or past deadline_ms (< 0: none). */
 static bool s_connect_wait(writer_t *self, int deadline_ms)
 {
-    int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
+    int64_t end = deadline_ms >= 0 ? zclock_mono() + deadline_ms : INT64_MAX;
     for (;;) {
-        int64_t now = s_mono_ms();
+        int64_t now = zclock_mono();
         if (writer_db_ensure(self->db, now))
             return true;
         if (writer_stopping(self) || now >= end)
             return false;
         int64_t wait = writer_db_next_attempt_ms(self->db) - now;
-        s_sleep_ms((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
+        zclock_sleep((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
     }
 }
 
 /* Connects and applies the migrations, retrying on a lost connection. */
 static int s_migrate(writer_t *self, int deadline_ms)
 {
-    int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
+    int64_t end = deadline_ms >= 0 ? zclock_mono() + deadline_ms : INT64_MAX;
     for (;;) {
-        int64_t left = end - s_mono_ms();
+        int64_t left = end - zclock_mono();
         if (!s_connect_wait(self, deadline_ms >= 0 ? (int)(left > 0 ? left : 0) : -1)) {
             if (!writer_stopping(self))
                 evp_error("PostgreSQL stayed unavailable", "waited_ms=%d", deadline_ms);
             return -1;
         }
-        char why[600];
+        char why[EVP_WHY_MAX];
         int applied;
         bool lost;
         if (writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why) == 0) {
@@ -856,7 +843,7 @@ static int s_migrate(writer_t *self, int deadline_ms)
             evp_error("migration failed", "reason=\"%s\"", evp_log_text(reason, sizeof reason, why, strlen(why)));
             return -1;
         }
-        writer_db_fail(self->db, s_mono_ms(), why);
+        writer_db_fail(self->db, zclock_mono(), why);
     }
 }
 
@@ -873,10 +860,10 @@ int writer_start(writer_t *self)
         return -1;
     /* Subscriptions first, then connect: nothing is missed while joining. */
     self->sharing = true;
-    while (!s_rebalance(self, s_mono_ms()))
+    while (!s_rebalance(self, zclock_mono()))
         if (!s_connect_wait(self, -1))
             return -1;
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (evp_zmq_connect(self->sub, self->cfg.bus_subscribe_endpoint, "BUS_SUBSCRIBE_ENDPOINT", why, sizeof why) !=
             0 ||
         evp_zmq_connect(self->dealer, self->cfg.replay_endpoint, "REPLAY_ENDPOINT", why, sizeof why) != 0) {
@@ -884,7 +871,7 @@ int writer_start(writer_t *self)
         return -1;
     }
     self->connected = true;
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     self->next_progress_ms = now + S_PROGRESS_MS;
     self->next_rebalance_ms = now + S_REBALANCE_MS;
     evp_info("writer ready", "name=%s batch_size=%d linger_ms=%d holdback_max=%d repair_timeout_ms=%d "
@@ -900,9 +887,9 @@ static void s_leave(writer_t *self);
 int writer_finish(writer_t *self)
 {
     int rc = 0;
-    int64_t end = s_mono_ms() + S_FINISH_MS;
+    int64_t end = zclock_mono() + S_FINISH_MS;
     while (!writer_batch_empty(self->batch)) {
-        int64_t now = s_mono_ms();
+        int64_t now = zclock_mono();
         if (s_commit(self, now))
             break;
         if (now >= end) {
@@ -915,8 +902,7 @@ int writer_finish(writer_t *self)
         if (wait > end - now)
             wait = end - now;
         /* Signals are ignored here: the 10 s bound is what ends this wait. */
-        struct timespec ts = {0, (long)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait) * 1000000L};
-        nanosleep(&ts, NULL);
+        zclock_sleep((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
     }
     s_leave(self);
     const writer_stats_t *st = &self->stats;
@@ -996,7 +982,7 @@ static int s_take_partitions(writer_t *self, const int32_t *parts, size_t n, int
     bool got[EV_PARTITIONS_MAX];
     int32_t taken[EV_PARTITIONS_MAX];
     size_t k = 0;
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (writer_db_lock(self->db, now, parts, n, got, why, sizeof why) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -1048,7 +1034,7 @@ static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, 
         return -1;
     }
     s_forget(self, parts, n);
-    char why[600];
+    char why[EVP_WHY_MAX];
     /* A failure drops the connection: the locks are gone then too. */
     writer_db_unlock(self->db, now, parts, n, why, sizeof why);
     s_given_up(self, parts, n, reason);
@@ -1060,7 +1046,7 @@ static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, 
  * meanwhile), reload their checkpoints, tell the others. */
 static bool s_join(writer_t *self, int64_t now)
 {
-    char why[600];
+    char why[EVP_WHY_MAX];
     if (writer_db_join(self->db, now, why, sizeof why) != 0)
         return false;
     int32_t mine[EV_PARTITIONS_MAX], kept[EV_PARTITIONS_MAX], lost[EV_PARTITIONS_MAX];
@@ -1115,7 +1101,7 @@ static bool s_rebalance(writer_t *self, int64_t now)
 {
     if (!s_session_ready(self, now))
         return false;
-    char why[600];
+    char why[EVP_WHY_MAX];
     size_t n = 0;
     if (writer_db_members(self->db, now, self->members, S_MEMBERS_MAX, &n, why, sizeof why) != 0)
         return false;
@@ -1172,8 +1158,8 @@ static void s_leave(writer_t *self)
             s_subscribe(self, p, false);
             mine[n++] = p;
         }
-    char why[600];
-    if (writer_db_leave(self->db, s_mono_ms(), why, sizeof why) != 0) {
+    char why[EVP_WHY_MAX];
+    if (writer_db_leave(self->db, zclock_mono(), why, sizeof why) != 0) {
         char reason[sizeof why];
         evp_warn("could not leave the writers cleanly; the locks go with the connection", "reason=\"%s\"",
                  evp_log_text(reason, sizeof reason, why, strlen(why)));
@@ -1187,7 +1173,7 @@ int writer_take_partition(writer_t *self, int32_t partition)
         return -1;
     if (self->owned[partition])
         return 0;
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     if (!s_session_ready(self, now) || s_take_partitions(self, &partition, 1, now) < 0)
         return -1;
     return self->owned[partition] ? 0 : -1;
@@ -1199,7 +1185,7 @@ int writer_release_partition(writer_t *self, int32_t partition)
         return -1;
     if (!self->owned[partition])
         return 0;
-    return s_release_partitions(self, &partition, 1, s_mono_ms(), "asked");
+    return s_release_partitions(self, &partition, 1, zclock_mono(), "asked");
 }
 
 bool writer_owns(const writer_t *self, int32_t partition)

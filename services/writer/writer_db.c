@@ -2,6 +2,7 @@
 #include "writer_db.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,7 @@ bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
         return true;
     if (now_ms < self->next_attempt_ms)
         return false;
-    char why[512];
+    char why[EVP_WHY_MAX];
     PGconn *c = evp_pg_connect(self->cfg, self->name, why, sizeof why);
     if (!c) {
         int delay = s_backoff(self, now_ms);
@@ -190,7 +191,7 @@ bool writer_db_ensure(writer_db_t *self, int64_t now_ms)
 void writer_db_fail(writer_db_t *self, int64_t now_ms, const char *why)
 {
     bool lost = evp_pg_lost(self->conn);
-    char reason[700];
+    char reason[EVP_WHY_MAX];
     evp_error(lost ? "lost the PostgreSQL connection" : "PostgreSQL failed", "%s reason=\"%s\"", self->describe,
               evp_log_text(reason, sizeof reason, why, strlen(why)));
     if (self->conn) {
@@ -668,18 +669,11 @@ static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_stream
     return (long)writer_batch_drop_upto(b, self->upto, n);
 }
 
-static int64_t s_clock_us(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Counts what a committed batch did. */
 static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
                         int64_t took_us)
 {
-    int64_t now = s_clock_us(CLOCK_REALTIME);
+    int64_t now = ev_now_us();
     size_t rows = 0, repaired = 0;
     for (size_t i = 0; i < b->nrows; i++) {
         const writer_row_t *row = &b->rows[i];
@@ -725,7 +719,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
         return WRITER_COMMIT_RETRY;
     s_err_t err = {0};
     size_t nrejects = b->nrejects;
-    int64_t started_us = s_clock_us(CLOCK_MONOTONIC);
+    int64_t started_us = zclock_usecs();
     /* After a failed attempt the outcome of its COMMIT is unknown. */
     if (self->verify) {
         long dropped = s_drop_committed(self, b, ss, &err);
@@ -744,7 +738,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
     for (int round = 0; round < 4; round++) {
         s_rc_t rc = s_attempt(self, b, ss, isolate, round == 0 ? ahead : 0, &err);
         if (rc == S_OK) {
-            s_committed(self, b, ss, st, s_clock_us(CLOCK_MONOTONIC) - started_us);
+            s_committed(self, b, ss, st, zclock_usecs() - started_us);
             return WRITER_COMMIT_OK;
         }
         writer_batch_unrefuse(b, nrejects);

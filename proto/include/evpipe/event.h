@@ -64,22 +64,11 @@ extern const char *const ev_event_types[];
 /* Largest price numeric(10,2) holds, in cents. */
 #define EV_PRICE_MAX_CENTS 9999999999LL
 
-/* Why an event or a row was refused. The names (ev_reject_name) are stable:
- * they appear in reject files, the rejects table and metrics labels. */
+/* Why an event or a row was refused (reject_codes.def). */
 typedef enum {
-    EV_OK = 0,
-    EV_REJECT_COLUMNS,    /* wrong number of columns */
-    EV_REJECT_MISSING,    /* a required field is absent */
-    EV_REJECT_NUMBER,     /* an integer that does not parse or is out of range */
-    EV_REJECT_PRICE,      /* a price that does not parse, is finer than cents or too large */
-    EV_REJECT_TIME,       /* a time that does not parse */
-    EV_REJECT_EVENT_TYPE, /* event_type outside the allowed set */
-    EV_REJECT_TOO_LONG,   /* a text field over its limit */
-    EV_REJECT_ENCODING,   /* text that is not valid UTF-8 or holds a NUL byte */
-    EV_REJECT_IDENTITY,   /* source, partition or seq out of range */
-    EV_REJECT_DECODE,     /* a message that is not a valid evpipe event */
-    EV_REJECT_LINE_TOO_LONG, /* a CSV record over the line length limit */
-    EV_REJECT_DATABASE,   /* PostgreSQL refused the row */
+#define EV_REJECT_CODE(code, name) code,
+#include "evpipe/reject_codes.def"
+#undef EV_REJECT_CODE
     EV_REJECT__COUNT
 } ev_reject_t;
 

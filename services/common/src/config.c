@@ -230,7 +230,7 @@ const evp_setting_t *evp_config_find(const char *env)
 void evp_config_defaults(evp_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    char err[256];
+    char err[EVP_WHY_MAX];
     for (size_t i = 0; i < evp_settings_count; i++)
         if (evp_config_set(cfg, &evp_settings[i], evp_settings[i].def, err, sizeof err) != 0) {
             fprintf(stderr, "evpipe: built-in default is invalid: %s\n", err);
@@ -246,7 +246,7 @@ void evp_config_help(FILE *out, const evp_program_t *prog)
             prog->usage ? prog->usage : "", prog->summary);
     if (prog->options) {
         fprintf(out, "\nOptions:\n");
-        for (evp_option_t *o = prog->options; o->flag; o++) {
+        for (const evp_option_t *o = prog->options; o->flag; o++) {
             char left[64];
             snprintf(left, sizeof left, "--%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "");
             fprintf(out, "  %-28s %s\n", left, o->help);
@@ -275,7 +275,7 @@ static int s_make_dirs(evp_config_t *cfg, const evp_program_t *prog)
         if (s->type != EVP_SET_DIR || !(s->services & prog->service))
             continue;
         const char *dir = (const char *)cfg + s->offset;
-        char why[256];
+        char why[EVP_WHY_MAX];
         if (evp_mkdirs(dir, why, sizeof why) != 0) {
             fprintf(stderr, "%s: %s=%s: cannot be created: %s\n", prog->program, s->env, dir, why);
             return -1;
@@ -294,9 +294,9 @@ static const evp_setting_t *s_find_flag(const evp_program_t *prog, const char *f
     return NULL;
 }
 
-static evp_option_t *s_find_option(const evp_program_t *prog, const char *flag, size_t len)
+static const evp_option_t *s_find_option(const evp_program_t *prog, const char *flag, size_t len)
 {
-    for (evp_option_t *o = prog->options; o && o->flag; o++)
+    for (const evp_option_t *o = prog->options; o && o->flag; o++)
         if (strlen(o->flag) == len && strncmp(o->flag, flag, len) == 0)
             return o;
     return NULL;
@@ -304,7 +304,7 @@ static evp_option_t *s_find_option(const evp_program_t *prog, const char *flag, 
 
 int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char **argv, char **args, int *nargs)
 {
-    char err[512];
+    char err[EVP_WHY_MAX];
     evp_config_defaults(cfg);
     for (size_t i = 0; i < evp_settings_count; i++) {
         const evp_setting_t *s = &evp_settings[i];
@@ -339,7 +339,7 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
             return 1;
         }
         const evp_setting_t *s = s_find_flag(prog, name, len);
-        evp_option_t *o = s ? NULL : s_find_option(prog, name, len);
+        const evp_option_t *o = s ? NULL : s_find_option(prog, name, len);
         if (!s && !o) {
             fprintf(stderr, "%s: --%.*s: unknown option (see --help)\n", prog->program, (int)len, name);
             return -1;
@@ -350,7 +350,7 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
                 fprintf(stderr, "%s: --%s takes no value\n", prog->program, o->flag);
                 return -1;
             }
-            o->value = "1";
+            *(bool *)((char *)prog->values + o->offset) = true;
             continue;
         }
         if (!value) {
@@ -361,7 +361,7 @@ int evp_config_load(evp_config_t *cfg, const evp_program_t *prog, int argc, char
             value = argv[++i];
         }
         if (o) {
-            o->value = value;
+            *(const char **)((char *)prog->values + o->offset) = value;
         } else if (evp_config_set(cfg, s, value, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s (from --%s)\n", prog->program, err, s->flag);
             return -1;

@@ -97,7 +97,7 @@ static int s_load_allowed(evp_curve_server_t *self, const char *dir, char *why, 
             continue;
         char path[1200], pub[41];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        char err[256];
+        char err[EVP_WHY_MAX];
         if (evp_curve_read_key(path, pub, NULL, err, sizeof err) != 0 ||
             !zmq_z85_decode(self->allowed[self->nallowed], pub)) {
             evp_warn("ignored an allowed-key file", "file=\"%s\" reason=\"%s\"", path, err);
@@ -179,7 +179,7 @@ evp_curve_server_t *evp_curve_server_new(void *ctx, const evp_config_t *cfg, cha
     self->ctx = ctx;
     if (evp_curve_read_key(cfg->curve_server_key, self->public_z85, self->secret_z85, why, whylen) != 0 ||
         s_load_allowed(self, cfg->curve_allowed_dir, why, whylen) != 0) {
-        char tmp[512];
+        char tmp[EVP_WHY_MAX];
         snprintf(tmp, sizeof tmp, "%s", why);
         snprintf(why, whylen, "CURVE: %s", tmp);
         evp_curve_server_destroy(&self);

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <czmq.h>
+
 static char s_service[32] = "evpipe";
 static evp_log_level_t s_level = EVP_LOG_INFO;
 static const char *const s_names[] = {"debug", "info", "warn", "error"};
@@ -32,16 +34,60 @@ bool evp_log_enabled(evp_log_level_t level)
     return level >= s_level;
 }
 
+/* The escape for byte c inside a quoted value, as go-logfmt (Loki) and
+ * JSON write it, into esc; returns its length (1 when c stands for itself). */
+static size_t s_escape(unsigned char c, char esc[6])
+{
+    static const char hex[] = "0123456789abcdef";
+    esc[0] = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        esc[1] = (char)c;
+        return 2;
+    case '\n':
+        esc[1] = 'n';
+        return 2;
+    case '\r':
+        esc[1] = 'r';
+        return 2;
+    case '\t':
+        esc[1] = 't';
+        return 2;
+    default:
+        break;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        memcpy(esc + 1, "u00", 3);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 0xf];
+        return 6;
+    }
+    esc[0] = (char)c;
+    return 1;
+}
+
 char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len)
 {
     if (dstlen == 0)
         return dst;
-    size_t n = len < dstlen - 1 ? len : dstlen - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    size_t o = 0, i = 0;
+    for (; i < len; i++) {
+        char esc[6];
+        size_t n = s_escape((unsigned char)src[i], esc);
+        if (o + n > dstlen - 1)
+            break;
+        memcpy(dst + o, esc, n);
+        o += n;
     }
-    dst[n] = '\0';
+    /* Cut inside a UTF-8 character: drop its first bytes too. */
+    if (i < len && ((unsigned char)src[i] & 0xc0) == 0x80) {
+        while (o > 0 && ((unsigned char)dst[o - 1] & 0xc0) == 0x80)
+            o--;
+        if (o > 0 && (unsigned char)dst[o - 1] >= 0xc0)
+            o--;
+    }
+    dst[o] = '\0';
     return dst;
 }
 
@@ -91,9 +137,7 @@ void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
 
 bool evp_log_limit_allow(evp_log_limit_t *lim)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = zclock_mono();
     if (now - lim->window_ms >= 1000) {
         if (lim->suppressed)
             evp_warn("log lines about peer input suppressed", "count=%llu", lim->suppressed);

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <czmq.h>
 #include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -87,13 +88,6 @@ static void s_add_double(_Atomic uint64_t *a, double delta)
     while (!atomic_compare_exchange_weak_explicit(a, &old, s_bits(s_double(old) + delta), memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
-}
-
-static int64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Registration errors are programming errors: say which and stop. */
@@ -501,7 +495,7 @@ void evp_buckets_exponential(double *out, size_t n, double start, double factor)
 void evp_metrics_beat(evp_metrics_t *self)
 {
     if (self)
-        atomic_store_explicit(&self->beat_ns, s_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&self->beat_ns, zclock_usecs() * 1000, memory_order_relaxed);
 }
 
 bool evp_metrics_loop_ok(evp_metrics_t *self, double max_age_s, char *detail, size_t len)
@@ -511,7 +505,7 @@ bool evp_metrics_loop_ok(evp_metrics_t *self, double max_age_s, char *detail, si
         snprintf(detail, len, "main loop has not started");
         return false;
     }
-    double age = (double)(s_now_ns() - beat) / 1e9;
+    double age = (double)(zclock_usecs() * 1000 - beat) / 1e9;
     if (age > max_age_s) {
         snprintf(detail, len, "main loop has not turned for %.1f s", age);
         return false;

@@ -1,6 +1,7 @@
 /* The publishing side of the bus (see publisher.h). */
 #include "evpipe/publisher.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,13 +68,6 @@ struct evp_publisher_t {
     evp_histogram_t *blocked;  /* publish_blocked_seconds, or NULL */
     bool archive_heads;        /* heartbeats announce an archive's heads (archived: true) */
 };
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- Heads: (source, partition) -> latest seq ---- */
 
@@ -190,7 +184,7 @@ evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t wh
         return NULL;
     }
     self->heartbeat_ms = cfg->heartbeat_ms;
-    self->next_beat_us = s_now_us() + (int64_t)cfg->heartbeat_ms * 1000;
+    self->next_beat_us = zclock_usecs() + (int64_t)cfg->heartbeat_ms * 1000;
     self->batch = cfg->publish_batch > 0 ? (uint32_t)cfg->publish_batch : 1;
     self->max_bytes = (size_t)cfg->max_message_bytes;
     self->pending = calloc(EV_PARTITIONS_MAX, sizeof *self->pending);
@@ -292,7 +286,7 @@ bool evp_publisher_connected(const evp_publisher_t *self)
 
 int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
 {
-    int64_t end = timeout_ms < 0 ? INT64_MAX : s_now_us() / 1000 + timeout_ms;
+    int64_t end = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
     bool said = false;
     while (!evp_stopping()) {
         s_read_subscriptions(self);
@@ -302,7 +296,7 @@ int evp_publisher_wait_bus(evp_publisher_t *self, int timeout_ms)
             evp_info("waiting for the bus", "%s", "");
             said = true;
         }
-        int64_t now = s_now_us() / 1000;
+        int64_t now = zclock_mono();
         if (now >= end)
             return -1;
         evp_metrics_beat(self->metrics);
@@ -317,12 +311,12 @@ static int s_send(evp_publisher_t *self, const char *topic, size_t tlen, const v
 {
     const void *parts[2] = {topic, body};
     size_t lens[2] = {tlen, blen};
-    int64_t started_us = s_now_us(); /* for publish_blocked_seconds */
+    int64_t started_us = zclock_usecs(); /* for publish_blocked_seconds */
     bool waited = false;
     for (;;) {
         if (evp_zmq_send_parts(self->sock, 0, 2, parts, lens) == 0) {
             if (waited)
-                evp_histogram_observe(self->blocked, (double)(s_now_us() - started_us) / 1e6);
+                evp_histogram_observe(self->blocked, (double)(zclock_usecs() - started_us) / 1e6);
             return 0;
         }
         if (errno != EAGAIN && errno != EINTR) {
@@ -454,12 +448,12 @@ void evp_publisher_heartbeat_now(evp_publisher_t *self)
     /* A heartbeat never announces a seq still waiting in a body. */
     evp_publisher_flush(self);
     s_send_heartbeats(self, ZMQ_DONTWAIT);
-    self->next_beat_us = s_now_us() + (int64_t)self->heartbeat_ms * 1000;
+    self->next_beat_us = zclock_usecs() + (int64_t)self->heartbeat_ms * 1000;
 }
 
 void evp_publisher_tick(evp_publisher_t *self)
 {
-    int64_t now = s_now_us();
+    int64_t now = zclock_usecs();
     for (size_t i = self->nopen; i-- > 0;) {
         /* s_pending_send moves the last open body to i: it was looked at. */
         int32_t p = self->open[i];
@@ -502,7 +496,7 @@ int evp_publisher_send(evp_publisher_t *self, const ev_event_t *ev)
     if (b->events > 0 && b->body.len + len > self->max_bytes && s_pending_send(self, p) != 0)
         return s_settle_alone(self, ev, -1);
     if (b->events == 0) {
-        b->since_us = s_now_us();
+        b->since_us = zclock_usecs();
         b->open_at = self->nopen;
         self->open[self->nopen++] = p;
     }

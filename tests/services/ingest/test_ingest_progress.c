@@ -126,8 +126,8 @@ Test(ingest_progress, the_log_line_carries_the_same_numbers_as_key_value_pairs)
     ingest_progress_view_t v = s_view("/data/big \"x\".csv", 1234567, 452, 1000, 4);
     char kv[512];
     ingest_progress_format_kv(&v, kv, sizeof kv);
-    cr_assert_str_eq(kv, "file=\"/data/big ?x?.csv\" rows=1234567 rows_per_s=308642 bytes=452 size=1000 percent=45.2 "
-                         "eta_s=5");
+    cr_assert_str_eq(kv, "file=\"/data/big \\\"x\\\".csv\" rows=1234567 rows_per_s=308642 bytes=452 size=1000 "
+                         "percent=45.2 eta_s=5");
     ingest_progress_view_t unknown = s_view("f.csv", 0, 0, 0, 0);
     ingest_progress_format_kv(&unknown, kv, sizeof kv);
     cr_assert_str_eq(kv, "file=\"f.csv\" rows=0 rows_per_s=0 bytes=0 size=0 percent=-1.0 eta_s=-1");

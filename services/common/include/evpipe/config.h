@@ -11,6 +11,10 @@
 
 #define EVP_TEXT_MAX 256
 #define EVP_PATH_MAX 1024
+/* Bytes of every error buffer, char why[EVP_WHY_MAX]: what failed and why,
+ * filled by functions taking (char *why, size_t whylen). One size, so a
+ * reason handed up through several callers is not cut again on the way. */
+#define EVP_WHY_MAX 1024
 
 /* Which services use a setting. */
 enum {
@@ -102,12 +106,16 @@ typedef struct {
 extern const evp_setting_t evp_settings[];
 extern const size_t evp_settings_count;
 
-/* A command-line option of one service that is not a setting (--count N). */
+/* A command-line option of one service that is not a setting (--count N).
+ * A program lists its options in a table, as the settings are listed: the
+ * loader writes each option given into the program's own struct (values)
+ * at offset, and --help prints the same table. */
 typedef struct {
     const char *flag;   /* without the dashes */
     const char *arg;    /* the value's name in --help, or NULL for a switch */
+    size_t offset;      /* into the program's struct: a bool, set true, for a switch; a const char *,
+                           pointed at the value in argv, for the others */
     const char *help;
-    const char *value;  /* filled by evp_config_load: the value, or "1" for a switch */
 } evp_option_t;
 
 typedef struct {
@@ -115,7 +123,8 @@ typedef struct {
     unsigned service;        /* EVP_SVC_* */
     const char *summary;     /* one line on what the program does */
     const char *usage;       /* arguments after the options, or NULL */
-    evp_option_t *options;   /* NULL-flag-terminated, or NULL */
+    const evp_option_t *options; /* NULL-flag-terminated, or NULL */
+    void *values;            /* the struct the options are written into (zeroed by the caller) */
 } evp_program_t;
 
 /* Fills cfg from defaults, then the environment, then argv. Positional

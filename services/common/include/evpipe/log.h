@@ -1,7 +1,8 @@
 /* Logging: one line per record on stderr,
  *   2026-11-22T01:54:13.123456Z level=info service=writer msg="batch committed" rows=5000
- * with key=value pairs after the message. Lines never break: any newline in
- * a value becomes a space. LOG_LEVEL picks the least level shown. */
+ * with key=value pairs after the message (logfmt). Text from outside goes
+ * into a quoted value through evp_log_text; lines never break: any newline
+ * left in a record becomes a space. LOG_LEVEL picks the least level shown. */
 #ifndef EVPIPE_LOG_H
 #define EVPIPE_LOG_H
 
@@ -21,8 +22,10 @@ void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...) __attr
 void evp_log_erase_line(bool on);
 
 /* Copies text that came from outside (an event, a server message) into dst
- * so it can sit inside a quoted value: control characters, '"' and '\\'
- * become '?'; cut to dstlen-1 bytes. Returns dst. */
+ * escaped the logfmt way, to sit inside a quoted value: \" \\ \n \r \t, any
+ * other control character (and DEL) as \u00XX, as go-logfmt (Loki) and JSON
+ * read them back; other bytes as they are. Cut to at most dstlen-1 bytes,
+ * never inside an escape or a UTF-8 character. Returns dst. */
 char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len);
 
 /* A bound on log lines about what peers send (bad messages, forged
