@@ -3,7 +3,9 @@
  * invalid UTF-8, over-long fields and 1 MB strings are refused with a reason
  * (reject file or rejects table) and nothing else is lost; the password
  * never shows in logs, --help or the process's command line; with CURVE on,
- * the pipeline runs and a client with an unknown key hears nothing. */
+ * the pipeline runs and a client with an unknown key hears nothing. A peer
+ * written from docs/protocol.md is stored exactly; a hole in its stream is
+ * a gap only when it says it keeps no archive. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <signal.h>
@@ -307,4 +309,69 @@ Test(hostile, a_closed_bus_carries_the_pipeline_and_shuts_out_an_unknown_tap, .t
     tk_proc_destroy(&writer);
     tk_proc_destroy(&bus);
     tk_world_destroy(&w);
+}
+
+/* ---- A peer written from docs/protocol.md ---- */
+
+/* Publishes seqs 1..to of source (user 7, so one partition), skipping
+ * skip_from..skip_to, then a heartbeat announcing to. */
+static void s_peer_stream(void *pub, ev_codec_t *codec, const char *source, int32_t to, int32_t skip_from,
+                          int32_t skip_to, bool best_effort)
+{
+    int32_t partition = (int32_t)ev_partition_of(7, 16);
+    for (int32_t seq = 1; seq <= to; seq++) {
+        if (seq >= skip_from && seq <= skip_to)
+            continue;
+        ev_event_t ev = s_event(source, seq, "peer", 4);
+        ev.partition = partition;
+        s_publish(pub, codec, &ev);
+    }
+    ev_heartbeat_t hb = {.source = {source, (uint32_t)strlen(source)},
+                         .partition = partition,
+                         .seq = to,
+                         .published_at = ev_now_us(),
+                         .best_effort = best_effort};
+    const void *body;
+    size_t len;
+    ev_codec_encode_heartbeat(codec, &hb, &body, &len);
+    tk_bus_send(pub, (uint32_t)partition, EV_MSG_HEARTBEAT, body, len);
+}
+
+Test(hostile, a_peer_without_an_archive_says_so_and_only_its_proven_holes_are_gaps, .timeout = 180)
+{
+    rig_t r;
+    s_up(&r, "hostile_peer");
+    void *ctx = zmq_ctx_new();
+    ev_codec_t *codec = ev_codec_new();
+    void *pub = tk_bus_publisher(ctx, r.w);
+    /* Nothing lost on the way: stored exactly. */
+    s_peer_stream(pub, codec, "peer-whole", 300, 0, -1, true);
+    cr_assert_eq(tk_wait_sql_int(r.w->conn, "SELECT count(*) FROM events WHERE source = 'peer-whole'", 300, 30000),
+                 300);
+    /* Best effort, 100..109 lost: those are gaps, the rest is stored. */
+    s_peer_stream(pub, codec, "peer-lossy", 200, 100, 109, true);
+    cr_assert_eq(tk_wait_sql_int(r.w->conn, "SELECT seq FROM checkpoints WHERE source = 'peer-lossy'", 200, 30000),
+                 200);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM events WHERE source = 'peer-lossy'"), 190);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM gaps WHERE source = 'peer-lossy' AND first_seq = 100"
+                                       " AND last_seq = 109"),
+                 1);
+    /* Said nothing (archived by default), and the repair service does not
+     * know it: the hole waits, loudly, and is never recorded. */
+    s_peer_stream(pub, codec, "peer-silent", 50, 20, 29, false);
+    cr_assert(tk_wait_log(r.writer, "does not know this source: no answer yet", 30000));
+    cr_assert_eq(tk_wait_sql_int(r.w->conn, "SELECT seq FROM checkpoints WHERE source = 'peer-silent'", 19, 30000),
+                 19);
+    tk_sleep_ms(1500);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM gaps WHERE source = 'peer-silent'"), 0);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT seq FROM checkpoints WHERE source = 'peer-silent'"), 19);
+    /* It sends the hole again (as an archive would): everything is stored. */
+    s_peer_stream(pub, codec, "peer-silent", 50, 0, -1, false);
+    cr_assert_eq(tk_wait_sql_int(r.w->conn, "SELECT seq FROM checkpoints WHERE source = 'peer-silent'", 50, 30000),
+                 50);
+    cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(*) FROM events WHERE source = 'peer-silent'"), 50);
+    zmq_close(pub);
+    ev_codec_destroy(&codec);
+    zmq_ctx_term(ctx);
+    s_down(&r);
 }
