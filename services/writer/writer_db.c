@@ -687,7 +687,7 @@ static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *
             continue;
         rows++;
         repaired += row->from_repair;
-        int64_t latency = now - row->published_at;
+        int64_t latency = ev_elapsed_us(now, row->published_at);
         writer_latency_add(&st->latency, latency);
         writer_latency_add(&st->latency_window, latency);
         writer_metrics_latency(self->metrics, (double)latency / 1e6);

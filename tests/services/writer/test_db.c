@@ -308,3 +308,19 @@ Test(writer_db, a_checkpoint_another_writer_moved_past_the_whole_batch_is_not_mo
     wt_check_rows(w->conn, "gen-past", 3, 1, ROWS + 50, NULL);
     cr_assert_eq(s_checkpoint("gen-past", 3), ROWS + 50);
 }
+
+Test(writer_db, a_published_at_at_either_end_of_int64_does_not_overflow_the_latency)
+{
+    /* published_at is any int64 a peer sends; now - published_at would
+     * overflow for these (UBSan aborts on it). */
+    const int64_t hostile[] = {INT64_MIN, INT64_MAX};
+    for (int64_t seq = 1; seq <= 2; seq++) {
+        ev_event_t ev = wt_event("gen-hostile-time", 1, seq);
+        ev.published_at = hostile[seq - 1];
+        s_add(&ev);
+    }
+    s_commit();
+    wt_check_rows(w->conn, "gen-hostile-time", 1, 1, 2, NULL);
+    cr_assert_eq(st.latency.count, 2);
+    cr_assert_eq(st.latency.max_us, INT64_MAX, "a published_at of INT64_MIN is as old as can be");
+}
