@@ -14,6 +14,7 @@
 
 #include "evpipe/curve.h"
 #include "evpipe/log.h"
+#include "evpipe/service.h"
 #include "evpipe/sig.h"
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
@@ -807,7 +808,12 @@ static bool s_connect_wait(writer_t *self, int deadline_ms)
     }
 }
 
-/* Connects and applies the migrations, retrying on a lost connection. */
+/* s_migrate and writer_start: the database refuses this writer (its
+ * schema is newer, or its deployment settings differ). */
+#define S_REFUSED (-2)
+
+/* Connects and applies the migrations, retrying on a lost connection. 0,
+ * -1, or S_REFUSED. */
 static int s_migrate(writer_t *self, int deadline_ms)
 {
     int64_t end = deadline_ms >= 0 ? s_mono_ms() + deadline_ms : INT64_MAX;
@@ -821,9 +827,16 @@ static int s_migrate(writer_t *self, int deadline_ms)
         char why[600];
         int applied;
         bool lost;
-        if (writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why) == 0) {
+        int rc = writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why);
+        if (rc == 0) {
             evp_info("migrations up to date", "applied=%d known=%zu", applied, writer_migrations_count);
             return 0;
+        }
+        if (rc == WRITER_MIGRATE_NEWER) {
+            char reason[sizeof why];
+            evp_error("refusing a database migrated by a newer writer", "reason=\"%s\"",
+                      evp_log_text(reason, sizeof reason, why, strlen(why)));
+            return S_REFUSED;
         }
         if (!lost) {
             char reason[sizeof why];
@@ -836,15 +849,17 @@ static int s_migrate(writer_t *self, int deadline_ms)
 
 int writer_migrate_only(writer_t *self, int deadline_ms)
 {
-    return s_migrate(self, deadline_ms) == 0 ? 0 : 1;
+    int rc = s_migrate(self, deadline_ms);
+    return rc == 0 ? 0 : rc == S_REFUSED ? EVP_EXIT_REFUSED : 1;
 }
 
 int writer_start(writer_t *self)
 {
     /* The first connection already counts as a live writer. */
     writer_db_set_name(self->db, self->name);
-    if (s_migrate(self, -1) != 0)
-        return -1;
+    int rc = s_migrate(self, -1);
+    if (rc != 0)
+        return rc;
     /* Subscriptions first, then connect: nothing is missed while joining. */
     self->sharing = true;
     while (!s_rebalance(self, s_mono_ms()))
@@ -905,8 +920,9 @@ int writer_finish(writer_t *self)
 
 int writer_run(writer_t *self)
 {
-    if (writer_start(self) != 0)
-        return writer_stopping(self) ? 0 : 1;
+    int rc = writer_start(self);
+    if (rc != 0)
+        return rc == S_REFUSED ? EVP_EXIT_REFUSED : writer_stopping(self) ? 0 : 1;
     while (!writer_stopping(self))
         writer_step(self, S_CHECK_MS);
     return writer_finish(self);
