@@ -373,7 +373,7 @@ ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len
 
 void ev_codec_encode_heartbeat(ev_codec_t *self, const ev_heartbeat_t *hb, const void **data, size_t *len)
 {
-    s_begin(self, 4);
+    s_begin(self, hb->partitions > 0 ? 5 : 4);
     s_key(&self->pk, "source");
     s_str(&self->pk, hb->source);
     s_key(&self->pk, "partition");
@@ -382,6 +382,10 @@ void ev_codec_encode_heartbeat(ev_codec_t *self, const ev_heartbeat_t *hb, const
     msgpack_pack_int64(&self->pk, hb->seq);
     s_key(&self->pk, "published_at");
     msgpack_pack_int64(&self->pk, hb->published_at);
+    if (hb->partitions > 0) {
+        s_key(&self->pk, "partitions");
+        msgpack_pack_int32(&self->pk, hb->partitions);
+    }
     s_done(self, data, len);
 }
 
@@ -413,6 +417,10 @@ ev_reject_t ev_codec_decode_heartbeat(ev_codec_t *self, const void *data, size_t
             if ((rc = s_get_int(v, INT64_MIN, INT64_MAX, &hb->published_at, "published_at", err)))
                 return rc;
             seen |= 8;
+        } else if (s_key_is(k, "partitions")) {
+            if ((rc = s_get_int(v, 1, EV_PARTITIONS_MAX, &x, "partitions", err)))
+                return rc;
+            hb->partitions = (int32_t)x;
         }
     }
     static const char *const hb_keys[] = {"source", "partition", "seq", "published_at"};

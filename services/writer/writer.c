@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "evpipe/curve.h"
+#include "evpipe/deploy.h"
 #include "evpipe/log.h"
 #include "evpipe/service.h"
 #include "evpipe/sig.h"
@@ -451,6 +452,25 @@ static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, si
     }
 }
 
+/* A heartbeat that says its publisher runs with another PARTITIONS than
+ * this writer: its events in partitions the writers do not have are never
+ * read, and its users are spread over partitions in another way.
+ * Counted and logged (rate-limited); the heartbeat is taken all the same
+ * (its seq is true of its own partition). */
+static void s_check_partitions(writer_t *self, const ev_heartbeat_t *hb)
+{
+    if (hb->partitions == 0 || hb->partitions == self->cfg.partitions)
+        return;
+    self->stats.partitions_differ++;
+    if (s_log_allowed(self)) {
+        char src[65];
+        s_printable(src, hb->source.ptr, hb->source.len);
+        evp_error("a publisher runs with another PARTITIONS than this writer",
+                  "source=\"%s\" publisher_partitions=%d partitions=%d", src, (int)hb->partitions,
+                  self->cfg.partitions);
+    }
+}
+
 static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_t topic_partition, int64_t now)
 {
     ev_heartbeat_t hb;
@@ -462,6 +482,7 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
         return;
     }
     self->stats.heartbeats++;
+    s_check_partitions(self, &hb);
     long chars = hb.source.ptr ? ev_utf8_chars(hb.source.ptr, hb.source.len) : -1;
     if (chars < 1 || (unsigned long)chars > ev_fields[EV_F_source].max_chars || hb.partition != (int32_t)topic_partition ||
         hb.partition >= self->cfg.partitions || !self->owned[hb.partition]) {
@@ -847,6 +868,33 @@ static int s_migrate(writer_t *self, int deadline_ms)
     }
 }
 
+/* Records the deployment's settings when no service has yet, or checks
+ * this writer's against them (evp_deploy_check_conn), retrying on a lost
+ * connection. 0, -1, or S_REFUSED. */
+static int s_check_deployment(writer_t *self)
+{
+    for (;;) {
+        if (!s_connect_wait(self, -1))
+            return -1;
+        char why[600], reason[600];
+        PGconn *c = writer_db_conn(self->db);
+        evp_deploy_t rc = evp_deploy_check_conn(c, &self->cfg, self->name, why, sizeof why);
+        if (rc == EVP_DEPLOY_AGREE)
+            return 0;
+        evp_log_text(reason, sizeof reason, why, strlen(why));
+        if (rc == EVP_DEPLOY_DIFFERENT) {
+            evp_error("refusing to start: a deployment setting differs", "reason=\"%s\"", reason);
+            return S_REFUSED;
+        }
+        /* The table is there after the migrations: a failure. */
+        if (!evp_pg_lost(c)) {
+            evp_error("cannot check the deployment settings", "reason=\"%s\"", reason);
+            return -1;
+        }
+        writer_db_fail(self->db, s_mono_ms(), why);
+    }
+}
+
 int writer_migrate_only(writer_t *self, int deadline_ms)
 {
     int rc = s_migrate(self, deadline_ms);
@@ -858,6 +906,8 @@ int writer_start(writer_t *self)
     /* The first connection already counts as a live writer. */
     writer_db_set_name(self->db, self->name);
     int rc = s_migrate(self, -1);
+    if (rc == 0)
+        rc = s_check_deployment(self);
     if (rc != 0)
         return rc;
     /* Subscriptions first, then connect: nothing is missed while joining. */

@@ -23,12 +23,15 @@ writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen);
 void writer_destroy(writer_t **self_p);
 
 /* Connects (retrying with backoff for up to deadline_ms), applies the
- * migrations and returns 0, EVP_EXIT_REFUSED when the database refuses this
- * writer (a newer schema, other deployment settings), or 1 on failure. */
+ * migrations and returns 0, EVP_EXIT_REFUSED when the database's schema is
+ * newer than this writer, or 1 on failure. The deployment settings are
+ * neither recorded nor checked (a migration job need not carry them). */
 int writer_migrate_only(writer_t *self, int deadline_ms);
 
 /* Connects to PostgreSQL (retrying until it can or the writer is asked to
- * stop), applies the migrations, joins the writers and takes the free
+ * stop), applies the migrations, records the deployment settings (the first
+ * service to find them unrecorded does) or checks its own against them
+ * (evpipe/deploy.h), joins the writers and takes the free
  * partitions of its share, connects to the bus and the repair service, logs
  * "writer ready". 0, -1 (stopping or a migration failed), or -2 when the
  * database refuses this writer (a newer schema, other deployment settings:

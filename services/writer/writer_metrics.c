@@ -22,6 +22,7 @@ struct writer_metrics_t {
     evp_counter_t *holes;         /* holes_found_total */
     evp_counter_t *repaired;      /* repaired_events_total */
     evp_counter_t *gaps;          /* gaps_recorded_total */
+    evp_counter_t *partitions_differ; /* heartbeats_partitions_differ_total */
     evp_histogram_t *batch_rows;  /* rows per committed batch */
     evp_histogram_t *commit_s;    /* commit time */
     evp_histogram_t *latency_s;   /* published_at to commit */
@@ -52,6 +53,8 @@ writer_metrics_t *writer_metrics_new(void)
     self->holes = evp_counter_new(m, "holes_found_total", "Missing seq ranges found, one per new repair request.");
     self->repaired = evp_counter_new(m, "repaired_events_total", "Events committed that came from repair answers.");
     self->gaps = evp_counter_new(m, "gaps_recorded_total", "Rows written to gaps: ranges that could not be repaired.");
+    self->partitions_differ = evp_counter_new(m, "heartbeats_partitions_differ_total",
+                                              "Heartbeats of publishers running with another PARTITIONS.");
     static const double rows[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000};
     static const double commit[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     static const double latency[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -118,6 +121,7 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
     s_push(self->holes, st->holes, &p->holes);
     s_push(self->repaired, st->repaired, &p->repaired);
     s_push(self->gaps, st->gaps, &p->gaps);
+    s_push(self->partitions_differ, st->partitions_differ, &p->partitions_differ);
     for (int i = 0; i < EV_REJECT__COUNT; i++)
         if (st->rejects[i] > p->rejects[i]) {
             evp_counter_add_at(self->rejects, (size_t)i, st->rejects[i] - p->rejects[i]);

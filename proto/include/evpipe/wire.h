@@ -29,6 +29,7 @@ typedef struct {
     int32_t partition;
     int64_t seq;          /* latest seq published; 0 when none yet */
     int64_t published_at; /* microseconds since the epoch */
+    int32_t partitions;   /* the publisher's PARTITIONS (optional key): 0 when it did not say */
 } ev_heartbeat_t;
 
 /* Repair (REPLAY_ENDPOINT, DEALER to ROUTER): frames ["REPAIR", body]; the
