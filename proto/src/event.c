@@ -509,6 +509,15 @@ int64_t ev_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t ev_elapsed_us(int64_t now, int64_t then)
+{
+    int64_t d;
+    if (!__builtin_sub_overflow(now, then, &d))
+        return d;
+    /* Only a then of the other sign from now overflows: then < 0 gives +. */
+    return then < 0 ? INT64_MAX : INT64_MIN;
+}
+
 uint32_t ev_partition_of(int32_t user_id, uint32_t partitions)
 {
     /* murmur3's 32-bit finaliser: every bit of user_id moves every bit. */

@@ -398,14 +398,40 @@ static const s_mfield_t s_repair_fields[] = {
 _Static_assert(S_COUNT(s_heartbeat_fields) <= 32 && S_COUNT(s_repair_fields) <= 32,
                "a control message has at most 32 keys (the decoder's seen mask)");
 
-/* Packs every key of a control message (absent optional keys as 0/false). */
+/* True when an optional key holds 0 or false: it is left out (absent
+ * means just that), so a receiver that checks its range never sees it. */
+static bool s_left_out(const s_mfield_t *f, const char *p)
+{
+    if (f->required)
+        return false;
+    switch (f->type) {
+    case S_MT_I32:
+        return *(const int32_t *)p == 0;
+    case S_MT_I64:
+        return *(const int64_t *)p == 0;
+    case S_MT_U64:
+        return *(const uint64_t *)p == 0;
+    case S_MT_BOOL:
+        return !*(const bool *)p;
+    case S_MT_STR:
+        return ((const ev_str_t *)p)->len == 0;
+    }
+    return false;
+}
+
+/* Packs the keys of a control message; optional ones only when set. */
 static void s_encode_msg(ev_codec_t *self, const s_mfield_t *fields, size_t n, const void *msg, const void **data,
                          size_t *len)
 {
-    s_begin(self, n);
+    size_t keys = 0;
+    for (size_t i = 0; i < n; i++)
+        keys += !s_left_out(&fields[i], (const char *)msg + fields[i].offset);
+    s_begin(self, keys);
     for (size_t i = 0; i < n; i++) {
         const s_mfield_t *f = &fields[i];
         const char *p = (const char *)msg + f->offset;
+        if (s_left_out(f, p))
+            continue;
         s_key(&self->pk, f->key);
         switch (f->type) {
         case S_MT_STR:

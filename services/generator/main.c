@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "evpipe/deploy.h"
 #include "evpipe/service.h"
 #include "generator.h"
 
@@ -39,6 +40,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "evpipe-generator: %s\n", why);
         return 1;
     }
+    /* PARTITIONS must be the deployment's (docs/operations.md). */
+    rc = evp_deploy_check(&cfg, prog.program, EVP_DEPLOY_WAIT_MS);
+    if (rc != 0)
+        return rc;
     generator_t *gen = generator_new(&cfg, count, why, sizeof why);
     if (!gen) {
         fprintf(stderr, "evpipe-generator: %s\n", why);

@@ -85,6 +85,27 @@ int ingest_reader_hash_source(int fd, char *out, uint64_t *bytes, char *why, siz
     return s_hash_source(fd, out, bytes, NULL, NULL, 0, why, whylen);
 }
 
+void ingest_reader_source_suffix(char *source, const ingest_reader_opts_t *opts)
+{
+    size_t len = strlen(source);
+    if (opts->partitions != INGEST_IDENTITY_PARTITIONS)
+        len += (size_t)snprintf(source + len, INGEST_SOURCE_MAX - len, "-p%d", opts->partitions);
+    if (opts->max_line != INGEST_IDENTITY_MAX_LINE)
+        snprintf(source + len, INGEST_SOURCE_MAX - len, "-l%zu", opts->max_line);
+}
+
+/* Whether known (a ledger's source) names the settings of opts: its suffix
+ * after "file-<32 hex>" is the one they give. */
+static bool s_known_matches(const char *known, const ingest_reader_opts_t *opts)
+{
+    char want[INGEST_SOURCE_MAX];
+    if (strlen(known) < INGEST_FILE_SOURCE_LEN)
+        return false;
+    snprintf(want, sizeof want, "%.*s", INGEST_FILE_SOURCE_LEN, known);
+    ingest_reader_source_suffix(want, opts);
+    return strcmp(want, known) == 0;
+}
+
 /* ---- Opening ---- */
 
 static int s_restart(ingest_reader_t *self, uint64_t offset, uint64_t line, char *why, size_t whylen)
@@ -167,12 +188,24 @@ ingest_reader_t *ingest_reader_open(const char *path, const ingest_reader_opts_t
     self->data_line = self->rec.line + 1;
 
     if (self->map.layout == EV_CSV_OLD) {
+        if (known_source && !s_known_matches(known_source, &self->opts)) {
+            char mine[INGEST_SOURCE_MAX] = "file-<hash>";
+            ingest_reader_source_suffix(mine, &self->opts);
+            snprintf(why, whylen,
+                     "its source %.64s was read with other PARTITIONS or INGEST_MAX_LINE than this process's "
+                     "(which give %s): its identities cannot be derived again here",
+                     known_source, mine);
+            ingest_reader_destroy(&self);
+            return NULL;
+        }
         if (known_source) {
             snprintf(self->source, sizeof self->source, "%s", known_source);
         } else if (s_hash_source(self->fd, self->source, NULL, self->opts.hashing, self->opts.hashing_arg,
                                  (uint64_t)self->size, why, whylen) != 0) {
             ingest_reader_destroy(&self);
             return NULL;
+        } else {
+            ingest_reader_source_suffix(self->source, &self->opts);
         }
         self->source_len = (uint32_t)strlen(self->source);
     }

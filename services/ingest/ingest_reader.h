@@ -12,8 +12,19 @@
 #include "evpipe/csv.h"
 #include "evpipe/event.h"
 
-/* "file-" and 32 hex digits. */
+/* "file-" and 32 hex digits: the source of an old-format file read with the
+ * identity settings below. */
 #define INGEST_FILE_SOURCE_LEN 37
+/* The settings an old-format file's identities depend on (PARTITIONS: its
+ * rows' partitions; INGEST_MAX_LINE: which rows are refused and so take no
+ * seq). Read with these, its source is "file-<32 hex>", as before the
+ * settings were named in it; read with others it is that followed by
+ * "-p<PARTITIONS>" and/or "-l<INGEST_MAX_LINE>" for each one that differs
+ * ("file-<32 hex>-p32-l4096", at most 54 characters). Fixed for good: they
+ * were the defaults when the suffix came, and a replay after an upgrade must
+ * give the same identities whatever the defaults become. */
+#define INGEST_IDENTITY_PARTITIONS 16
+#define INGEST_IDENTITY_MAX_LINE 65536
 /* The longest source the protocol allows, plus the NUL. */
 #define INGEST_SOURCE_MAX 65
 
@@ -42,17 +53,20 @@ typedef struct {
 typedef struct ingest_reader_t ingest_reader_t;
 
 /* Opens path and maps its header. An old-format file gets its source from a
- * BLAKE2b pass over the whole file, unless known_source (the ledger's word
- * for this file) is given. NULL with why when the file cannot be opened or
- * its header is refused (*header_refused then says which). */
+ * BLAKE2b pass over the whole file and the settings in opts (see
+ * INGEST_IDENTITY_PARTITIONS), unless known_source (the ledger's word for
+ * this file) is given; a known_source whose settings are not those of opts
+ * is refused (its identities cannot be derived with them). NULL with why
+ * when the file cannot be opened, or its header or known_source is refused
+ * (*header_refused then says it was the header). */
 ingest_reader_t *ingest_reader_open(const char *path, const ingest_reader_opts_t *opts, const char *known_source,
                                     bool *header_refused, char *why, size_t whylen);
 void ingest_reader_destroy(ingest_reader_t **self_p);
 
 /* EV_CSV_OLD or EV_CSV_ARCHIVE, from the header. */
 ev_csv_layout_t ingest_reader_layout(const ingest_reader_t *self);
-/* The file- source of an old-format file; "" for an archive file (its rows
- * carry their own). */
+/* The file- source of an old-format file (with its settings' suffix); ""
+ * for an archive file (its rows carry their own). */
 const char *ingest_reader_source(const ingest_reader_t *self);
 /* Size and modification time (ns since the epoch) when opened. */
 int64_t ingest_reader_size(const ingest_reader_t *self);
@@ -71,6 +85,11 @@ int ingest_reader_next(ingest_reader_t *self, ingest_row_t *row, char *why, size
  * partition before it (PARTITIONS entries; NULL: all 0). */
 int ingest_reader_seek(ingest_reader_t *self, uint64_t offset, uint64_t line, const int64_t *seq_before,
                        char *why, size_t whylen);
+
+/* Appends to source (INGEST_SOURCE_MAX bytes, holding "file-<32 hex>") the
+ * suffix naming the settings of opts that differ from the identity
+ * settings: "", "-p32", "-l4096" or "-p32-l4096". */
+void ingest_reader_source_suffix(char *source, const ingest_reader_opts_t *opts);
 
 /* The file- source of the content of fd, read from its start to its end:
  * "file-" and the first 32 hex digits of its BLAKE2b-512 hash (the same as

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "evpipe/deploy.h"
 #include "evpipe/log.h"
 #include "evpipe/service.h"
 #include "ingest.h"
@@ -65,6 +66,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "evpipe-ingest: %s\n", bad);
         return 1;
     }
+    /* PARTITIONS must be the deployment's (docs/operations.md). */
+    rc = evp_deploy_check(&cfg, prog.program, EVP_DEPLOY_WAIT_MS);
+    if (rc != 0)
+        return rc;
     char why[EVP_WHY_MAX];
     ingest_t *ingest = ingest_new(&cfg, &opts, why, sizeof why);
     if (!ingest) {

@@ -32,7 +32,7 @@ struct tap_t {
     /* --stats: counts over the current second */
     uint64_t *by_partition;   /* events per partition */
     uint64_t by_type[MAX_TYPES]; /* events per ev_event_types entry */
-    int64_t lag_sum_us;       /* sum of now - published_at */
+    double lag_sum_us;        /* sum of now - published_at (a double: any int64 a peer sends adds up) */
     int64_t lag_max_us;       /* largest now - published_at */
 };
 
@@ -144,8 +144,8 @@ static void s_count(tap_t *self, const ev_event_t *ev)
         if (strlen(ev_event_types[i]) == ev->event_type.len &&
             memcmp(ev_event_types[i], ev->event_type.ptr, ev->event_type.len) == 0)
             self->by_type[i]++;
-    int64_t lag = ev_now_us() - ev->published_at;
-    self->lag_sum_us += lag;
+    int64_t lag = ev_elapsed_us(ev_now_us(), ev->published_at);
+    self->lag_sum_us += (double)lag;
     if (lag > self->lag_max_us)
         self->lag_max_us = lag;
 }
@@ -171,8 +171,9 @@ static bool s_stats_line(tap_t *self, uint64_t events, double seconds)
         self->by_partition[p] = 0;
     }
     ev_buf_printf(&self->line, "},\"lag_ms_avg\":%.1f,\"lag_ms_max\":%.1f}",
-                  events ? (double)self->lag_sum_us / (double)events / 1000.0 : 0.0, (double)self->lag_max_us / 1000.0);
-    self->lag_sum_us = self->lag_max_us = 0;
+                  events ? self->lag_sum_us / (double)events / 1000.0 : 0.0, (double)self->lag_max_us / 1000.0);
+    self->lag_sum_us = 0;
+    self->lag_max_us = 0;
     bool ok = s_flush_line(self);
     fflush(self->out);
     return ok;

@@ -14,7 +14,10 @@
 #include <zmq.h>
 
 #include "evpipe/curve.h"
+#include "evpipe/deploy.h"
 #include "evpipe/log.h"
+#include "evpipe/pg.h"
+#include "evpipe/service.h"
 #include "evpipe/sig.h"
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
@@ -420,6 +423,25 @@ static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, si
     }
 }
 
+/* A heartbeat that says its publisher runs with another PARTITIONS than
+ * this writer: its events in partitions the writers do not have are never
+ * read, and its users are spread over partitions in another way.
+ * Counted and logged (rate-limited); the heartbeat is taken all the same
+ * (its seq is true of its own partition). */
+static void s_check_partitions(writer_t *self, const ev_heartbeat_t *hb)
+{
+    if (hb->partitions == 0 || hb->partitions == self->cfg.partitions)
+        return;
+    self->stats.partitions_differ++;
+    if (s_log_allowed(self)) {
+        char src[65];
+        s_printable(src, hb->source.ptr, hb->source.len);
+        evp_error("a publisher runs with another PARTITIONS than this writer",
+                  "source=\"%s\" publisher_partitions=%d partitions=%d", src, (int)hb->partitions,
+                  self->cfg.partitions);
+    }
+}
+
 static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_t topic_partition, int64_t now)
 {
     ev_heartbeat_t hb;
@@ -431,6 +453,7 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
         return;
     }
     self->stats.heartbeats++;
+    s_check_partitions(self, &hb);
     long chars = hb.source.ptr ? ev_utf8_chars(hb.source.ptr, hb.source.len) : -1;
     if (chars < 1 || (unsigned long)chars > ev_fields[EV_F_source].max_chars || hb.partition != (int32_t)topic_partition ||
         hb.partition >= self->cfg.partitions || !self->owned[hb.partition]) {
@@ -820,7 +843,12 @@ static bool s_connect_wait(writer_t *self, int deadline_ms)
     }
 }
 
-/* Connects and applies the migrations, retrying on a lost connection. */
+/* s_migrate and writer_start: the database refuses this writer (its
+ * schema is newer, or its deployment settings differ). */
+#define S_REFUSED (-2)
+
+/* Connects and applies the migrations, retrying on a lost connection. 0,
+ * -1, or S_REFUSED. */
 static int s_migrate(writer_t *self, int deadline_ms)
 {
     int64_t end = deadline_ms >= 0 ? zclock_mono() + deadline_ms : INT64_MAX;
@@ -834,9 +862,16 @@ static int s_migrate(writer_t *self, int deadline_ms)
         char why[EVP_WHY_MAX];
         int applied;
         bool lost;
-        if (writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why) == 0) {
+        int rc = writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why);
+        if (rc == 0) {
             evp_info("migrations up to date", "applied=%d known=%zu", applied, writer_migrations_count);
             return 0;
+        }
+        if (rc == WRITER_MIGRATE_NEWER) {
+            char reason[sizeof why];
+            evp_error("refusing a database migrated by a newer writer", "reason=\"%s\"",
+                      evp_log_text(reason, sizeof reason, why, strlen(why)));
+            return S_REFUSED;
         }
         if (!lost) {
             char reason[sizeof why];
@@ -847,17 +882,48 @@ static int s_migrate(writer_t *self, int deadline_ms)
     }
 }
 
+/* Records the deployment's settings when no service has yet, or checks
+ * this writer's against them (evp_deploy_check_conn), retrying on a lost
+ * connection. 0, -1, or S_REFUSED. */
+static int s_check_deployment(writer_t *self)
+{
+    for (;;) {
+        if (!s_connect_wait(self, -1))
+            return -1;
+        char why[EVP_WHY_MAX], reason[EVP_WHY_MAX];
+        PGconn *c = writer_db_conn(self->db);
+        evp_deploy_t rc = evp_deploy_check_conn(c, &self->cfg, self->name, why, sizeof why);
+        if (rc == EVP_DEPLOY_AGREE)
+            return 0;
+        evp_log_text(reason, sizeof reason, why, strlen(why));
+        if (rc == EVP_DEPLOY_DIFFERENT) {
+            evp_error("refusing to start: a deployment setting differs", "reason=\"%s\"", reason);
+            return S_REFUSED;
+        }
+        /* The table is there after the migrations: a failure. */
+        if (!evp_pg_lost(c)) {
+            evp_error("cannot check the deployment settings", "reason=\"%s\"", reason);
+            return -1;
+        }
+        writer_db_fail(self->db, zclock_mono(), why);
+    }
+}
+
 int writer_migrate_only(writer_t *self, int deadline_ms)
 {
-    return s_migrate(self, deadline_ms) == 0 ? 0 : 1;
+    int rc = s_migrate(self, deadline_ms);
+    return rc == 0 ? 0 : rc == S_REFUSED ? EVP_EXIT_REFUSED : 1;
 }
 
 int writer_start(writer_t *self)
 {
     /* The first connection already counts as a live writer. */
     writer_db_set_name(self->db, self->name);
-    if (s_migrate(self, -1) != 0)
-        return -1;
+    int rc = s_migrate(self, -1);
+    if (rc == 0)
+        rc = s_check_deployment(self);
+    if (rc != 0)
+        return rc;
     /* Subscriptions first, then connect: nothing is missed while joining. */
     self->sharing = true;
     while (!s_rebalance(self, zclock_mono()))
@@ -917,8 +983,9 @@ int writer_finish(writer_t *self)
 
 int writer_run(writer_t *self)
 {
-    if (writer_start(self) != 0)
-        return writer_stopping(self) ? 0 : 1;
+    int rc = writer_start(self);
+    if (rc != 0)
+        return rc == S_REFUSED ? EVP_EXIT_REFUSED : writer_stopping(self) ? 0 : 1;
     while (!writer_stopping(self))
         writer_step(self, S_CHECK_MS);
     return writer_finish(self);

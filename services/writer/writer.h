@@ -23,13 +23,19 @@ writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen);
 void writer_destroy(writer_t **self_p);
 
 /* Connects (retrying with backoff for up to deadline_ms), applies the
- * migrations and returns 0, or 1 on failure. */
+ * migrations and returns 0, EVP_EXIT_REFUSED when the database's schema is
+ * newer than this writer, or 1 on failure. The deployment settings are
+ * neither recorded nor checked (a migration job need not carry them). */
 int writer_migrate_only(writer_t *self, int deadline_ms);
 
 /* Connects to PostgreSQL (retrying until it can or the writer is asked to
- * stop), applies the migrations, joins the writers and takes the free
+ * stop), applies the migrations, records the deployment settings (the first
+ * service to find them unrecorded does) or checks its own against them
+ * (evpipe/deploy.h), joins the writers and takes the free
  * partitions of its share, connects to the bus and the repair service, logs
- * "writer ready". 0, or -1 (stopping or a migration failed). */
+ * "writer ready". 0, -1 (stopping or a migration failed), or -2 when the
+ * database refuses this writer (a newer schema, other deployment settings:
+ * logged). */
 int writer_start(writer_t *self);
 /* One turn of the loop: waits up to max_wait_ms for messages, takes them,
  * commits when the batch is full or old enough, sends repair requests. */
@@ -39,7 +45,8 @@ void writer_step(writer_t *self, int max_wait_ms);
  * them at once) and logs the summary. 0, or 1 when the batch could not be
  * committed. */
 int writer_finish(writer_t *self);
-/* writer_start, writer_step until asked to stop, writer_finish: the exit code. */
+/* writer_start, writer_step until asked to stop, writer_finish: the exit
+ * code (EVP_EXIT_REFUSED when the database refuses this writer). */
 int writer_run(writer_t *self);
 /* Asks writer_run to stop, as SIGTERM does. */
 void writer_stop(writer_t *self);

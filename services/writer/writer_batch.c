@@ -283,6 +283,61 @@ static bool s_covered(const int64_t *upto, size_t n, int64_t stream, int64_t seq
     return stream >= 0 && (size_t)stream < n && upto[stream] >= 0 && seq <= upto[stream];
 }
 
+/* Keeps the rejects for which gone(r, arg) is false, in order. */
+static void s_keep_rejects(writer_batch_t *self, bool (*gone)(const writer_reject_t *r, void *arg), void *arg)
+{
+    size_t kept = 0, off = 0;
+    for (size_t i = 0; i < self->nrejects; i++) {
+        writer_reject_t r = self->rejects[i];
+        if (gone(&r, arg))
+            continue;
+        memmove(self->reject_copy.data + off, self->reject_copy.data + r.off, r.len);
+        r.off = off;
+        off += r.len;
+        self->rejects[kept++] = r;
+    }
+    self->nrejects = kept;
+    self->reject_copy.len = off;
+    if (self->reject_copy.data)
+        self->reject_copy.data[off] = '\0';
+}
+
+typedef struct {
+    const int64_t *upto; /* per stream id */
+    size_t n;            /* entries */
+} s_upto_t;
+
+static bool s_reject_covered(const writer_reject_t *r, void *arg)
+{
+    const s_upto_t *u = arg;
+    return s_covered(u->upto, u->n, r->stream, r->seq);
+}
+
+/* Counts down the rejects without a stream still to drop (arg: size_t left). */
+static bool s_reject_anonymous(const writer_reject_t *r, void *arg)
+{
+    size_t *left = arg;
+    if (r->stream >= 0 || *left == 0)
+        return false;
+    (*left)--;
+    return true;
+}
+
+size_t writer_batch_anonymous_rejects(const writer_batch_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->nrejects; i++)
+        n += self->rejects[i].stream < 0;
+    return n;
+}
+
+size_t writer_batch_drop_anonymous_rejects(writer_batch_t *self, size_t n)
+{
+    size_t left = n;
+    s_keep_rejects(self, s_reject_anonymous, &left);
+    return n - left;
+}
+
 size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t n)
 {
     /* Rows: compact in place; each kept line moves to a lower or equal offset. */
@@ -310,20 +365,8 @@ size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t 
     if (self->raw.data)
         self->raw.data[raw_off] = '\0';
 
-    kept = 0, off = 0;
-    for (size_t i = 0; i < self->nrejects; i++) {
-        writer_reject_t r = self->rejects[i];
-        if (s_covered(upto, n, r.stream, r.seq))
-            continue;
-        memmove(self->reject_copy.data + off, self->reject_copy.data + r.off, r.len);
-        r.off = off;
-        off += r.len;
-        self->rejects[kept++] = r;
-    }
-    self->nrejects = kept;
-    self->reject_copy.len = off;
-    if (self->reject_copy.data)
-        self->reject_copy.data[off] = '\0';
+    s_upto_t covered = {upto, n};
+    s_keep_rejects(self, s_reject_covered, &covered);
 
     kept = 0;
     for (size_t i = 0; i < self->ngaps; i++) {

@@ -117,6 +117,13 @@ void writer_batch_unrefuse(writer_batch_t *self, size_t nrejects);
  * -1: keep all of that stream), and checkpoints that would not move past it.
  * Returns how many rows went. */
 size_t writer_batch_drop_upto(writer_batch_t *self, const int64_t *upto, size_t n);
+/* Rejects without a stream (no usable identity): no checkpoint covers
+ * them, so a commit whose outcome was unknown is asked about instead
+ * (writer_db). How many the batch holds: */
+size_t writer_batch_anonymous_rejects(const writer_batch_t *self);
+/* Removes the first n of them (those a transaction that committed held:
+ * later ones were added after them); returns how many went. */
+size_t writer_batch_drop_anonymous_rejects(writer_batch_t *self, size_t n);
 /* Removes everything of the streams whose drop[stream id] is true (n
  * entries): rows, rejects, gaps, checkpoints and heads, as if they had never
  * come (a partition this writer no longer owns). Returns how many rows went. */

@@ -35,6 +35,10 @@ static const char S_UPSERT_HEADS[] =
 static const char S_INSERT_GAPS[] =
     "INSERT INTO gaps (source, partition, first_seq, last_seq)"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])";
+/* A transaction's id, and later whether it committed (PostgreSQL 10 and
+ * later): 'committed', 'aborted', 'in progress', or NULL when too old. */
+static const char S_TXID[] = "SELECT txid_current()";
+static const char S_TXID_STATUS[] = "SELECT txid_status($1::bigint)";
 static const char S_COPY_REJECTS[] = "COPY rejects (source, partition, seq, reason, detail, raw) FROM STDIN";
 static const char S_RELOAD[] =
     "SELECT k.i, c.seq FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS k(source, partition, i)"
@@ -83,6 +87,12 @@ struct writer_db_t {
     bool verify;             /* a commit or the connection failed: this writer (a commit whose answer was
                               * lost) or another (the locks went) may have committed some of the batch;
                               * reread the checkpoints first */
+    /* Rejects without a stream: no checkpoint tells whether a transaction
+     * whose COMMIT answer was lost stored them, so PostgreSQL is asked
+     * about that transaction (txid_status) before they are sent again. */
+    char anon_xid[24];       /* txid of the last attempt that held such rejects, "" when none is in doubt */
+    size_t anon_count;       /* how many it held: the batch's first ones */
+    bool lose_answer;        /* tests: treat the next successful COMMIT's answer as lost */
     ev_buf_t a1, a2, a3, a4; /* array parameters, as text literals */
     int64_t *upto;           /* per stream id: committed seq read back, or -1 */
     size_t upto_cap;         /* entries in upto */
@@ -572,6 +582,8 @@ static s_rc_t s_set_checkpoints(writer_db_t *self, const writer_batch_t *b, cons
     return S_RACE;
 }
 
+static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err_t *err);
+
 /* One attempt. isolate: copy under savepoints (a row was refused before).
  * ahead: bytes of the COPY text already sent in this transaction
  * (writer_db_send_ahead), or 0. The checkpoints go last: their
@@ -625,9 +637,83 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
     }
     if (b->nckpts > 0 && (rc = s_set_checkpoints(self, b, ss, err)) != S_OK)
         return s_rollback(self, rc);
+    if (s_note_anonymous(self, b, err) != S_OK)
+        return s_rollback(self, S_FAIL);
     if (s_exec(c, "COMMIT", "COMMIT", err) != S_OK)
         return s_rollback(self, S_FAIL);
+    if (self->lose_answer) {
+        /* As if the connection went right after PostgreSQL committed. */
+        self->lose_answer = false;
+        PQfinish(self->conn);
+        self->conn = NULL;
+        snprintf(err->why, sizeof err->why, "COMMIT: no answer (lost on purpose, for a test)");
+        return S_FAIL;
+    }
+    self->anon_xid[0] = '\0';
     return S_OK;
+}
+
+/* ---- Rejects without a stream ---- */
+
+/* Before the COMMIT of a batch holding rejects without a stream: notes the
+ * transaction's id, so that if its answer is lost, s_anonymous_outcome can
+ * ask PostgreSQL whether it committed. One round trip, only for such
+ * batches (events with no usable identity are rare). */
+static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err_t *err)
+{
+    self->anon_xid[0] = '\0';
+    size_t n = b->nrejects ? writer_batch_anonymous_rejects(b) : 0;
+    if (n == 0)
+        return S_OK;
+    PGresult *r = PQexec(self->conn, S_TXID);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        s_classify(r, "reading the transaction id", err);
+        return S_FAIL;
+    }
+    snprintf(self->anon_xid, sizeof self->anon_xid, "%s", PQgetvalue(r, 0, 0));
+    self->anon_count = n;
+    PQclear(r);
+    return S_OK;
+}
+
+/* After a failed commit attempt whose transaction held rejects without a
+ * stream: drops them from the batch when that transaction committed after
+ * all (its answer was lost), keeps them when it did not. S_OK when the
+ * outcome is known, S_RACE when the transaction is still in progress (its
+ * backend has not ended yet: ask again later), S_FAIL when asking failed. */
+static s_rc_t s_anonymous_outcome(writer_db_t *self, writer_batch_t *b, s_err_t *err)
+{
+    if (!self->anon_xid[0])
+        return S_OK;
+    const char *vals[] = {self->anon_xid};
+    PGresult *r = PQexecParams(self->conn, S_TXID_STATUS, 1, NULL, vals, NULL, NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        s_classify(r, "asking whether the last transaction committed", err);
+        return S_FAIL;
+    }
+    const char *status = PQgetisnull(r, 0, 0) ? "unknown" : PQgetvalue(r, 0, 0);
+    s_rc_t rc = S_OK;
+    if (strcmp(status, "in progress") == 0) {
+        rc = S_RACE;
+    } else if (strcmp(status, "committed") == 0) {
+        size_t dropped = writer_batch_drop_anonymous_rejects(b, self->anon_count);
+        evp_info("rejects without an identity were committed before the connection went; dropped from the batch",
+                 "txid=%s rejects=%zu", self->anon_xid, dropped);
+    } else if (strcmp(status, "aborted") != 0) {
+        /* Too old for PostgreSQL to know (beyond its wraparound horizon): it
+         * cannot be the transaction of a moment ago. */
+        evp_warn("PostgreSQL does not know the outcome of the last transaction; its rejects are stored again",
+                 "txid=%s status=%s", self->anon_xid, status);
+    }
+    PQclear(r);
+    if (rc == S_OK)
+        self->anon_xid[0] = '\0';
+    return rc;
+}
+
+void writer_db_lose_next_commit_answer(writer_db_t *self)
+{
+    self->lose_answer = true;
 }
 
 /* Reads back the checkpoints of the streams the batch touches (0 when a
@@ -681,7 +767,7 @@ static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *
             continue;
         rows++;
         repaired += row->from_repair;
-        int64_t latency = now - row->published_at;
+        int64_t latency = ev_elapsed_us(now, row->published_at);
         writer_latency_add(&st->latency, latency);
         writer_latency_add(&st->latency_window, latency);
         writer_metrics_latency(self->metrics, (double)latency / 1e6);
@@ -722,6 +808,14 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
     int64_t started_us = zclock_usecs();
     /* After a failed attempt the outcome of its COMMIT is unknown. */
     if (self->verify) {
+        s_rc_t known = s_anonymous_outcome(self, b, &err);
+        if (known == S_FAIL)
+            goto fail;
+        if (known == S_RACE) {
+            evp_debug("the last transaction is still in progress; the commit waits for its outcome", "txid=%s",
+                      self->anon_xid);
+            return WRITER_COMMIT_RETRY;
+        }
         long dropped = s_drop_committed(self, b, ss, &err);
         if (dropped < 0)
             goto fail;

@@ -106,6 +106,11 @@ bool writer_db_ahead(const writer_db_t *self);
 writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
                                  int64_t now_ms);
 
+/* For tests: the next COMMIT that succeeds is treated as if its answer had
+ * been lost (the connection is closed right after it, the commit returns
+ * RETRY), as a network failure at that moment would. */
+void writer_db_lose_next_commit_answer(writer_db_t *self);
+
 /* Loads the checkpoints and the publishers' heads (publisher_heads, taken as
  * heartbeats: writer_stream_learn_head) of the given partitions into the
  * registry, creating their streams. Returns 0, or -1 with why (the

@@ -24,6 +24,7 @@ struct writer_metrics_t {
     evp_counter_t *gaps;          /* gaps_recorded_total */
     evp_counter_t *unsettled;     /* repairs_unsettled_total{reason} */
     evp_counter_t *evicted;       /* held_evicted_total */
+    evp_counter_t *partitions_differ; /* heartbeats_partitions_differ_total */
     evp_histogram_t *batch_rows;  /* rows per committed batch */
     evp_histogram_t *commit_s;    /* commit time */
     evp_histogram_t *latency_s;   /* published_at to commit */
@@ -61,6 +62,8 @@ writer_metrics_t *writer_metrics_new(void)
         "reason", waits, 4);
     self->evicted = evp_counter_new(m, "held_evicted_total",
                                     "Held events freed while the holdback was full: they waited on unproven claims.");
+    self->partitions_differ = evp_counter_new(m, "heartbeats_partitions_differ_total",
+                                              "Heartbeats of publishers running with another PARTITIONS.");
     static const double rows[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000};
     static const double commit[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     static const double latency[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -133,6 +136,7 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
             evp_counter_add_at(self->unsettled, i, st->unsettled[i] - p->unsettled[i]);
             p->unsettled[i] = st->unsettled[i];
         }
+    s_push(self->partitions_differ, st->partitions_differ, &p->partitions_differ);
     for (int i = 0; i < EV_REJECT__COUNT; i++)
         if (st->rejects[i] > p->rejects[i]) {
             evp_counter_add_at(self->rejects, (size_t)i, st->rejects[i] - p->rejects[i]);

@@ -39,6 +39,39 @@ static const char *s_recorded(PGresult *r, int version)
     return NULL;
 }
 
+static bool s_known(int version)
+{
+    for (size_t k = 0; k < writer_migrations_count; k++)
+        if (writer_migrations[k].version == version)
+            return true;
+    return false;
+}
+
+/* True when evpipe_migrations records versions this writer does not embed
+ * (unknown, or newer than its newest); why then names them. */
+static bool s_unknown(PGresult *rec, char *why, size_t whylen)
+{
+    char list[200] = "";
+    size_t len = 0;
+    int unknown = 0;
+    for (int i = 0; i < PQntuples(rec); i++) {
+        int v = atoi(PQgetvalue(rec, i, 0));
+        if (s_known(v))
+            continue;
+        if (unknown++ < 10 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", len ? "," : "", v);
+    }
+    if (unknown == 0)
+        return false;
+    int newest = writer_migrations_count ? writer_migrations[writer_migrations_count - 1].version : 0;
+    snprintf(why, whylen,
+             "the database has %d migration(s) this writer does not know (versions %s%s; its newest is %d): "
+             "a newer evpipe-writer migrated it, and an older one must not write to its schema; run the newer "
+             "version",
+             unknown, list, unknown > 10 ? ",..." : "", newest);
+    return true;
+}
+
 int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t whylen)
 {
     *applied = 0;
@@ -54,6 +87,14 @@ int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t 
     if (!evp_pg_ok(rec, PGRES_TUPLES_OK, "reading evpipe_migrations", why, whylen))
         return s_fail(c, lost);
 
+    /* A schema a newer writer made is not this writer's: refuse it before
+     * applying anything (an older writer under a newer schema could store
+     * what the newer schema's rules forbid, e.g. without an index it needs). */
+    if (s_unknown(rec, why, whylen)) {
+        PQclear(rec);
+        s_fail(c, lost);
+        return WRITER_MIGRATE_NEWER;
+    }
     const writer_migration_t *done[S_MAX_MIGRATIONS];
     int ndone = 0;
     for (size_t i = 0; i < writer_migrations_count; i++) {
@@ -86,13 +127,6 @@ int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t 
         if (ndone < S_MAX_MIGRATIONS)
             done[ndone++] = m;
     }
-    int known = 0;
-    for (int i = 0; i < PQntuples(rec); i++)
-        for (size_t k = 0; k < writer_migrations_count; k++)
-            if (atoi(PQgetvalue(rec, i, 0)) == writer_migrations[k].version)
-                known++;
-    if (known < PQntuples(rec))
-        evp_warn("the database has migrations this writer does not know", "unknown=%d", PQntuples(rec) - known);
     PQclear(rec);
     if (!evp_pg_exec(c, "COMMIT", "COMMIT of the migrations", why, whylen))
         return s_fail(c, lost);

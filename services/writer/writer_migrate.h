@@ -23,11 +23,19 @@ typedef struct {
 extern const writer_migration_t writer_migrations[];
 extern const size_t writer_migrations_count;
 
+/* writer_migrate_apply refused the database: it records migrations this
+ * writer does not know (a newer writer's). */
+#define WRITER_MIGRATE_NEWER (-2)
+
 /* Applies, in version order, every migration not yet recorded in
  * evpipe_migrations (created if missing), and records each, in one
  * transaction under pg_advisory_xact_lock. Logs each one applied.
- * Returns 0 (*applied: how many), or -1 with why; *lost is true when the
- * connection failed (worth retrying after a reconnect). */
+ * Returns 0 (*applied: how many), -1 with why (*lost is true when the
+ * connection failed: worth retrying after a reconnect), or
+ * WRITER_MIGRATE_NEWER with why naming the versions, having changed
+ * nothing, when evpipe_migrations records a version this writer does not
+ * embed (unknown, or newer than its newest): a writer never runs under a
+ * schema a newer writer made. */
 int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t whylen);
 
 #endif

@@ -682,3 +682,21 @@ Test(event_partition, stays_in_range_and_spreads_users)
         cr_assert_gt(hits[p], 500, "partition %d got only %u of 16000 users", p, hits[p]);
     cr_assert_eq(ev_partition_of(42, 0), 0, "no partitions: 0, not a division by zero");
 }
+
+/* ---- Elapsed time ---- */
+
+Test(event_elapsed, saturates_for_any_time_a_peer_sends)
+{
+    int64_t now = ev_now_us();
+    cr_assert_eq(ev_elapsed_us(now, now - 1500), 1500);
+    cr_assert_eq(ev_elapsed_us(now, now + 1500), -1500);
+    /* published_at is any int64 on the wire: no overflow (UBSan aborts on one). */
+    cr_assert_eq(ev_elapsed_us(now, INT64_MIN), INT64_MAX);
+    cr_assert_eq(ev_elapsed_us(now, INT64_MAX), now - INT64_MAX);
+    cr_assert_eq(ev_elapsed_us(-now, INT64_MAX), INT64_MIN);
+    cr_assert_eq(ev_elapsed_us(INT64_MAX, INT64_MIN), INT64_MAX);
+    cr_assert_eq(ev_elapsed_us(INT64_MIN, INT64_MAX), INT64_MIN);
+    cr_assert_eq(ev_elapsed_us(INT64_MIN, INT64_MIN), 0);
+    cr_assert_eq(ev_elapsed_us(-1, INT64_MAX), INT64_MIN);
+    cr_assert_eq(ev_elapsed_us(0, INT64_MIN), INT64_MAX);
+}

@@ -881,6 +881,63 @@ Test(wire_heartbeat, round_trips)
     ev_codec_destroy(&codec);
 }
 
+/* Encodes hb and decodes it back into *back; the decode's result. */
+static ev_reject_t s_heartbeat_round_trip(ev_codec_t *codec, const ev_heartbeat_t *hb, ev_heartbeat_t *back,
+                                          bool *has_partitions)
+{
+    const void *data;
+    size_t len;
+    ev_codec_encode_heartbeat(codec, hb, &data, &len);
+    *has_partitions = memmem(data, len, "partitions", 10) != NULL;
+    void *copy = s_copy(data, len);
+    ev_error_t err = {0};
+    ev_reject_t rc = ev_codec_decode_heartbeat(codec, copy, len, back, &err);
+    free(copy);
+    return rc;
+}
+
+Test(wire_heartbeat, carries_the_publishers_partitions_when_it_says_them)
+{
+    ev_codec_t *codec = ev_codec_new();
+    ev_heartbeat_t hb = {.source = s_str("gen-0123456789abcdef"), .partition = 3, .seq = 42,
+                         .published_at = 1706702400000001LL, .partitions = 32}, back;
+    bool has;
+    cr_assert_eq(s_heartbeat_round_trip(codec, &hb, &back, &has), EV_OK);
+    cr_assert(has);
+    cr_assert_eq(back.partitions, 32);
+    /* Optional: a heartbeat without it (an older or foreign publisher) is
+     * valid and says 0, and the key is left out when there is nothing to say. */
+    hb.partitions = 0;
+    cr_assert_eq(s_heartbeat_round_trip(codec, &hb, &back, &has), EV_OK);
+    cr_assert_not(has);
+    cr_assert_eq(back.partitions, 0);
+    /* Out of range: refused like any bad number. */
+    const int64_t bad[] = {0, -1, EV_PARTITIONS_MAX + 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 6);
+        s_pack_key(&pk, "v");
+        msgpack_pack_int(&pk, 1);
+        s_pack_key(&pk, "source");
+        s_pack_key(&pk, "gen-x");
+        const char *ints[] = {"partition", "seq", "published_at"};
+        for (int k = 0; k < 3; k++) {
+            s_pack_key(&pk, ints[k]);
+            msgpack_pack_int(&pk, 1);
+        }
+        s_pack_key(&pk, "partitions");
+        msgpack_pack_int64(&pk, bad[i]);
+        ev_error_t err;
+        cr_assert_eq(ev_codec_decode_heartbeat(codec, sb.data, sb.size, &back, &err), EV_REJECT_NUMBER,
+                     "partitions %lld", (long long)bad[i]);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    ev_codec_destroy(&codec);
+}
+
 Test(wire_heartbeat, refuses_a_missing_field_naming_it)
 {
     static const char *const keys[] = {"source", "partition", "seq", "published_at"};

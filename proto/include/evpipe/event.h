@@ -122,6 +122,9 @@ bool ev_format_scalar(ev_buf_t *b, const ev_event_t *ev, int field, bool iso_t);
 
 /* Microseconds since the epoch, now (CLOCK_REALTIME). */
 int64_t ev_now_us(void);
+/* now - then, saturated to INT64_MIN..INT64_MAX instead of overflowing: the
+ * age of a time a peer sent (published_at), which may be any int64. */
+int64_t ev_elapsed_us(int64_t now, int64_t then);
 
 /* The partition of a user: a fixed 32-bit mix of user_id modulo partitions
  * (documented in docs/protocol.md, so every publisher agrees). */

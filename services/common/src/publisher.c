@@ -50,6 +50,7 @@ struct evp_publisher_t {
     void *sock;            /* XPUB connected to the bus */
     ev_codec_t *codec;     /* encodes bodies */
     int heartbeat_ms;      /* HEARTBEAT_MS */
+    int32_t partitions;    /* PARTITIONS, announced in heartbeats so writers can tell a mismatch */
     int64_t next_beat_us;  /* when heartbeats are next due (monotonic) */
     int subscriptions;     /* subscriptions the bus holds on us (0 or 1) */
     uint32_t batch;        /* PUBLISH_BATCH: events a message carries at most */
@@ -184,6 +185,7 @@ evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t wh
         return NULL;
     }
     self->heartbeat_ms = cfg->heartbeat_ms;
+    self->partitions = cfg->partitions;
     self->next_beat_us = zclock_usecs() + (int64_t)cfg->heartbeat_ms * 1000;
     self->batch = cfg->publish_batch > 0 ? (uint32_t)cfg->publish_batch : 1;
     self->max_bytes = (size_t)cfg->max_message_bytes;
@@ -342,7 +344,8 @@ static void s_send_heartbeats(evp_publisher_t *self, int flags)
                              .partition = h->partition,
                              .seq = h->seq,
                              .published_at = now_us,
-                             .archived = self->archive_heads};
+                             .archived = self->archive_heads,
+                             .partitions = self->partitions};
         const void *body;
         size_t blen;
         ev_codec_encode_heartbeat(self->codec, &hb, &body, &blen);

@@ -214,6 +214,10 @@ static void s_copy_in(const char *dir, const char *fixture, const char *name)
 }
 
 static const char *const s_small_lines[] = {"INGEST_MAX_LINE=256", "HEARTBEAT_MS=100", NULL};
+/* The sources of the two files read with INGEST_MAX_LINE=256: the setting
+ * decides which rows take seqs, so the source names it. */
+#define OLD_FORMAT_SOURCE_L256 OLD_FORMAT_SOURCE "-l256"
+#define BAD_ROWS_SOURCE_L256 BAD_ROWS_SOURCE "-l256"
 
 /* ---- One-shot replay ---- */
 
@@ -231,24 +235,24 @@ Test(ingest_process, one_shot_replay_publishes_exactly_the_good_rows_with_their_
         s_dump_log(p);
     cr_assert_eq(rc, 0);
     cr_assert_eq(g.n, 12, "published %zu", g.n);
-    cr_assert_eq(s_count_source(&g, OLD_FORMAT_SOURCE), 8);
-    cr_assert_eq(s_count_source(&g, BAD_ROWS_SOURCE), 4);
+    cr_assert_eq(s_count_source(&g, OLD_FORMAT_SOURCE_L256), 8);
+    cr_assert_eq(s_count_source(&g, BAD_ROWS_SOURCE_L256), 4);
     /* Old format: users 101 102 101 103 104 102 105 106. */
     const int32_t part[] = {4, 9, 4, 4, 12, 9, 6, 11};
     const int64_t seq[] = {1, 1, 2, 3, 1, 2, 1, 1};
     const int32_t user[] = {101, 102, 101, 103, 104, 102, 105, 106};
     for (int i = 0; i < 8; i++) {
-        const s_ev_t *e = s_find(&g, OLD_FORMAT_SOURCE, part[i], seq[i]);
+        const s_ev_t *e = s_find(&g, OLD_FORMAT_SOURCE_L256, part[i], seq[i]);
         cr_assert_not_null(e, "no event %d/%lld", part[i], (long long)seq[i]);
         cr_assert_eq(e->user_id, user[i]);
         cr_assert_gt(e->published_at, 0);
     }
     /* The bad-rows file: only its good rows, seqs skipping the bad ones. */
-    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE, 2, 1));
-    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE, 2, 2));
-    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE, 9, 1));
-    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE, 15, 1));
-    cr_assert_null(s_find(&g, BAD_ROWS_SOURCE, 2, 3));
+    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE_L256, 2, 1));
+    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE_L256, 2, 2));
+    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE_L256, 9, 1));
+    cr_assert_not_null(s_find(&g, BAD_ROWS_SOURCE_L256, 15, 1));
+    cr_assert_null(s_find(&g, BAD_ROWS_SOURCE_L256, 2, 3));
     /* The summary, as a log line and a human line. */
     cr_assert(s_log_has(p, "ingest: 2 files, 20 rows read, 12 published, 8 rejected (see "));
     cr_assert(s_log_has(p, "msg=\"summary\" files=2"));

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "evpipe/config.h"
 #include "evpipe/csv.h"
 #include "ingest_reader.h"
 #include "ingest_rejects.h"
@@ -90,6 +91,70 @@ Test(ingest_reader, hash_source_matches_the_protocol_definition)
     cr_assert_eq(bytes, 3);
     rm_rf(dir);
     free(dir);
+}
+
+Test(ingest_reader, old_file_source_is_unchanged_under_the_identity_settings)
+{
+    /* The sources files ingested before settings were named in them had:
+     * a replay after an upgrade adds nothing. */
+    trow_t rows[16];
+    size_t n = read_rows(fx("old_format.csv"), INGEST_IDENTITY_PARTITIONS, INGEST_IDENTITY_MAX_LINE, rows, 16);
+    cr_assert_eq(n, 8);
+    cr_assert_str_eq(rows[0].source, OLD_FORMAT_SOURCE);
+    cr_assert_eq(strlen(rows[0].source), INGEST_FILE_SOURCE_LEN);
+    /* And those are the defaults of the settings (a new default must not
+     * change identities silently: keep the constants, add a suffix rule). */
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    cr_assert_eq(cfg.partitions, INGEST_IDENTITY_PARTITIONS);
+    cr_assert_eq(cfg.ingest_max_line, INGEST_IDENTITY_MAX_LINE);
+}
+
+Test(ingest_reader, old_file_source_names_the_settings_its_identities_depend_on)
+{
+    static const struct {
+        int partitions;
+        size_t max_line;
+        const char *suffix;
+    } cases[] = {
+        {32, 65536, "-p32"},
+        {16, 4096, "-l4096"},
+        {32, 4096, "-p32-l4096"},
+        {1024, 16777216, "-p1024-l16777216"},
+        {1, 256, "-p1-l256"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        trow_t rows[16];
+        size_t n = read_rows(fx("old_format.csv"), cases[c].partitions, cases[c].max_line, rows, 16);
+        cr_assert_eq(n, 8);
+        char want[INGEST_SOURCE_MAX];
+        snprintf(want, sizeof want, "%s%s", OLD_FORMAT_SOURCE, cases[c].suffix);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_str_eq(rows[i].source, want, "PARTITIONS=%d INGEST_MAX_LINE=%zu", cases[c].partitions,
+                             cases[c].max_line);
+        cr_assert_leq(strlen(want), ev_fields[EV_F_source].max_chars, "within the source limit");
+    }
+}
+
+Test(ingest_reader, a_known_source_of_other_settings_is_refused)
+{
+    /* The ledger's source says how the file was read: read with other
+     * settings, its identities would differ, so the reader refuses. */
+    ingest_reader_opts_t o = {.partitions = 16, .max_line = 65536};
+    bool refused;
+    char why[400];
+    ingest_reader_t *r = ingest_reader_open(fx("old_format.csv"), &o, OLD_FORMAT_SOURCE "-p32", &refused, why,
+                                            sizeof why);
+    cr_assert_null(r);
+    cr_assert_not(refused, "the header is fine");
+    cr_assert(strstr(why, OLD_FORMAT_SOURCE "-p32") != NULL, "%s", why);
+    o.partitions = 32;
+    r = ingest_reader_open(fx("old_format.csv"), &o, OLD_FORMAT_SOURCE "-p32", &refused, why, sizeof why);
+    cr_assert_not_null(r, "%s", why);
+    cr_assert_str_eq(ingest_reader_source(r), OLD_FORMAT_SOURCE "-p32");
+    ingest_reader_destroy(&r);
+    r = ingest_reader_open(fx("old_format.csv"), &o, OLD_FORMAT_SOURCE, &refused, why, sizeof why);
+    cr_assert_null(r, "a source without suffix was read with PARTITIONS=16");
 }
 
 Test(ingest_reader, old_rows_read_crlf_float_prices_iso_times_and_quoted_commas)

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #include "evpipe/log.h"
 #include "evpipe/publisher.h"
+#include "evpipe/wire.h"
 #include "testkit.h"
 
 typedef struct {
@@ -206,5 +208,50 @@ Test(tap, prints_each_event_of_a_message_on_its_own_line_and_counts_events)
     }
     free(out);
     evp_publisher_destroy(&pub, 0);
+    s_teardown(&f);
+}
+
+Test(tap, stats_of_events_published_at_either_end_of_int64_do_not_overflow)
+{
+    fixture_t f;
+    s_setup_bus(&f, "tap_hostile_time");
+    /* A peer that stamps published_at as it likes (the publisher module
+     * stamps the time itself, so a raw socket). */
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_XPUB);
+    int linger = 0, timeout = 10000;
+    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(pub, f.w->pub_ep), 0);
+    char sub[8];
+    cr_assert_geq(zmq_recv(pub, sub, sizeof sub, 0), 1, "the bus did not subscribe");
+    ev_codec_t *codec = ev_codec_new();
+    const char *args[] = {"--stats", "--seconds", "2.5", NULL};
+    tk_proc_t *tap = tk_start(f.w, "tap", args, NULL);
+    int64_t seq = 0, end = tk_now_ms() + 60000;
+    while (!tk_wait_exit(tap, 0) && tk_now_ms() < end) {
+        /* now - INT64_MIN and now - INT64_MAX overflow (UBSan aborts), and
+         * so would a sum of such lags. */
+        ev_event_t ev = tk_event("gen-00000000000000bb", 3, ++seq);
+        ev.published_at = seq % 2 ? INT64_MIN : INT64_MAX;
+        const void *body;
+        size_t len;
+        ev_codec_encode_event(codec, &ev, &body, &len);
+        char topic[EV_TOPIC_MAX];
+        size_t tlen = ev_topic_format(topic, 3, EV_MSG_EVENT);
+        zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
+        zmq_send(pub, body, len, 0);
+        tk_sleep_ms(5);
+    }
+    cr_assert(tk_wait_exit(tap, 0), "the tap did not stop by itself");
+    char *out = tk_read_file(tap->log, NULL);
+    cr_assert_eq(tk_exit_code(tap), 0, "%s", out);
+    cr_assert(strstr(out, "\"lag_ms_max\":") != NULL, "%s", out);
+    cr_assert(strstr(out, "\"by_partition\":{\"3\":") != NULL, "no event was counted: %s", out);
+    free(out);
+    tk_proc_destroy(&tap);
+    ev_codec_destroy(&codec);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
     s_teardown(&f);
 }

@@ -8,6 +8,7 @@
 
 #include "evpipe/config.h"
 #include "evpipe/log.h"
+#include "evpipe/wire.h"
 #include "peers.h"
 #include "testkit.h"
 #include "writer.h"
@@ -265,4 +266,49 @@ Test(writer_core, a_writer_that_lost_its_connection_forgets_partitions_another_t
     writer_destroy(&second);
     writer_stop(wr);
     writer_finish(wr);
+}
+
+/* Sends a heartbeat of (source, partition) announcing seq, whose publisher
+ * says it runs with `partitions` (0: says nothing). */
+static void s_heartbeat_saying(const char *source, int32_t partition, int64_t seq, int32_t partitions)
+{
+    ev_codec_t *codec = ev_codec_new();
+    ev_heartbeat_t hb = {.source = {source, (uint32_t)strlen(source)},
+                         .partition = partition,
+                         .seq = seq,
+                         .published_at = tk_now_ms() * 1000,
+                         .partitions = partitions};
+    const void *body;
+    size_t len;
+    ev_codec_encode_heartbeat(codec, &hb, &body, &len);
+    char topic[EV_TOPIC_MAX];
+    size_t tlen = ev_topic_format(topic, (uint32_t)partition, EV_MSG_HEARTBEAT);
+    const void *parts[] = {topic, body};
+    size_t lens[] = {tlen, len};
+    wt_bus_send_raw(bus, 2, parts, lens);
+    ev_codec_destroy(&codec);
+}
+
+static bool s_three_heartbeats(const writer_stats_t *st)
+{
+    return st->heartbeats == 3;
+}
+
+Test(writer_core, counts_heartbeats_of_publishers_with_another_partitions)
+{
+    cr_assert_eq(writer_start(wr), 0);
+    cr_assert(s_pump(NULL, PARTITIONS + 1), "the writer did not subscribe");
+    s_heartbeat_saying("gen-agrees", 1, 0, PARTITIONS);
+    s_heartbeat_saying("gen-silent", 1, 0, 0);
+    s_heartbeat_saying("gen-differs", 2, 0, 32);
+    cr_assert(s_pump(s_three_heartbeats, PARTITIONS + 1), "heartbeats: %llu",
+              (unsigned long long)writer_stats(wr)->heartbeats);
+    cr_assert_eq(writer_stats(wr)->partitions_differ, 1, "only the publisher that says 32");
+    ev_buf_t text;
+    ev_buf_init(&text);
+    writer_render_metrics(wr, &text);
+    cr_assert(strstr(text.data, "evpipe_writer_heartbeats_partitions_differ_total 1\n") != NULL, "%s", text.data);
+    ev_buf_free(&text);
+    writer_stop(wr);
+    cr_assert_eq(writer_finish(wr), 0);
 }

@@ -308,3 +308,88 @@ Test(writer_db, a_checkpoint_another_writer_moved_past_the_whole_batch_is_not_mo
     wt_check_rows(w->conn, "gen-past", 3, 1, ROWS + 50, NULL);
     cr_assert_eq(s_checkpoint("gen-past", 3), ROWS + 50);
 }
+
+Test(writer_db, a_published_at_at_either_end_of_int64_does_not_overflow_the_latency)
+{
+    /* published_at is any int64 a peer sends; now - published_at would
+     * overflow for these (UBSan aborts on it). */
+    const int64_t hostile[] = {INT64_MIN, INT64_MAX};
+    for (int64_t seq = 1; seq <= 2; seq++) {
+        ev_event_t ev = wt_event("gen-hostile-time", 1, seq);
+        ev.published_at = hostile[seq - 1];
+        s_add(&ev);
+    }
+    s_commit();
+    wt_check_rows(w->conn, "gen-hostile-time", 1, 1, 2, NULL);
+    cr_assert_eq(st.latency.count, 2);
+    cr_assert_eq(st.latency.max_us, INT64_MAX, "a published_at of INT64_MIN is as old as can be");
+}
+
+/* ---- Rejects without an identity across a lost COMMIT answer ---- */
+
+/* Adds a reject with no stream (an identity the writer cannot keep), as
+ * s_on_event does for a bad source, partition or seq. */
+static void s_add_anonymous_reject(int64_t seq)
+{
+    ev_event_t ev = wt_event("gen-anon", 1, seq);
+    ev.partition = 999;
+    const void *raw;
+    size_t len;
+    ev_codec_encode_event(codec, &ev, &raw, &len);
+    writer_batch_add_reject(b, NULL, &ev, raw, len, EV_REJECT_IDENTITY, "partition: 999 is outside 0..15",
+                            tk_now_ms());
+}
+
+static int64_t s_anonymous_rejects(void)
+{
+    return tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE source = 'gen-anon' AND partition = 999");
+}
+
+Test(writer_db, a_reject_without_identity_is_stored_once_when_the_commit_answer_is_lost)
+{
+    s_fill("gen-answer", 1, 1, 100);
+    s_add_anonymous_reject(7);
+    s_fill("gen-answer", 1, 101, 200);
+    writer_db_lose_next_commit_answer(db);
+    cr_assert_eq(writer_db_commit(db, b, ss, &st, tk_now_ms()), WRITER_COMMIT_RETRY,
+                 "the answer was lost: the writer cannot know it committed");
+    cr_assert_eq(s_anonymous_rejects(), 1, "PostgreSQL committed it");
+    /* A reject that came after the lost commit is stored by the next one. */
+    s_add_anonymous_reject(8);
+    s_commit();
+    cr_assert_eq(s_anonymous_rejects(), 2, "each reject once: the retried batch must not store the first again");
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE partition = 999 AND seq = 7"), 1);
+    wt_check_rows(w->conn, "gen-answer", 1, 1, 200, NULL);
+    cr_assert_eq(wt_rows(w->conn), 200);
+}
+
+Test(writer_db, a_batch_of_only_a_reject_without_identity_is_stored_once_when_the_commit_answer_is_lost)
+{
+    s_add_anonymous_reject(3);
+    writer_db_lose_next_commit_answer(db);
+    cr_assert_eq(writer_db_commit(db, b, ss, &st, tk_now_ms()), WRITER_COMMIT_RETRY);
+    cr_assert_eq(writer_db_commit(db, b, ss, &st, tk_now_ms()), WRITER_COMMIT_OK);
+    cr_assert(writer_batch_empty(b), "nothing is left to store");
+    cr_assert_eq(s_anonymous_rejects(), 1);
+}
+
+Test(writer_db, a_reject_without_identity_whose_commit_failed_is_stored_by_the_retry)
+{
+    /* The COMMIT itself fails (a deferred trigger refuses it once): the
+     * writer must not take the reject for stored. */
+    tk_sql_exec(w->conn, "CREATE TABLE test_fail_once (n int)");
+    tk_sql_exec(w->conn, "INSERT INTO test_fail_once VALUES (1)");
+    tk_sql_exec(w->conn, "CREATE FUNCTION test_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$"
+                         " BEGIN IF (SELECT count(*) FROM test_fail_once) > 0 THEN"
+                         " RAISE EXCEPTION 'refused once, at COMMIT'; END IF; RETURN NULL; END $$");
+    tk_sql_exec(w->conn, "CREATE CONSTRAINT TRIGGER test_fail_once AFTER INSERT ON rejects"
+                         " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_fail_once()");
+    s_fill("gen-refused-commit", 2, 1, 50);
+    s_add_anonymous_reject(9);
+    cr_assert_eq(writer_db_commit(db, b, ss, &st, tk_now_ms()), WRITER_COMMIT_RETRY);
+    cr_assert_eq(s_anonymous_rejects(), 0);
+    tk_sql_exec(w->conn, "DELETE FROM test_fail_once");
+    s_commit();
+    cr_assert_eq(s_anonymous_rejects(), 1);
+    wt_check_rows(w->conn, "gen-refused-commit", 2, 1, 50, NULL);
+}

@@ -157,3 +157,44 @@ Test(writer_migrate, the_event_type_check_holds_exactly_the_allowed_types)
     cr_assert_eq(literals, types, "%s", def);
     PQclear(r);
 }
+
+Test(writer_migrate, refuses_a_database_with_a_migration_it_does_not_know)
+{
+    cr_assert_eq(s_migrate_only(NULL), 0);
+    /* A newer writer's migration, recorded as that writer would. */
+    tk_sql_exec(w->conn, "INSERT INTO evpipe_migrations (version, name, checksum)"
+                         " VALUES (999, '999_from_the_future.sql', 'x')");
+    int64_t before = tk_sql_int(w->conn, "SELECT count(*) FROM evpipe_migrations");
+    tk_proc_t *p;
+    int rc = s_migrate_only(&p);
+    char *log = wt_log(p);
+    cr_assert_eq(rc, 3, "a refusal has its own exit code: %s", log);
+    cr_assert(strstr(log, "refusing a database migrated by a newer writer") != NULL, "%s", log);
+    cr_assert(strstr(log, "versions 999") != NULL, "the unknown version is named: %s", log);
+    char newest[40];
+    snprintf(newest, sizeof newest, "its newest is %d", writer_migrations[writer_migrations_count - 1].version);
+    cr_assert(strstr(log, newest) != NULL, "its own newest is named: %s", log);
+    free(log);
+    tk_proc_destroy(&p);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM evpipe_migrations"), before, "nothing changed");
+
+    /* The writer that runs (not only --migrate-only) refuses too, before it
+     * subscribes to anything. */
+    p = tk_start(w, "writer", NULL, NULL);
+    cr_assert(tk_wait_exit(p, 60000), "the writer did not refuse to start");
+    log = wt_log(p);
+    cr_assert_eq(tk_exit_code(p), 3, "%s", log);
+    cr_assert(strstr(log, "writer ready") == NULL, "%s", log);
+    free(log);
+    tk_proc_destroy(&p);
+}
+
+Test(writer_migrate, applies_a_known_migration_the_database_lacks_instead_of_refusing)
+{
+    /* A gap in what is recorded is not newer: the writer applies what is
+     * missing (a known version). Only unknown versions are refused. */
+    cr_assert_eq(s_migrate_only(NULL), 0);
+    tk_sql_exec(w->conn, "DELETE FROM evpipe_migrations WHERE version = 5");
+    cr_assert_eq(s_migrate_only(NULL), 0);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM evpipe_migrations"), (int64_t)writer_migrations_count);
+}

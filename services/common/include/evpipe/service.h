@@ -5,6 +5,12 @@
 
 #include "evpipe/config.h"
 
+/* The exit code of a service that refuses to run against this deployment:
+ * a setting that must agree across services (docs/operations.md) differs
+ * from the one the database records, or the database's schema is newer
+ * than the writer. Restarting does not help; the message says what differs. */
+#define EVP_EXIT_REFUSED 3
+
 /* Loads cfg for prog, leaves positional arguments in args[0..*nargs) (args
  * has room for argc entries), starts logging as prog->program without its
  * "evpipe-" prefix and installs the signal handlers. Returns -1 to go on, or
