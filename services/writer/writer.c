@@ -362,8 +362,8 @@ static bool s_identity_ok(const writer_t *self, const ev_event_t *ev, ev_error_t
             ev_error_set(err, EV_REJECT_IDENTITY, "source: empty, too long or not text");
         return false;
     }
-    if (ev->seq < 1) {
-        ev_error_set(err, EV_REJECT_IDENTITY, "seq: %lld, it starts at 1", (long long)ev->seq);
+    if (ev->seq < 1 || ev->seq > EV_SEQ_MAX) {
+        ev_error_set(err, EV_REJECT_IDENTITY, "seq: %lld, outside 1..2^62", (long long)ev->seq);
         return false;
     }
     if (ev->partition < 0 || ev->partition >= self->cfg.partitions) {
@@ -467,7 +467,9 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
         abort();
     /* The archive's announcements say nothing of how the publisher keeps its events. */
     bool best_effort = hb.archived ? s->best_effort : hb.best_effort;
-    if (writer_stream_heartbeat(s, hb.seq, best_effort, now, S_HEAD_EVERY_MS))
+    /* A head past any seq a writer takes claims nothing it could ever see. */
+    int64_t head = hb.seq < EV_SEQ_MAX ? hb.seq : EV_SEQ_MAX;
+    if (writer_stream_heartbeat(s, head, best_effort, now, S_HEAD_EVERY_MS))
         writer_batch_add_head(self->batch, s, s->head_recorded_seq, now);
     s_check_repair(self, s, now);
 }

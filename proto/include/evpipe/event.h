@@ -60,6 +60,9 @@ extern const char *const ev_event_types[];
 
 /* Partitions are numbered 0..EV_PARTITIONS_MAX-1 (the topic has four digits). */
 #define EV_PARTITIONS_MAX 1024
+/* The highest seq a writer takes (2^62): a stream could not reach it in
+ * centuries, and arithmetic on seqs (seq + 1, ranges) never overflows. */
+#define EV_SEQ_MAX ((int64_t)1 << 62)
 
 /* Largest price numeric(10,2) holds, in cents. */
 #define EV_PRICE_MAX_CENTS 9999999999LL

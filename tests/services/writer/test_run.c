@@ -228,6 +228,25 @@ Test(writer_run, an_event_with_a_partition_other_than_its_topic_is_rejected)
     s_stop_writer();
 }
 
+/* Seqs past 2^62 would let seq + 1 overflow once taken (a best-effort
+ * stream with a gap up to INT64_MAX - 1, say): refused as identities. */
+Test(writer_run, a_seq_past_two_to_the_62_is_refused_as_an_identity)
+{
+    writer = s_start(NULL);
+    wt_bus_publish_range(bus, "gen-far", 1, 1, 1);
+    ev_event_t ev = wt_event("gen-far", 1, 4);
+    ev.seq = INT64_MAX;
+    wt_bus_publish(bus, &ev);
+    ev.seq = ((int64_t)1 << 62) + 1;
+    wt_bus_publish(bus, &ev);
+    wt_bus_publish_range(bus, "gen-far", 1, 2, 3);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-far'", 3);
+    s_wait_sql("SELECT count(*) FROM rejects WHERE source = 'gen-far' AND reason = 'bad_identity'", 2);
+    cr_assert_eq(wt_rows(w->conn), 3);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
+    s_stop_writer();
+}
+
 Test(writer_run, undecodable_messages_are_dropped_and_the_writer_goes_on)
 {
     writer = s_start(NULL);
