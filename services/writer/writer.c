@@ -117,7 +117,8 @@ writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
     self->next_repair_id = 1;
     self->zctx = zmq_ctx_new();
     self->codec = ev_codec_new();
-    self->streams = writer_streams_new((size_t)cfg->writer_holdback_max);
+    self->streams =
+        writer_streams_new((size_t)cfg->writer_holdback_max, (size_t)cfg->writer_holdback_mb * 1024 * 1024);
     self->batch = writer_batch_new((size_t)cfg->writer_batch_size);
     self->metrics = writer_metrics_new();
     self->db = writer_db_new(&self->cfg, self->metrics);

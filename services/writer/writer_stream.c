@@ -15,7 +15,9 @@ struct writer_streams_t {
     uint32_t live;           /* streams in the table */
     writer_stream_t *last;   /* the stream found last (events come in runs) */
     size_t held_total;       /* events held back across all streams */
-    size_t holdback_max;     /* the bound for writer_streams_full */
+    size_t holdback_max;     /* the bound for writer_streams_full, in events */
+    size_t held_bytes;       /* bytes of raw bodies held back */
+    size_t holdback_bytes;   /* the bound for writer_streams_full, in bytes */
 };
 
 /* ---- Registry ---- */
@@ -31,12 +33,13 @@ static uint32_t s_hash(const char *source, size_t len, int32_t partition)
     return h;
 }
 
-writer_streams_t *writer_streams_new(size_t holdback_max)
+writer_streams_t *writer_streams_new(size_t holdback_max, size_t holdback_bytes)
 {
     writer_streams_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->holdback_max = holdback_max;
+    self->holdback_bytes = holdback_bytes;
     self->table_cap = 64;
     self->table = calloc(self->table_cap, sizeof *self->table);
     if (!self->table) {
@@ -161,6 +164,8 @@ void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
         if (!s || s->partition != partition)
             continue;
         self->held_total -= s->held_len - s->held_head;
+        for (size_t k = s->held_head; k < s->held_len; k++)
+            self->held_bytes -= s->held[k].len;
         s_free_stream(s);
         self->by_id[i] = NULL;
         self->live--;
@@ -177,9 +182,14 @@ size_t writer_streams_held(const writer_streams_t *self)
     return self->held_total;
 }
 
+size_t writer_streams_held_bytes(const writer_streams_t *self)
+{
+    return self->held_bytes;
+}
+
 bool writer_streams_full(const writer_streams_t *self)
 {
-    return self->held_total >= self->holdback_max;
+    return self->held_total >= self->holdback_max || self->held_bytes >= self->holdback_bytes;
 }
 
 /* ---- Held events ---- */
@@ -199,6 +209,7 @@ static void s_drop_stale(writer_streams_t *self, writer_stream_t *s)
 {
     while (s->held_head < s->held_len && s->held[s->held_head].seq <= s->accepted) {
         free(s->held[s->held_head].raw);
+        self->held_bytes -= s->held[s->held_head].len;
         s->held_head++;
         self->held_total--;
     }
@@ -250,6 +261,7 @@ static bool s_hold(writer_streams_t *self, writer_stream_t *s, int64_t seq, cons
     s->held[pos] = (writer_held_t){seq, topic_partition, from_repair, (uint32_t)len, copy};
     s->held_len++;
     self->held_total++;
+    self->held_bytes += len;
     return true;
 }
 
@@ -275,6 +287,7 @@ bool writer_stream_pop_ready(writer_streams_t *self, writer_stream_t *s, writer_
         return false;
     *out = s->held[s->held_head++];
     self->held_total--;
+    self->held_bytes -= out->len;
     s->accepted = out->seq;
     if (s->held_head == s->held_len)
         s->held_head = s->held_len = 0;
@@ -501,6 +514,7 @@ static size_t s_free_above(writer_streams_t *self, writer_stream_t *s, int64_t s
     while (s->held_len > s->held_head && s->held[s->held_len - 1].seq > seq) {
         free(s->held[--s->held_len].raw);
         self->held_total--;
+        self->held_bytes -= s->held[s->held_len].len;
         freed++;
     }
     if (s->held_head == s->held_len)

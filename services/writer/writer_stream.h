@@ -90,9 +90,10 @@ typedef enum {
 
 /* ---- The registry ---- */
 
-/* holdback_max: events held back across all streams before
- * writer_streams_full says so. NULL when out of memory. */
-writer_streams_t *writer_streams_new(size_t holdback_max);
+/* holdback_max events, or holdback_bytes bytes of raw bodies, held back
+ * across all streams before writer_streams_full says so (a held event keeps
+ * its body, up to MAX_MESSAGE_BYTES). NULL when out of memory. */
+writer_streams_t *writer_streams_new(size_t holdback_max, size_t holdback_bytes);
 void writer_streams_destroy(writer_streams_t **self_p);
 
 /* The stream of (source, partition); created (accepted = 0) when create is
@@ -106,9 +107,10 @@ writer_stream_t *writer_streams_by_id(const writer_streams_t *self, uint32_t id)
 uint32_t writer_streams_id_limit(const writer_streams_t *self);
 /* Forgets every stream of a partition (and what they hold back). */
 void writer_streams_drop_partition(writer_streams_t *self, int32_t partition);
-/* Events held back across all streams. */
+/* Events held back across all streams, and the bytes of their bodies. */
 size_t writer_streams_held(const writer_streams_t *self);
-/* True when the holdback bound is reached: stop reading new events. */
+size_t writer_streams_held_bytes(const writer_streams_t *self);
+/* True when either holdback bound is reached: stop reading new events. */
 bool writer_streams_full(const writer_streams_t *self);
 
 /* ---- One stream ---- */

@@ -85,6 +85,8 @@ const evp_setting_t evp_settings[] = {
      "a batch is committed at the latest this long after its first row"},
     {"WRITER_HOLDBACK_MAX", "holdback-max", EVP_SET_INT, "200000", OFF(writer_holdback_max), 100, 10000000, W,
      "events held back behind holes, at most"},
+    {"WRITER_HOLDBACK_MB", "holdback-mb", EVP_SET_INT, "256", OFF(writer_holdback_mb), 1, 65536, W,
+     "megabytes of event bodies held back behind holes, at most"},
     {"WRITER_REPAIR_TIMEOUT_MS", "repair-timeout-ms", EVP_SET_INT, "5000", OFF(writer_repair_timeout_ms), 100,
      600000, W, "a repair request unanswered for this long is sent again"},
     {"CURVE", "curve", EVP_SET_INT, "0", OFF(curve), 0, 1, EVP_SVC_ALL,

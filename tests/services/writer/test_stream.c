@@ -12,7 +12,7 @@ static writer_streams_t *ss;
 
 static void setup(void)
 {
-    ss = writer_streams_new(100);
+    ss = writer_streams_new(100, 1 << 20);
     cr_assert_not_null(ss);
 }
 
@@ -600,4 +600,29 @@ Test(writer_stream, a_full_holdback_frees_only_events_waiting_on_unproven_claims
     cr_assert_eq(writer_stream_held_count(forged), 0);
     cr_assert_eq(writer_stream_held_count(known), 38, "a stream with a live repair keeps all");
     cr_assert_not(writer_streams_full(ss));
+}
+
+/* WRITER_HOLDBACK_MAX counted events: each keeps its body (up to 64 KiB),
+ * so 200,000 held events could take about 12.8 GB. */
+Test(writer_stream, the_holdback_is_bounded_in_bytes_too)
+{
+    writer_streams_t *small = writer_streams_new(1000000, 64 * 1024);
+    writer_stream_t *s = writer_streams_get(small, "gen-1", 5, 3, true);
+    static char body[16 * 1024];
+    writer_stream_offer(small, s, 1, body, sizeof body, 3, false);
+    for (int64_t seq = 3; seq <= 5; seq++) {
+        writer_stream_offer(small, s, seq, body, sizeof body, 3, false);
+        cr_assert_not(writer_streams_full(small), "%zu bytes held", writer_streams_held_bytes(small));
+    }
+    writer_stream_offer(small, s, 6, body, sizeof body, 3, false);
+    cr_assert_eq(writer_streams_held_bytes(small), 4 * sizeof body);
+    cr_assert(writer_streams_full(small), "64 KiB of bodies held: full, though 4 events are far below the count");
+    /* Taking the hole frees them. */
+    writer_stream_offer(small, s, 2, body, sizeof body, 3, false);
+    writer_held_t h;
+    while (writer_stream_pop_ready(small, s, &h))
+        free(h.raw);
+    cr_assert_eq(writer_streams_held_bytes(small), 0);
+    cr_assert_not(writer_streams_full(small));
+    writer_streams_destroy(&small);
 }

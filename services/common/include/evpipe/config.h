@@ -66,6 +66,7 @@ typedef struct {
     int writer_batch_size;
     int writer_linger_ms;
     int writer_holdback_max;
+    int writer_holdback_mb;
     int writer_repair_timeout_ms;
     /* CURVE (docs/security.md) */
     int curve;                                  /* 1: the bus and repair endpoint require CURVE */
