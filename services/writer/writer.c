@@ -118,7 +118,8 @@ writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
     self->zctx = zmq_ctx_new();
     self->codec = ev_codec_new();
     self->streams =
-        writer_streams_new((size_t)cfg->writer_holdback_max, (size_t)cfg->writer_holdback_mb * 1024 * 1024);
+        writer_streams_new((size_t)cfg->writer_holdback_max, (size_t)cfg->writer_holdback_mb * 1024 * 1024,
+                           (uint32_t)cfg->writer_sources_max);
     self->batch = writer_batch_new((size_t)cfg->writer_batch_size);
     self->metrics = writer_metrics_new();
     self->db = writer_db_new(&self->cfg, self->metrics);
@@ -375,6 +376,25 @@ static bool s_identity_ok(const writer_t *self, const ev_event_t *ev, ev_error_t
     return true;
 }
 
+/* The stream of (source, partition), made when new; NULL when the
+ * partition already has WRITER_SOURCES_MAX sources: the new source is
+ * refused (counted, logged; its events stay in the archive until the bound
+ * is raised). */
+static writer_stream_t *s_stream(writer_t *self, ev_str_t source, int32_t partition)
+{
+    writer_stream_t *s = writer_streams_get(self->streams, source.ptr, source.len, partition, true);
+    if (!s) {
+        self->stats.streams_refused++;
+        if (s_log_allowed(self)) {
+            char shown[4 * 64 + 1];
+            evp_log_text(shown, sizeof shown, source.ptr, source.len);
+            evp_warn("a new source refused: the partition has WRITER_SOURCES_MAX sources", "source=\"%s\" "
+                     "partition=%d sources_max=%d", shown, (int)partition, self->cfg.writer_sources_max);
+        }
+    }
+    return s;
+}
+
 /* An event from the bus (topic_partition >= 0) or a repair answer (-1). */
 static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, size_t len, int32_t topic_partition,
                        int64_t now)
@@ -404,9 +424,9 @@ static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, si
         }
         return;
     }
-    writer_stream_t *s = writer_streams_get(self->streams, ev->source.ptr, ev->source.len, ev->partition, true);
+    writer_stream_t *s = s_stream(self, ev->source, ev->partition);
     if (!s)
-        abort(); /* out of memory */
+        return;
     if (from_repair)
         writer_stream_repair_progress(s, now);
     switch (writer_stream_offer(self->streams, s, ev->seq, raw, len, topic_partition, from_repair)) {
@@ -463,9 +483,9 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
         s_undecodable(self, "bus", topic, n, "heartbeat: bad source or partition");
         return;
     }
-    writer_stream_t *s = writer_streams_get(self->streams, hb.source.ptr, hb.source.len, hb.partition, true);
+    writer_stream_t *s = s_stream(self, hb.source, hb.partition);
     if (!s)
-        abort();
+        return;
     /* The archive's announcements say nothing of how the publisher keeps its events. */
     bool best_effort = hb.archived ? s->best_effort : hb.best_effort;
     /* A head past any seq a writer takes claims nothing it could ever see. */

@@ -24,6 +24,7 @@ struct writer_metrics_t {
     evp_counter_t *gaps;          /* gaps_recorded_total */
     evp_counter_t *unsettled;     /* repairs_unsettled_total{reason} */
     evp_counter_t *evicted;       /* held_evicted_total */
+    evp_counter_t *refused;       /* streams_refused_total */
     evp_counter_t *partitions_differ; /* heartbeats_partitions_differ_total */
     evp_histogram_t *batch_rows;  /* rows per committed batch */
     evp_histogram_t *commit_s;    /* commit time */
@@ -60,6 +61,8 @@ writer_metrics_t *writer_metrics_new(void)
         m, "repairs_unsettled_total",
         "Repair answers that left part of a hole without evidence (asked again later, never a gap), by reason.",
         "reason", waits, 4);
+    self->refused = evp_counter_new(m, "streams_refused_total",
+                                    "Events and heartbeats of a new source refused: its partition had WRITER_SOURCES_MAX.");
     self->evicted = evp_counter_new(m, "held_evicted_total",
                                     "Held events freed while the holdback was full: they waited on unproven claims.");
     self->partitions_differ = evp_counter_new(m, "heartbeats_partitions_differ_total",
@@ -131,6 +134,7 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
     s_push(self->repaired, st->repaired, &p->repaired);
     s_push(self->gaps, st->gaps, &p->gaps);
     s_push(self->evicted, st->evicted, &p->evicted);
+    s_push(self->refused, st->streams_refused, &p->streams_refused);
     for (size_t i = 0; i < 4; i++)
         if (st->unsettled[i] > p->unsettled[i]) {
             evp_counter_add_at(self->unsettled, i, st->unsettled[i] - p->unsettled[i]);

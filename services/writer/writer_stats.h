@@ -35,6 +35,7 @@ typedef struct {
     uint64_t foreign;                       /* events of a partition this writer does not own */
     uint64_t unsettled[4];                  /* repair answers without evidence, by writer_wait_t */
     uint64_t evicted;                       /* held events freed: they waited on unproven claims */
+    uint64_t streams_refused;               /* events and heartbeats of a new source refused (WRITER_SOURCES_MAX) */
     uint64_t partitions_differ;             /* heartbeats whose publisher's PARTITIONS is not this writer's */
     writer_latency_t latency;               /* published_at to commit, since the start */
     writer_latency_t latency_window;        /* the same since the last periodic log */

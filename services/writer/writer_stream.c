@@ -17,6 +17,8 @@ struct writer_streams_t {
     size_t held_total;       /* events held back across all streams */
     size_t holdback_max;     /* the bound for writer_streams_full, in events */
     size_t held_bytes;       /* bytes of raw bodies held back */
+    uint32_t sources_max;    /* streams one partition may have (sources per partition) */
+    uint32_t per_partition[EV_PARTITIONS_MAX]; /* live streams per partition */
     size_t holdback_bytes;   /* the bound for writer_streams_full, in bytes */
 };
 
@@ -33,11 +35,12 @@ static uint32_t s_hash(const char *source, size_t len, int32_t partition)
     return h;
 }
 
-writer_streams_t *writer_streams_new(size_t holdback_max, size_t holdback_bytes)
+writer_streams_t *writer_streams_new(size_t holdback_max, size_t holdback_bytes, uint32_t sources_max)
 {
     writer_streams_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->sources_max = sources_max;
     self->holdback_max = holdback_max;
     self->holdback_bytes = holdback_bytes;
     self->table_cap = 64;
@@ -112,18 +115,17 @@ writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, 
         if (s->hash == h && s_same(s, source, len, partition))
             return self->last = s;
     }
-    if (!create)
+    if (!create || partition < 0 || partition >= EV_PARTITIONS_MAX ||
+        self->per_partition[partition] >= self->sources_max)
         return NULL;
     writer_stream_t *s = calloc(1, sizeof *s);
     if (!s)
-        return NULL;
+        abort(); /* a few hundred bytes; nothing can go on without it */
     if (self->id_count == self->id_cap) {
         uint32_t cap = self->id_cap ? self->id_cap * 2 : 64;
         writer_stream_t **n = realloc(self->by_id, cap * sizeof *n);
-        if (!n) {
-            free(s);
-            return NULL;
-        }
+        if (!n)
+            abort();
         self->by_id = n;
         self->id_cap = cap;
     }
@@ -143,6 +145,7 @@ writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, 
         s_rebuild(self, self->table_cap * 2);
     s_table_put(self->table, self->table_cap, s);
     self->live++;
+    self->per_partition[partition]++;
     return self->last = s;
 }
 
@@ -169,6 +172,7 @@ void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
         s_free_stream(s);
         self->by_id[i] = NULL;
         self->live--;
+        self->per_partition[partition]--;
         dropped = true;
     }
     if (dropped) {

@@ -92,13 +92,15 @@ typedef enum {
 
 /* holdback_max events, or holdback_bytes bytes of raw bodies, held back
  * across all streams before writer_streams_full says so (a held event keeps
- * its body, up to MAX_MESSAGE_BYTES). NULL when out of memory. */
-writer_streams_t *writer_streams_new(size_t holdback_max, size_t holdback_bytes);
+ * its body, up to MAX_MESSAGE_BYTES); at most sources_max streams (sources)
+ * per partition. NULL when out of memory. */
+writer_streams_t *writer_streams_new(size_t holdback_max, size_t holdback_bytes, uint32_t sources_max);
 void writer_streams_destroy(writer_streams_t **self_p);
 
 /* The stream of (source, partition); created (accepted = 0) when create is
- * true and it does not exist yet, else NULL. source is at most
- * WRITER_SOURCE_MAX bytes (longer: NULL). */
+ * true and it does not exist yet, else NULL. NULL too when source is longer
+ * than WRITER_SOURCE_MAX bytes, or when the partition already has
+ * sources_max streams (a new source there is refused). */
 writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, size_t len, int32_t partition,
                                     bool create);
 /* By id; NULL when it was dropped. */

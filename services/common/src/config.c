@@ -87,6 +87,8 @@ const evp_setting_t evp_settings[] = {
      "events held back behind holes, at most"},
     {"WRITER_HOLDBACK_MB", "holdback-mb", EVP_SET_INT, "256", OFF(writer_holdback_mb), 1, 65536, W,
      "megabytes of event bodies held back behind holes, at most"},
+    {"WRITER_SOURCES_MAX", "sources-max", EVP_SET_INT, "4096", OFF(writer_sources_max), 16, 1000000, W,
+     "sources (streams) one partition may have in a writer; a new one beyond is refused"},
     {"WRITER_REPAIR_TIMEOUT_MS", "repair-timeout-ms", EVP_SET_INT, "5000", OFF(writer_repair_timeout_ms), 100,
      600000, W, "a repair request unanswered for this long is sent again"},
     {"CURVE", "curve", EVP_SET_INT, "0", OFF(curve), 0, 1, EVP_SVC_ALL,

@@ -17,7 +17,7 @@ static ev_codec_t *codec;
 
 static void setup(void)
 {
-    ss = writer_streams_new(1000, SIZE_MAX);
+    ss = writer_streams_new(1000, SIZE_MAX, 1000);
     b = writer_batch_new(100);
     codec = ev_codec_new();
     cr_assert(ss && b && codec);

@@ -44,7 +44,7 @@ static void setup(void)
     snprintf(cfg.postgres_db, sizeof cfg.postgres_db, "%s", w->db);
     evp_log_init("writer", EVP_LOG_WARN);
     db = writer_db_new(&cfg, NULL);
-    ss = writer_streams_new(1000, SIZE_MAX);
+    ss = writer_streams_new(1000, SIZE_MAX, 1000);
     b = writer_batch_new(ROWS);
     codec = ev_codec_new();
     cr_assert(db && ss && b && codec);

@@ -12,7 +12,7 @@ static writer_streams_t *ss;
 
 static void setup(void)
 {
-    ss = writer_streams_new(100, 1 << 20);
+    ss = writer_streams_new(100, 1 << 20, 100);
     cr_assert_not_null(ss);
 }
 
@@ -606,7 +606,7 @@ Test(writer_stream, a_full_holdback_frees_only_events_waiting_on_unproven_claims
  * so 200,000 held events could take about 12.8 GB. */
 Test(writer_stream, the_holdback_is_bounded_in_bytes_too)
 {
-    writer_streams_t *small = writer_streams_new(1000000, 64 * 1024);
+    writer_streams_t *small = writer_streams_new(1000000, 64 * 1024, 8);
     writer_stream_t *s = writer_streams_get(small, "gen-1", 5, 3, true);
     static char body[16 * 1024];
     writer_stream_offer(small, s, 1, body, sizeof body, 3, false);
@@ -625,4 +625,20 @@ Test(writer_stream, the_holdback_is_bounded_in_bytes_too)
     cr_assert_eq(writer_streams_held_bytes(small), 0);
     cr_assert_not(writer_streams_full(small));
     writer_streams_destroy(&small);
+}
+
+/* A new stream was made for every (source, partition) seen, never freed
+ * while the partition was owned: any peer could make a writer grow. */
+Test(writer_stream, a_partition_takes_at_most_sources_max_sources)
+{
+    char name[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "src-%d", i);
+        cr_assert_not_null(writer_streams_get(ss, name, strlen(name), 3, true));
+    }
+    cr_assert_null(writer_streams_get(ss, "src-x", 5, 3, true), "the 101st source of partition 3 is refused");
+    cr_assert_not_null(writer_streams_get(ss, "src-0", 5, 3, true), "the known ones are still found");
+    cr_assert_not_null(writer_streams_get(ss, "src-x", 5, 4, true), "another partition has room");
+    writer_streams_drop_partition(ss, 3);
+    cr_assert_not_null(writer_streams_get(ss, "src-x", 5, 3, true), "room again once the partition is given up");
 }

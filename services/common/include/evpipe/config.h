@@ -67,6 +67,7 @@ typedef struct {
     int writer_linger_ms;
     int writer_holdback_max;
     int writer_holdback_mb;
+    int writer_sources_max;
     int writer_repair_timeout_ms;
     /* CURVE (docs/security.md) */
     int curve;                                  /* 1: the bus and repair endpoint require CURVE */
