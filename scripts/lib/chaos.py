@@ -63,7 +63,7 @@ def cmd_schedule(a):
         elif kind == "scale":
             arg = str(rng.randint(1, 3))
         elif kind == "delete-archive":
-            arg = f"{rng.choices(['committed', 'any'], [5, 1])[0]}:{rng.random():.3f}"
+            arg = f"{rng.choices(['committed', 'any', 'all-restart'], [5, 1, 1.5])[0]}:{rng.random():.3f}"
         elif kind in ("forge-heartbeat", "forge-events"):
             arg = "-"
         elif kind == "bus-restart-replay":
