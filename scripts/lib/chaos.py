@@ -368,7 +368,7 @@ def cmd_check(a):
         n = c.fetchone()[0]
         finding("archived events missing from events", n, s_examples(c, missing + " ORDER BY 1, 2, 3"))
         if n:
-            c.execute(f"""SELECT m.source, count(*), count(DISTINCT g.seq) FROM miss m
+            c.execute(f"""SELECT m.source, count(*), count(g.user_id) FROM miss m
                           LEFT JOIN {S}.got g USING (source, partition, seq) GROUP BY 1 ORDER BY 2 DESC LIMIT 5""")
             for src, k, other in c.fetchall():
                 print(f"    {src}: {k} missing ({other} of them: identity stored with another payload)")
