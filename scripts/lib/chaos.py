@@ -34,7 +34,7 @@ KINDS = {
     "forge-events": 0.5,   # an outside peer sends a far-seq event and one of its own source
     "bus-restart-replay": 1.0,  # kill -9 and restart the bus while a replay runs
     "partitions-mismatch": 1.0,  # a generator or writer with another PARTITIONS
-    "replay": 3.0,         # a one-shot replay of an archive copy or an old-format file
+    "replay": 3.0,         # a one-shot replay of an archive copy or an old-format file (maybe from elsewhere)
 }
 TARGETS = ["bus", "ingest", "generator", "writer", "writer", "replay"]
 
@@ -42,6 +42,9 @@ TARGETS = ["bus", "ingest", "generator", "writer", "writer", "replay"]
 def cmd_schedule(a):
     """Prints the configuration and the fault plan a seed makes."""
     rng = random.Random(a.seed)
+    # Variants of a kind come from a stream of their own, so that adding one
+    # leaves the rest of every seed's schedule as it was.
+    variants = random.Random(f"{a.seed}/variants")
     exclude = set(filter(None, (a.exclude or "").split(",")))
     kinds = [k for k in KINDS if k not in exclude]
     weights = [KINDS[k] for k in kinds]
@@ -70,8 +73,11 @@ def cmd_schedule(a):
             arg = f"{rng.choice(['archive', 'old'])}:{rng.randrange(1000)}:{rng.uniform(0.3, 2):.1f}"
         elif kind == "partitions-mismatch":
             arg = f"{rng.choice(['generator', 'writer'])}:{rng.choice([8, 32])}"
-        else:  # replay
-            arg = f"{rng.choice(['archive', 'old', 'old'])}:{rng.randrange(1000)}"
+        else:  # replay; old-elsewhere: from another working directory (another STATE_DIR)
+            what = rng.choice(['archive', 'old', 'old'])
+            if what == "old" and variants.random() < 0.4:
+                what = "old-elsewhere"
+            arg = f"{what}:{rng.randrange(1000)}"
         print(f"fault {t:.1f} {kind} {arg}")
         t += rng.uniform(3, 9)
 
