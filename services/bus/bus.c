@@ -36,7 +36,8 @@ struct bus_t {
     evp_counter_t *tap_dropped; /* messages taps did not get */
     evp_counter_t *malformed;   /* messages not of two frames, dropped */
     evp_gauge_t *writers;       /* current subscribers on the writer side */
-    evp_gauge_t *taps;          /* current subscribers on the tap side */
+    evp_gauge_t *taps;          /* current subscribers on the tap side (those that take !welcome) */
+    evp_gauge_t *tap_topics;    /* subscriptions on the tap side, of any subscriber: copy while > 0 */
     atomic_bool running;        /* bus_run is looping (read by /healthz) */
     int64_t next_report;        /* when the next periodic log line is due (ms) */
 };
@@ -117,7 +118,9 @@ static void s_metrics_new(bus_t *self)
                                         "Messages the bus dropped for taps whose queue was full (writers never lose any).");
     self->malformed = evp_counter_new(m, "malformed_total", "Messages dropped because they were not two frames.");
     self->writers = evp_gauge_new(m, "writer_subscribers", "Subscribers connected on the writer side.");
-    self->taps = evp_gauge_new(m, "tap_subscribers", "Subscribers connected on the tap side.");
+    self->taps = evp_gauge_new(m, "tap_subscribers", "Subscribers connected on the tap side that take !welcome.");
+    self->tap_topics = evp_gauge_new(m, "tap_subscriptions",
+                                     "Subscriptions on the tap side, of any subscriber (taps get copies while above 0).");
 }
 
 bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
@@ -185,27 +188,39 @@ void bus_stats(const bus_t *self, bus_stats_t *out)
         .malformed = evp_counter_value(self->malformed),
         .subscriptions = evp_gauge_value(self->writers),
         .tap_subscriptions = evp_gauge_value(self->taps),
+        .tap_topics = evp_gauge_value(self->tap_topics),
         .curve_refused = self->curve ? evp_curve_server_refused(self->curve) : 0,
     };
 }
 
-/* Reads (un)subscriptions arriving on an XPUB side. */
-static void s_drain_subscriptions(void *sock, evp_gauge_t *count, const char *side)
+/* Reads (un)subscriptions arriving on an XPUB side. The gauge `count`
+ * counts subscribers that take the welcome (each one's first subscription).
+ * `topics` (may be NULL) counts every subscription of every subscriber:
+ * XPUB_VERBOSER passes each subscribe, each unsubscribe, and an unsubscribe
+ * per subscription of a subscriber that leaves, so it returns to 0 when the
+ * last one has gone. A subscriber that subscribes twice to the same prefix
+ * leaves it one too high (its socket sends the first unsubscribe only):
+ * copies then go to a tap socket nobody reads, which costs a send, no more.
+ * A hostile unsubscribe cannot take it below 0. */
+static void s_drain_subscriptions(void *sock, evp_gauge_t *count, evp_gauge_t *topics, const char *side)
 {
     char buf[256];
     for (;;) {
         int n = zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
         if (n < 0)
             return;
-        if (n < 1)
+        if (n < 1 || (buf[0] != 0 && buf[0] != 1))
             continue;
         int len = n > (int)sizeof buf ? (int)sizeof buf : n;
+        bool subscribe = buf[0] == 1;
+        if (topics && (subscribe || evp_gauge_value(topics) > 0))
+            evp_gauge_add(topics, subscribe ? 1 : -1);
         /* The welcome subscription is each subscriber's first: count those. */
         bool welcome = len - 1 == (int)strlen(WELCOME) && memcmp(buf + 1, WELCOME, strlen(WELCOME)) == 0;
         if (!welcome)
             continue;
-        evp_gauge_add(count, buf[0] == 1 ? 1 : -1);
-        evp_info(buf[0] == 1 ? "subscriber joined" : "subscriber left", "side=%s subscribers=%lld", side,
+        evp_gauge_add(count, subscribe ? 1 : -1);
+        evp_info(subscribe ? "subscriber joined" : "subscriber left", "side=%s subscribers=%lld", side,
                  (long long)evp_gauge_value(count));
     }
 }
@@ -256,8 +271,8 @@ static void s_relay(bus_t *self)
     } else {
         evp_counter_inc(self->messages_in);
         /* Taps first and never waiting: a full tap loses the message. With
-         * no tap attached there is nothing to copy. */
-        if (evp_gauge_value(self->taps) > 0) {
+         * no subscription on the tap side there is nothing to copy. */
+        if (evp_gauge_value(self->tap_topics) > 0) {
             if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
                 evp_counter_inc(self->tap_sent);
             else
@@ -267,7 +282,7 @@ static void s_relay(bus_t *self)
         while (!s_forward(self->back, frames, n, 0)) {
             if (errno != EAGAIN && errno != EINTR)
                 break;
-            s_drain_subscriptions(self->tap, self->taps, "tap");
+            s_drain_subscriptions(self->tap, self->taps, self->tap_topics, "tap");
             /* Writers pushing back is not the bus failing: still alive. */
             evp_metrics_beat(self->metrics);
             if (evp_stopping())
@@ -295,9 +310,9 @@ int bus_run(bus_t *self)
         if (rc < 0 && errno != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
-            s_drain_subscriptions(self->back, self->writers, "writer");
+            s_drain_subscriptions(self->back, self->writers, NULL, "writer");
         if (items[2].revents & ZMQ_POLLIN)
-            s_drain_subscriptions(self->tap, self->taps, "tap");
+            s_drain_subscriptions(self->tap, self->taps, self->tap_topics, "tap");
         /* A bounded run of messages, then look at the other sockets again. */
         for (int i = 0; i < 1024 && (items[0].revents & ZMQ_POLLIN); i++) {
             s_relay(self);

@@ -166,6 +166,59 @@ Test(bus, drops_a_message_that_is_not_topic_and_body)
     s_teardown(&f);
 }
 
+/* Waits (bounded) until the tap side has `want` subscriptions; st: the last stats read. */
+static void s_wait_tap_topics(fixture_t *f, int64_t want, bus_stats_t *st)
+{
+    for (int64_t end = tk_now_ms() + 10000; tk_now_ms() < end; tk_sleep_ms(10)) {
+        bus_stats(f->bus, st);
+        if (st->tap_topics == want)
+            return;
+    }
+}
+
+/* A tap written as any ZeroMQ user would write one: a SUB that subscribes
+ * to "p" and knows nothing of "!welcome". It gets every message, and once it
+ * has gone the bus stops copying. */
+Test(bus, a_plain_subscriber_on_the_tap_endpoint_gets_the_messages)
+{
+    fixture_t f;
+    s_setup(&f, 1000);
+    void *writer = s_subscriber(&f, f.cfg.bus_subscribe_endpoint, "p", 100000);
+    void *tap = zmq_socket(f.ctx, ZMQ_SUB);
+    int linger = 0, timeout = 10000;
+    zmq_setsockopt(tap, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(tap, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(tap, ZMQ_SUBSCRIBE, "p", 1);
+    cr_assert_eq(zmq_connect(tap, f.cfg.bus_tap_endpoint), 0);
+    /* Attached once the bus has seen its subscription. */
+    bus_stats_t st;
+    s_wait_tap_topics(&f, 1, &st);
+    cr_assert_eq(st.tap_topics, 1, "the bus did not see the tap's subscription");
+    cr_assert_eq(st.tap_subscriptions, 0, "a subscriber without !welcome counted as one with it");
+    void *pub = s_publisher(&f);
+    enum { N = 500 };
+    for (uint32_t i = 1; i <= N; i++)
+        s_send(pub, i % 16, i);
+    uint32_t partition, n;
+    for (uint32_t i = 1; i <= N; i++) {
+        cr_assert_eq(s_recv(tap, &partition, &n), 0, "the tap did not get message %u", i);
+        cr_assert_eq(n, i);
+        cr_assert_eq(s_recv(writer, &partition, &n), 0, "the writer did not get message %u", i);
+    }
+    zmq_close(tap);
+    s_wait_tap_topics(&f, 0, &st);
+    cr_assert_eq(st.tap_topics, 0, "the tap's subscription outlived it");
+    uint64_t sent = st.tap_sent;
+    cr_assert_eq(sent, N);
+    s_send(pub, 1, N + 1);
+    cr_assert_eq(s_recv(writer, &partition, &n), 0);
+    bus_stats(f.bus, &st);
+    cr_assert_eq(st.tap_sent, sent, "copied for a tap that had gone");
+    zmq_close(pub);
+    zmq_close(writer);
+    s_teardown(&f);
+}
+
 Test(bus, a_tap_that_does_not_read_loses_messages_but_the_writer_gets_all, .timeout = 120)
 {
     fixture_t f;
