@@ -365,6 +365,13 @@ Test(config, bad_values_stop_with_one_line_naming_the_setting)
         {&s_ingest, "INGEST_MAX_LINE", "100"},
         {&s_ingest, "STATE_DIR", ""},
         {&s_tap, "METRICS_PORT", "65536"},
+        {&s_tap, "METRICS_BIND", "localhost"},
+        {&s_tap, "METRICS_BIND", "0.0.0.0:9100"},
+        {&s_tap, "METRICS_BIND", ""},
+        {&s_writer, "POSTGRES_SSLMODE", "verify"},
+        {&s_writer, "POSTGRES_SSLMODE", "verify-full,disable"},
+        {&s_writer, "POSTGRES_SSLMODE", ""},
+        {&s_ingest, "POSTGRES_SSLMODE", "REQUIRE"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_unset_all();

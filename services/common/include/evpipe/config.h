@@ -32,6 +32,8 @@ typedef struct {
     char postgres_password[EVP_TEXT_MAX];
     char postgres_db[EVP_TEXT_MAX];
     int postgres_connect_timeout;
+    char postgres_sslmode[EVP_TEXT_MAX];     /* libpq's sslmode */
+    char postgres_sslrootcert[EVP_TEXT_MAX]; /* libpq's sslrootcert; empty: libpq's default */
     /* Bus */
     char bus_publish_endpoint[EVP_TEXT_MAX];
     char bus_subscribe_endpoint[EVP_TEXT_MAX];
@@ -72,6 +74,7 @@ typedef struct {
     /* All */
     evp_log_level_t log_level;
     int metrics_port;
+    char metrics_bind[EVP_TEXT_MAX]; /* the address /metrics and /healthz listen on */
 } evp_config_t;
 
 typedef enum {
@@ -86,6 +89,8 @@ typedef enum {
     EVP_SET_RATE,     /* events/s, empty for bursts, or "max" */
     EVP_SET_TYPES,    /* comma-separated event types, each allowed */
     EVP_SET_LEVEL,    /* debug, info, warn or error */
+    EVP_SET_ADDRESS,  /* an IPv4 or IPv6 address, as text */
+    EVP_SET_CHOICE,   /* one of the comma-separated words in choices, as text */
 } evp_setting_type_t;
 
 typedef struct {
@@ -97,6 +102,7 @@ typedef struct {
     int64_t min, max;    /* EVP_SET_INT */
     unsigned services;   /* EVP_SVC_* that read it */
     const char *help;
+    const char *choices; /* EVP_SET_CHOICE: "a,b,c"; NULL otherwise */
 } evp_setting_t;
 
 extern const evp_setting_t evp_settings[];
