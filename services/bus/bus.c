@@ -12,6 +12,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "bus_auth.h"
 #include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/metrics.h"
@@ -29,6 +30,7 @@ struct bus_t {
     void *back;          /* XPUB: writers, NODROP, blocking sends */
     void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
     evp_curve_server_t *curve;  /* CURVE authentication, when CURVE=1 */
+    bus_auth_t *auth;           /* the publishers' source check, when CURVE=1 */
     evp_metrics_t *metrics;     /* registry "bus", owned; serves METRICS_PORT */
     evp_counter_t *messages_in; /* messages received from publishers */
     evp_counter_t *delivered;   /* messages handed to the writer side */
@@ -50,7 +52,7 @@ static int64_t s_now_ms(void)
 }
 
 static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, const char *endpoint,
-                      const char *setting, char *why, size_t whylen)
+                      const char *setting, const char *domain, char *why, size_t whylen)
 {
     void *s = zmq_socket(self->ctx, type);
     if (!s) {
@@ -62,7 +64,7 @@ static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, c
         zmq_close(s);
         return NULL;
     }
-    if (self->curve && evp_curve_server_apply(self->curve, s, why, whylen) != 0) {
+    if (self->curve && evp_curve_server_apply(self->curve, s, domain, why, whylen) != 0) {
         zmq_close(s);
         return NULL;
     }
@@ -134,16 +136,20 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
     atomic_init(&self->running, false);
     s_metrics_new(self);
     self->ctx = zmq_ctx_new();
-    if (self->ctx && cfg->curve && !(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen))) {
+    if (self->ctx && cfg->curve &&
+        (!(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen)) ||
+         !(self->auth = bus_auth_new(self->metrics)))) {
+        if (self->curve && !self->auth)
+            snprintf(why, whylen, "out of memory");
         bus_destroy(&self);
         return NULL;
     }
     if (!self->ctx || !(self->front = s_socket(self, ZMQ_XSUB, cfg, cfg->bus_hwm, cfg->bus_publish_endpoint,
-                                                "BUS_PUBLISH_ENDPOINT", why, whylen)) ||
+                                                "BUS_PUBLISH_ENDPOINT", EVP_CURVE_PUBLISH, why, whylen)) ||
         !(self->back = s_socket(self, ZMQ_XPUB, cfg, cfg->bus_hwm, cfg->bus_subscribe_endpoint,
-                                "BUS_SUBSCRIBE_ENDPOINT", why, whylen)) ||
-        !(self->tap = s_socket(self, ZMQ_XPUB, cfg, cfg->tap_hwm, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT", why,
-                               whylen))) {
+                                "BUS_SUBSCRIBE_ENDPOINT", EVP_CURVE_SUBSCRIBE, why, whylen)) ||
+        !(self->tap = s_socket(self, ZMQ_XPUB, cfg, cfg->tap_hwm, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT",
+                               EVP_CURVE_TAP, why, whylen))) {
         bus_destroy(&self);
         return NULL;
     }
@@ -172,6 +178,7 @@ void bus_destroy(bus_t **self_p)
     if (self->tap)
         zmq_close(self->tap);
     evp_curve_server_destroy(&self->curve);
+    bus_auth_destroy(&self->auth);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     free(self);
@@ -190,6 +197,7 @@ void bus_stats(const bus_t *self, bus_stats_t *out)
         .tap_subscriptions = evp_gauge_value(self->taps),
         .tap_topics = evp_gauge_value(self->tap_topics),
         .curve_refused = self->curve ? evp_curve_server_refused(self->curve) : 0,
+        .source_refused = self->auth ? bus_auth_refused(self->auth) : 0,
     };
 }
 
@@ -244,6 +252,13 @@ static bool s_forward(void *sock, zmq_msg_t *frames, int n, int flags)
     return true;
 }
 
+/* With CURVE on, whether the sender's key may publish the message's sources
+ * (bus_auth counts and logs a refusal); always true with CURVE off. */
+static bool s_admitted(bus_t *self, zmq_msg_t *frames)
+{
+    return !self->auth || bus_auth_allows(self->auth, &frames[0], &frames[1]);
+}
+
 /* Moves one message from the publishers to the taps and the writers. */
 static void s_relay(bus_t *self)
 {
@@ -268,7 +283,7 @@ static void s_relay(bus_t *self)
     if (n != 2 || malformed) {
         evp_counter_inc(self->malformed);
         evp_warn("dropped a malformed message", "frames=%d", n);
-    } else {
+    } else if (s_admitted(self, frames)) {
         evp_counter_inc(self->messages_in);
         /* Taps first and never waiting: a full tap loses the message. With
          * no subscription on the tap side there is nothing to copy. */

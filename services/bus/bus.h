@@ -24,6 +24,7 @@ typedef struct {
     int64_t tap_subscriptions; /* current subscribers on the tap side that take !welcome */
     int64_t tap_topics;     /* current subscriptions on the tap side, of any subscriber */
     uint64_t curve_refused;  /* clients refused by CURVE authentication */
+    uint64_t source_refused; /* messages dropped: a source the sender's key may not publish */
 } bus_stats_t;
 
 /* Binds the three endpoints and, when METRICS_PORT is not 0, starts the

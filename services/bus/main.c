@@ -1,14 +1,36 @@
-/* evpipe-bus: reads settings, runs the broker until SIGTERM/SIGINT. */
+/* evpipe-bus: reads settings, runs the broker until SIGTERM/SIGINT; or, with
+ * --keygen ROLE NAME, writes a CURVE key pair and exits. */
 #include <stdio.h>
 
 #include "bus.h"
 #include "evpipe/curve.h"
 #include "evpipe/service.h"
 
+/* --keygen ROLE NAME [--sources ...] [--keys-dir DIR]. */
+static int s_keygen(const char *role, const char *name, const char *sources, const char *dir)
+{
+    char why[512] = "";
+    if (!name) {
+        fprintf(stderr, "evpipe-bus: --keygen %s: give the key's NAME after the role (see --help)\n", role);
+        return 1;
+    }
+    if (evp_curve_keygen(dir, role, name, sources, why, sizeof why) != 0) {
+        fprintf(stderr, "evpipe-bus: --keygen %s %s: %s\n", role, name, why);
+        return 1;
+    }
+    printf("wrote %s/%s.key (public: role %s%s%s; copy it into CURVE_ALLOWED_DIR) and %s/%s.key_secret "
+           "(keep it secret)\n",
+           dir, name, role, sources ? ", sources " : "", sources ? sources : "", dir, name);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     evp_option_t options[] = {
-        {"keygen", "NAME", "write a CURVE key pair NAME.key and NAME.key_secret into --keys-dir, and exit", NULL},
+        {"keygen", "ROLE", "with NAME after it: write a CURVE key pair NAME.key and NAME.key_secret for ROLE "
+                           "(publisher, writer, tap, repair, server) into --keys-dir, and exit", NULL},
+        {"sources", "LIST", "publisher keys: the sources it may publish, comma-separated, each exact or ending "
+                            "in * (gen-0123456789abcdef-*)", NULL},
         {"keys-dir", "DIR", "where --keygen writes (default ./var/keys)", NULL},
         {NULL, NULL, NULL, NULL},
     };
@@ -17,25 +39,23 @@ int main(int argc, char **argv)
         .service = EVP_SVC_BUS,
         .summary = "The evpipe bus: publishers connect to BUS_PUBLISH_ENDPOINT, writers subscribe on\n"
                    "BUS_SUBSCRIBE_ENDPOINT (lossless), debug taps on BUS_TAP_ENDPOINT (lossy).",
+        .usage = "[--keygen ROLE NAME]",
         .options = options,
     };
     evp_config_t cfg;
     char *args[argc];
     int nargs = 0;
-    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
+    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 1);
     if (rc >= 0)
         return rc;
-    char why[512] = "";
-    if (options[0].value) {
-        const char *dir = options[1].value ? options[1].value : "./var/keys";
-        if (evp_curve_keygen(dir, options[0].value, why, sizeof why) != 0) {
-            fprintf(stderr, "evpipe-bus: --keygen %s: %s\n", options[0].value, why);
-            return 1;
-        }
-        printf("wrote %s/%s.key (public) and %s/%s.key_secret (keep it secret)\n", dir, options[0].value, dir,
-               options[0].value);
-        return 0;
+    if (nargs > 0 && !options[0].value) {
+        fprintf(stderr, "evpipe-bus: %s: unexpected argument (see --help)\n", args[0]);
+        return 1;
     }
+    if (options[0].value)
+        return s_keygen(options[0].value, nargs ? args[0] : NULL, options[1].value,
+                        options[2].value ? options[2].value : "./var/keys");
+    char why[512] = "";
     bus_t *bus = bus_new(&cfg, why, sizeof why);
     if (!bus) {
         fprintf(stderr, "evpipe-bus: %s\n", why);

@@ -288,7 +288,7 @@ ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *led
     }
     /* With CURVE on, writers are admitted by the same allowed keys as on the bus. */
     if (cfg->curve && (!(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen)) ||
-                       evp_curve_server_apply(self->curve, self->router, why, whylen) != 0)) {
+                       evp_curve_server_apply(self->curve, self->router, EVP_CURVE_REPAIR, why, whylen) != 0)) {
         ingest_repair_destroy(&self);
         return NULL;
     }

@@ -45,6 +45,26 @@ char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len)
     return dst;
 }
 
+bool evp_log_allow(evp_log_limit_t *l, uint64_t *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (l->window_start == 0 || now - l->window_start >= l->window_ms) {
+        l->window_start = now;
+        l->used = 0;
+    }
+    if (l->used >= l->burst) {
+        l->suppressed++;
+        return false;
+    }
+    l->used++;
+    if (suppressed)
+        *suppressed = l->suppressed;
+    l->suppressed = 0;
+    return true;
+}
+
 void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
 {
     if (level < s_level)

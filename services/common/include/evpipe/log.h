@@ -5,6 +5,8 @@
 #ifndef EVPIPE_LOG_H
 #define EVPIPE_LOG_H
 
+#include <stdint.h>
+
 #include "evpipe/config.h"
 
 void evp_log_init(const char *service, evp_log_level_t level);
@@ -21,6 +23,19 @@ void evp_log_erase_line(bool on);
  * so it can sit inside a quoted value: control characters, '"' and '\\'
  * become '?'; cut to dstlen-1 bytes. Returns dst. */
 char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len);
+
+/* A budget for log lines about peer input, so a peer cannot flood the log:
+ * at most `burst` lines per `window_ms`. Zero-initialize, then set both. */
+typedef struct {
+    int burst;            /* lines allowed per window */
+    int window_ms;        /* the window */
+    int64_t window_start; /* monotonic ms the current window began */
+    int used;             /* lines logged in it */
+    uint64_t suppressed;  /* lines not logged since the last one that was */
+} evp_log_limit_t;
+/* True when a line may be logged now; then *suppressed (may be NULL) gets
+ * how many were held back before it (to log with it) and starts again. */
+bool evp_log_allow(evp_log_limit_t *l, uint64_t *suppressed);
 
 #define evp_debug(msg, ...) evp_log(EVP_LOG_DEBUG, msg, __VA_ARGS__)
 #define evp_info(msg, ...) evp_log(EVP_LOG_INFO, msg, __VA_ARGS__)
