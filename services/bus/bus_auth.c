@@ -67,50 +67,55 @@ static uint32_t s_be(const uint8_t *p, int n)
 /* The header of the value at p: its total size for a scalar (*count = 0), or
  * its header size and element count for a map or array (*count: values to
  * skip after it: 2 per map entry). 0 when the byte is never used or the
- * header runs past end. */
+ * header runs past end. A switch, so the compiler makes it a jump table. */
 static size_t s_head(const uint8_t *p, const uint8_t *end, uint64_t *count)
 {
     size_t left = (size_t)(end - p);
     uint8_t b = p[0];
     *count = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+    if (b <= 0x7f || b >= 0xe0)
         return 1;
-    if (b >= 0x80 && b <= 0x8f) {
+    if (b <= 0x8f) {
         *count = 2u * (b & 0x0f);
         return 1;
     }
-    if (b >= 0x90 && b <= 0x9f) {
+    if (b <= 0x9f) {
         *count = b & 0x0f;
         return 1;
     }
-    if (b >= 0xa0 && b <= 0xbf)
+    if (b <= 0xbf)
         return 1 + (size_t)(b & 0x1f);
-    /* Fixed sizes after the first byte, and length fields. */
-    static const struct {
-        uint8_t byte, fixed, lenbytes, extra, kind; /* kind: 0 data, 1 array, 2 map */
-    } t[] = {
-        {0xc4, 0, 1, 0, 0}, {0xc5, 0, 2, 0, 0}, {0xc6, 0, 4, 0, 0}, {0xc7, 0, 1, 1, 0}, {0xc8, 0, 2, 1, 0},
-        {0xc9, 0, 4, 1, 0}, {0xca, 4, 0, 0, 0}, {0xcb, 8, 0, 0, 0}, {0xcc, 1, 0, 0, 0}, {0xcd, 2, 0, 0, 0},
-        {0xce, 4, 0, 0, 0}, {0xcf, 8, 0, 0, 0}, {0xd0, 1, 0, 0, 0}, {0xd1, 2, 0, 0, 0}, {0xd2, 4, 0, 0, 0},
-        {0xd3, 8, 0, 0, 0}, {0xd4, 2, 0, 0, 0}, {0xd5, 3, 0, 0, 0}, {0xd6, 5, 0, 0, 0}, {0xd7, 9, 0, 0, 0},
-        {0xd8, 17, 0, 0, 0}, {0xd9, 0, 1, 0, 0}, {0xda, 0, 2, 0, 0}, {0xdb, 0, 4, 0, 0}, {0xdc, 0, 2, 0, 1},
-        {0xdd, 0, 4, 0, 1}, {0xde, 0, 2, 0, 2}, {0xdf, 0, 4, 0, 2},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        if (t[i].byte != b)
-            continue;
-        if (t[i].lenbytes == 0)
-            return 1 + (size_t)t[i].fixed;
-        if (left < 1u + t[i].lenbytes)
-            return 0;
-        uint64_t n = s_be(p + 1, t[i].lenbytes);
-        size_t head = 1 + (size_t)t[i].lenbytes + t[i].extra;
-        if (t[i].kind == 0)
-            return head + (size_t)n;
-        *count = t[i].kind == 2 ? 2 * n : n;
-        return head;
+    int lenbytes = 0, extra = 0, kind = 0; /* kind: 0 data, 1 array, 2 map */
+    switch (b) {
+    case 0xc0: case 0xc2: case 0xc3: return 1;
+    case 0xcc: case 0xd0: return 2;
+    case 0xcd: case 0xd1: case 0xd4: return 3;
+    case 0xd5: return 4;
+    case 0xca: case 0xce: case 0xd2: return 5;
+    case 0xd6: return 6;
+    case 0xcb: case 0xcf: case 0xd3: return 9;
+    case 0xd7: return 10;
+    case 0xd8: return 18;
+    case 0xc4: case 0xd9: lenbytes = 1; break;
+    case 0xc5: case 0xda: lenbytes = 2; break;
+    case 0xc6: case 0xdb: lenbytes = 4; break;
+    case 0xc7: lenbytes = 1, extra = 1; break;
+    case 0xc8: lenbytes = 2, extra = 1; break;
+    case 0xc9: lenbytes = 4, extra = 1; break;
+    case 0xdc: lenbytes = 2, kind = 1; break;
+    case 0xdd: lenbytes = 4, kind = 1; break;
+    case 0xde: lenbytes = 2, kind = 2; break;
+    case 0xdf: lenbytes = 4, kind = 2; break;
+    default: return 0; /* 0xc1: never used */
     }
-    return 0; /* 0xc1: never used */
+    if (left < 1u + (size_t)lenbytes)
+        return 0;
+    uint64_t n = s_be(p + 1, lenbytes);
+    size_t head = 1 + (size_t)lenbytes + (size_t)extra;
+    if (kind == 0)
+        return head + (size_t)n;
+    *count = kind == 2 ? 2 * n : n;
+    return head;
 }
 
 /* Skips one value; NULL when it runs past end or nests too deep. Counts are
@@ -129,6 +134,16 @@ static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth)
     for (uint64_t i = 0; i < count && p; i++)
         p = s_skip(p, end, depth + 1);
     return p;
+}
+
+/* Skips one value, scalars without a call; NULL as s_skip. */
+static inline const uint8_t *s_next(const uint8_t *p, const uint8_t *end)
+{
+    uint64_t count;
+    size_t head = s_head(p, end, &count);
+    if (count == 0)
+        return head && head <= (size_t)(end - p) ? p + head : NULL;
+    return s_skip(p, end, 1);
 }
 
 /* A str at p: its bytes in *s, *n; the end of the value, or NULL when p is no str. */
@@ -177,7 +192,7 @@ int bus_auth_scan(const uint8_t *body, size_t len, bool (*fn)(void *arg, const c
             size_t klen;
             const uint8_t *after = p < end ? s_str(p, end, &k, &klen) : NULL;
             bool is_source = after && klen == strlen(SOURCE_KEY) && memcmp(k, SOURCE_KEY, klen) == 0;
-            p = after ? after : s_skip(p, end, 1);
+            p = after ? after : s_next(p, end);
             if (!p || p >= end)
                 return -1;
             if (is_source) {
@@ -188,7 +203,7 @@ int bus_auth_scan(const uint8_t *body, size_t len, bool (*fn)(void *arg, const c
                     return -1;
                 has_source = true;
                 p = next;
-            } else if (!(p = s_skip(p, end, 1))) {
+            } else if (!(p = s_next(p, end))) {
                 return -1;
             }
         }
