@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "bus_auth.h"
+#include "bus_redact.h"
 #include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/metrics.h"
@@ -31,6 +32,7 @@ struct bus_t {
     void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
     evp_curve_server_t *curve;  /* CURVE authentication, when CURVE=1 */
     bus_auth_t *auth;           /* the publishers' source check, when CURVE=1 */
+    bus_redact_t *redact;       /* personal data out of the tap copy, when TAP_REDACT=1 */
     evp_metrics_t *metrics;     /* registry "bus", owned; serves METRICS_PORT */
     evp_counter_t *messages_in; /* messages received from publishers */
     evp_counter_t *delivered;   /* messages handed to the writer side */
@@ -153,6 +155,11 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
         bus_destroy(&self);
         return NULL;
     }
+    if (cfg->tap_redact && !(self->redact = bus_redact_new(cfg->tap_redact_key))) {
+        snprintf(why, whylen, "TAP_REDACT: cannot start libsodium for the tap's redaction");
+        bus_destroy(&self);
+        return NULL;
+    }
     if (evp_metrics_serve(self->metrics, cfg->metrics_port, s_health, self, why, whylen) != 0) {
         bus_destroy(&self);
         return NULL;
@@ -179,6 +186,7 @@ void bus_destroy(bus_t **self_p)
         zmq_close(self->tap);
     evp_curve_server_destroy(&self->curve);
     bus_auth_destroy(&self->auth);
+    bus_redact_destroy(&self->redact);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     free(self);
@@ -259,6 +267,31 @@ static bool s_admitted(bus_t *self, zmq_msg_t *frames)
     return !self->auth || bus_auth_allows(self->auth, &frames[0], &frames[1]);
 }
 
+/* The copy for taps: never waiting (a full tap loses the message), with
+ * user_name and user_email redacted unless TAP_REDACT=0; a body that cannot
+ * be read for redaction does not reach taps. With no subscription on the tap
+ * side there is nothing to copy. */
+static void s_tap_copy(bus_t *self, zmq_msg_t *frames, int n)
+{
+    if (evp_gauge_value(self->tap_topics) <= 0)
+        return;
+    bool sent = false;
+    if (!self->redact) {
+        sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT);
+    } else {
+        size_t len;
+        const uint8_t *body = bus_redact_body(self->redact, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &len);
+        zmq_msg_t copy[2];
+        copy[0] = frames[0];
+        if (body && zmq_msg_init_size(&copy[1], len) == 0) {
+            memcpy(zmq_msg_data(&copy[1]), body, len);
+            sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, copy, 2, ZMQ_DONTWAIT);
+            zmq_msg_close(&copy[1]);
+        }
+    }
+    evp_counter_inc(sent ? self->tap_sent : self->tap_dropped);
+}
+
 /* Moves one message from the publishers to the taps and the writers. */
 static void s_relay(bus_t *self)
 {
@@ -285,14 +318,8 @@ static void s_relay(bus_t *self)
         evp_warn("dropped a malformed message", "frames=%d", n);
     } else if (s_admitted(self, frames)) {
         evp_counter_inc(self->messages_in);
-        /* Taps first and never waiting: a full tap loses the message. With
-         * no subscription on the tap side there is nothing to copy. */
-        if (evp_gauge_value(self->tap_topics) > 0) {
-            if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
-                evp_counter_inc(self->tap_sent);
-            else
-                evp_counter_inc(self->tap_dropped);
-        }
+        /* Taps first, never waiting. */
+        s_tap_copy(self, frames, n);
         /* Writers: wait while they push back (checking for shutdown). */
         while (!s_forward(self->back, frames, n, 0)) {
             if (errno != EAGAIN && errno != EINTR)

@@ -1,7 +1,7 @@
-/* The bus's source check (see bus_auth.h). The scan reads only what it must:
- * it walks each msgpack map's keys, compares the key "source", and skips
- * every other value by its length, without unpacking anything. */
+/* The bus's source check (see bus_auth.h). It reads only what it must: the
+ * value of each map's key "source" (bus_scan skips the rest by length). */
 #include "bus_auth.h"
+#include "bus_scan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +10,6 @@
 #include "evpipe/curve.h"
 #include "evpipe/log.h"
 
-/* Deeper nesting than this in an unknown key's value is refused. */
-#define MAX_DEPTH 16
 #define SOURCE_KEY "source"
 
 static const char *const s_reasons[] = {"foreign_source", "unreadable"};
@@ -56,162 +54,35 @@ uint64_t bus_auth_refused(const bus_auth_t *self)
 
 /* ---- The scan ---- */
 
-static uint32_t s_be(const uint8_t *p, int n)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
+typedef struct {
+    bool (*fn)(void *arg, const char *source, size_t len); /* given each source */
+    void *arg;
+    bool has_source; /* the current map has one */
+} s_scan_t;
 
-/* The header of the value at p: its total size for a scalar (*count = 0), or
- * its header size and element count for a map or array (*count: values to
- * skip after it: 2 per map entry). 0 when the byte is never used or the
- * header runs past end. A switch, so the compiler makes it a jump table. */
-static size_t s_head(const uint8_t *p, const uint8_t *end, uint64_t *count)
+static bool s_entry(void *arg, int map, int which, const uint8_t *value, const uint8_t *value_end)
 {
-    size_t left = (size_t)(end - p);
-    uint8_t b = p[0];
-    *count = 0;
-    if (b <= 0x7f || b >= 0xe0)
-        return 1;
-    if (b <= 0x8f) {
-        *count = 2u * (b & 0x0f);
-        return 1;
+    (void)map;
+    s_scan_t *s = arg;
+    if (which < 0) { /* the map's end */
+        bool ok = s->has_source;
+        s->has_source = false;
+        return ok;
     }
-    if (b <= 0x9f) {
-        *count = b & 0x0f;
-        return 1;
-    }
-    if (b <= 0xbf)
-        return 1 + (size_t)(b & 0x1f);
-    int lenbytes = 0, extra = 0, kind = 0; /* kind: 0 data, 1 array, 2 map */
-    switch (b) {
-    case 0xc0: case 0xc2: case 0xc3: return 1;
-    case 0xcc: case 0xd0: return 2;
-    case 0xcd: case 0xd1: case 0xd4: return 3;
-    case 0xd5: return 4;
-    case 0xca: case 0xce: case 0xd2: return 5;
-    case 0xd6: return 6;
-    case 0xcb: case 0xcf: case 0xd3: return 9;
-    case 0xd7: return 10;
-    case 0xd8: return 18;
-    case 0xc4: case 0xd9: lenbytes = 1; break;
-    case 0xc5: case 0xda: lenbytes = 2; break;
-    case 0xc6: case 0xdb: lenbytes = 4; break;
-    case 0xc7: lenbytes = 1, extra = 1; break;
-    case 0xc8: lenbytes = 2, extra = 1; break;
-    case 0xc9: lenbytes = 4, extra = 1; break;
-    case 0xdc: lenbytes = 2, kind = 1; break;
-    case 0xdd: lenbytes = 4, kind = 1; break;
-    case 0xde: lenbytes = 2, kind = 2; break;
-    case 0xdf: lenbytes = 4, kind = 2; break;
-    default: return 0; /* 0xc1: never used */
-    }
-    if (left < 1u + (size_t)lenbytes)
-        return 0;
-    uint64_t n = s_be(p + 1, lenbytes);
-    size_t head = 1 + (size_t)lenbytes + (size_t)extra;
-    if (kind == 0)
-        return head + (size_t)n;
-    *count = kind == 2 ? 2 * n : n;
-    return head;
-}
-
-/* Skips one value; NULL when it runs past end or nests too deep. Counts are
- * checked against the bytes left (every value takes at least one byte). */
-static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth)
-{
-    if (p >= end || depth > MAX_DEPTH)
-        return NULL;
-    uint64_t count;
-    size_t head = s_head(p, end, &count);
-    if (head == 0 || head > (size_t)(end - p))
-        return NULL;
-    p += head;
-    if (count > (uint64_t)(end - p))
-        return NULL;
-    for (uint64_t i = 0; i < count && p; i++)
-        p = s_skip(p, end, depth + 1);
-    return p;
-}
-
-/* Skips one value, scalars without a call; NULL as s_skip. */
-static inline const uint8_t *s_next(const uint8_t *p, const uint8_t *end)
-{
-    uint64_t count;
-    size_t head = s_head(p, end, &count);
-    if (count == 0)
-        return head && head <= (size_t)(end - p) ? p + head : NULL;
-    return s_skip(p, end, 1);
-}
-
-/* A str at p: its bytes in *s, *n; the end of the value, or NULL when p is no str. */
-static const uint8_t *s_str(const uint8_t *p, const uint8_t *end, const uint8_t **s, size_t *n)
-{
-    uint8_t b = p[0];
-    size_t head;
-    if (b >= 0xa0 && b <= 0xbf) {
-        head = 1;
-        *n = b & 0x1f;
-    } else if (b >= 0xd9 && b <= 0xdb) {
-        int lb = b == 0xd9 ? 1 : b == 0xda ? 2 : 4;
-        if ((size_t)(end - p) < 1u + (size_t)lb)
-            return NULL;
-        head = 1 + (size_t)lb;
-        *n = s_be(p + 1, lb);
-    } else {
-        return NULL;
-    }
-    if (*n > (size_t)(end - p) - head)
-        return NULL;
-    *s = p + head;
-    return p + head + *n;
+    const uint8_t *v;
+    size_t vlen;
+    if (!bus_scan_str(value, value_end, &v, &vlen) || !s->fn(s->arg, (const char *)v, vlen))
+        return false;
+    s->has_source = true;
+    return true;
 }
 
 int bus_auth_scan(const uint8_t *body, size_t len, bool (*fn)(void *arg, const char *source, size_t len),
                   void *arg)
 {
-    const uint8_t *p = body, *end = body + len;
-    int maps = 0;
-    if (len == 0)
-        return -1;
-    while (p < end) {
-        uint64_t count;
-        uint8_t b = p[0];
-        size_t head = s_head(p, end, &count);
-        bool is_map = (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
-        if (!is_map || head == 0 || head > (size_t)(end - p))
-            return -1;
-        p += head;
-        if (count > (uint64_t)(end - p))
-            return -1;
-        bool has_source = false;
-        for (uint64_t i = 0; i < count / 2; i++) {
-            const uint8_t *k;
-            size_t klen;
-            const uint8_t *after = p < end ? s_str(p, end, &k, &klen) : NULL;
-            bool is_source = after && klen == strlen(SOURCE_KEY) && memcmp(k, SOURCE_KEY, klen) == 0;
-            p = after ? after : s_next(p, end);
-            if (!p || p >= end)
-                return -1;
-            if (is_source) {
-                const uint8_t *v;
-                size_t vlen;
-                const uint8_t *next = s_str(p, end, &v, &vlen);
-                if (!next || !fn(arg, (const char *)v, vlen))
-                    return -1;
-                has_source = true;
-                p = next;
-            } else if (!(p = s_next(p, end))) {
-                return -1;
-            }
-        }
-        if (!has_source)
-            return -1;
-        maps++;
-    }
-    return maps;
+    static const bus_scan_key_t keys[] = {BUS_SCAN_KEY(SOURCE_KEY)};
+    s_scan_t s = {.fn = fn, .arg = arg};
+    return bus_scan_body(body, len, keys, 1, s_entry, &s);
 }
 
 /* ---- The check ---- */

@@ -78,7 +78,7 @@ static void s_config(evp_config_t *cfg, const tls_t *t, const char *sslmode, con
     snprintf(cfg->postgres_user, EVP_TEXT_MAX, "postgres");
     snprintf(cfg->postgres_db, EVP_TEXT_MAX, "postgres");
     snprintf(cfg->postgres_sslmode, EVP_TEXT_MAX, "%s", sslmode);
-    snprintf(cfg->postgres_sslrootcert, EVP_TEXT_MAX, "%s%s%s", ca ? t->certs : "", ca ? "/" : "", ca ? ca : "");
+    snprintf(cfg->postgres_sslrootcert, EVP_TEXT_MAX, "%.200s%s%.40s", ca ? t->certs : "", ca ? "/" : "", ca ? ca : "");
 }
 
 /* evp_pg_connect with sslmode and the CA file ca of the test's (NULL: none). */

@@ -153,12 +153,12 @@ int evp_curve_keygen(const char *dir, const char *role, const char *name, const 
 static zcert_t *s_load(const char *path, char *why, size_t whylen)
 {
     if (access(path, R_OK) != 0) {
-        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        snprintf(why, whylen, "%.400s: %s", path, strerror(errno));
         return NULL;
     }
     zcert_t *cert = zcert_load(path);
     if (!cert)
-        snprintf(why, whylen, "%s: not a key file in zcert format (made by evpipe-bus --keygen ROLE NAME)", path);
+        snprintf(why, whylen, "%.400s: not a key file in zcert format (made by evpipe-bus --keygen ROLE NAME)", path);
     return cert;
 }
 
@@ -221,7 +221,7 @@ static bool s_load_allowed_key(const char *path, s_allowed_t *e)
         memcpy(e->key, zcert_public_key(cert), 32);
         e->role = (s_role_t)r;
         const char *base = strrchr(path, '/');
-        snprintf(e->name, sizeof e->name, "%s", name && s_valid_name(name) ? name : base ? base + 1 : path);
+        snprintf(e->name, sizeof e->name, "%.64s", name && s_valid_name(name) ? name : base ? base + 1 : path);
         snprintf(e->sources, sizeof e->sources, "%s", r == S_PUBLISHER ? sources : "");
     } else {
         evp_warn("ignored an allowed-key file", "file=\"%s\" reason=\"%s\"", path, err);

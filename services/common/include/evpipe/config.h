@@ -41,6 +41,8 @@ typedef struct {
     char replay_endpoint[EVP_TEXT_MAX];
     int bus_hwm;
     int tap_hwm;
+    int tap_redact;                        /* 1: user_name, user_email hashed in the tap copy */
+    char tap_redact_key[EVP_TEXT_MAX];     /* the hash key; empty: random per run */
     int max_message_bytes;
     int publish_batch; /* events a bus message carries at most */
     int heartbeat_ms;
@@ -90,7 +92,7 @@ typedef enum {
     EVP_SET_TYPES,    /* comma-separated event types, each allowed */
     EVP_SET_LEVEL,    /* debug, info, warn or error */
     EVP_SET_ADDRESS,  /* an IPv4 or IPv6 address, as text */
-    EVP_SET_CHOICE,   /* one of the comma-separated words in choices, as text */
+    EVP_SET_CHOICE,   /* one of a list of words (config.c's s_choices), as text */
 } evp_setting_type_t;
 
 typedef struct {
@@ -102,7 +104,6 @@ typedef struct {
     int64_t min, max;    /* EVP_SET_INT */
     unsigned services;   /* EVP_SVC_* that read it */
     const char *help;
-    const char *choices; /* EVP_SET_CHOICE: "a,b,c"; NULL otherwise */
 } evp_setting_t;
 
 extern const evp_setting_t evp_settings[];
