@@ -112,6 +112,8 @@ static inline const uint8_t *bus_scan_skip_(const uint8_t *p, const uint8_t *end
 /* Skips one value, scalars without a call; NULL as s_skip. */
 static inline const uint8_t *bus_scan_next_(const uint8_t *p, const uint8_t *end)
 {
+    if (p >= end)
+        return NULL;
     uint64_t count;
     size_t head = bus_scan_head_(p, end, &count);
     if (count == 0)
