@@ -276,11 +276,13 @@ static void s_tap_copy(bus_t *self, zmq_msg_t *frames, int n)
     if (evp_gauge_value(self->tap_topics) <= 0)
         return;
     bool sent = false;
-    if (!self->redact) {
+    size_t len = 0;
+    const uint8_t *body = self->redact ? bus_redact_body(self->redact, zmq_msg_data(&frames[1]),
+                                                         zmq_msg_size(&frames[1]), &len)
+                                       : zmq_msg_data(&frames[1]);
+    if (body == zmq_msg_data(&frames[1])) { /* unchanged: no copy of the body */
         sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT);
     } else {
-        size_t len;
-        const uint8_t *body = bus_redact_body(self->redact, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &len);
         zmq_msg_t copy[2];
         copy[0] = frames[0];
         if (body && zmq_msg_init_size(&copy[1], len) == 0) {
