@@ -283,13 +283,18 @@ static void s_tap_copy(bus_t *self, zmq_msg_t *frames, int n)
     if (body == zmq_msg_data(&frames[1])) { /* unchanged: no copy of the body */
         sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT);
     } else {
+        /* The topic through zmq_msg_copy, never a struct copy: a received
+         * frame may share its decoder's buffer, and only zmq_msg_copy marks
+         * it shared (a struct copy let the buffer be freed under the tap). */
         zmq_msg_t copy[2];
-        copy[0] = frames[0];
+        zmq_msg_init(&copy[0]);
+        zmq_msg_copy(&copy[0], &frames[0]);
         if (body && zmq_msg_init_size(&copy[1], len) == 0) {
             memcpy(zmq_msg_data(&copy[1]), body, len);
             sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, copy, 2, ZMQ_DONTWAIT);
             zmq_msg_close(&copy[1]);
         }
+        zmq_msg_close(&copy[0]);
     }
     evp_counter_inc(sent ? self->tap_sent : self->tap_dropped);
 }

@@ -4,8 +4,9 @@
  * does) to a bus in this process; one writer reads them all. Prints the bus
  * thread's CPU (the relay loop, the source check included), the whole
  * process's (ZeroMQ's I/O threads too: CURVE's encryption is there), and
- * the source scan alone over the same bodies.
- *   bench_bus [EVENTS] [curve]       (default 1000000, CURVE off) */
+ * the source scan alone over the same bodies. With "tap", a tap reads too
+ * (TAP_REDACT=1: the bus redacts its copy; "tap-plain": TAP_REDACT=0).
+ *   bench_bus [EVENTS] [curve|plain] [tap|tap-plain]   (default 1000000, CURVE off, no tap) */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
 {
     long events = argc > 1 ? atol(argv[1]) : 1000000;
     bool curve = argc > 2 && strcmp(argv[2], "curve") == 0;
+    bool tap = argc > 3 && strncmp(argv[3], "tap", 3) == 0, redact = !(argc > 3 && strcmp(argv[3], "tap-plain") == 0);
     long messages = events / BATCH;
     evp_log_init("bench", EVP_LOG_WARN);
     srand((unsigned)time(NULL));
@@ -93,15 +95,18 @@ int main(int argc, char **argv)
     evp_config_defaults(&cfg);
     cfg.log_level = EVP_LOG_WARN;
     cfg.bus_hwm = 10000;
+    cfg.tap_hwm = 10000;
+    cfg.tap_redact = redact;
     snprintf(cfg.bus_publish_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", s_port());
     snprintf(cfg.bus_subscribe_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", s_port() + 1);
     snprintf(cfg.bus_tap_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", s_port() + 2);
-    evp_config_t pub_cfg = cfg, sub_cfg = cfg;
+    evp_config_t pub_cfg = cfg, sub_cfg = cfg, tap_cfg = cfg;
     if (curve) {
         snprintf(path, sizeof path, "%s/allowed", dir);
         if (evp_curve_keygen(dir, "server", "bus", NULL, why, sizeof why) ||
             evp_curve_keygen(path, "publisher", "gen", "gen-0123456789abcdef-*", why, sizeof why) ||
-            evp_curve_keygen(path, "writer", "writer", NULL, why, sizeof why)) {
+            evp_curve_keygen(path, "writer", "writer", NULL, why, sizeof why) ||
+            evp_curve_keygen(path, "tap", "tap", NULL, why, sizeof why)) {
             fprintf(stderr, "bench_bus: %s\n", why);
             return 1;
         }
@@ -112,6 +117,9 @@ int main(int argc, char **argv)
         snprintf(sub_cfg.curve_server_public_key, EVP_PATH_MAX, "%s/bus.key", dir);
         snprintf(pub_cfg.curve_client_key, EVP_PATH_MAX, "%s/gen.key_secret", path);
         snprintf(sub_cfg.curve_client_key, EVP_PATH_MAX, "%s/writer.key_secret", path);
+        tap_cfg.curve = 1;
+        snprintf(tap_cfg.curve_server_public_key, EVP_PATH_MAX, "%s/bus.key", dir);
+        snprintf(tap_cfg.curve_client_key, EVP_PATH_MAX, "%s/tap.key_secret", path);
     }
     bus_t *bus = bus_new(&cfg, why, sizeof why);
     if (!bus) {
@@ -139,8 +147,22 @@ int main(int argc, char **argv)
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "p", 1);
     zmq_connect(sub, cfg.bus_subscribe_endpoint);
     zmq_connect(pub, cfg.bus_publish_endpoint);
+    void *taps = NULL;
+    if (tap) {
+        taps = zmq_socket(ctx, ZMQ_SUB);
+        zmq_setsockopt(taps, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(taps, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        if (evp_curve_client_apply(taps, &tap_cfg, why, sizeof why)) {
+            fprintf(stderr, "bench_bus: %s\n", why);
+            return 1;
+        }
+        zmq_setsockopt(taps, ZMQ_SUBSCRIBE, "!welcome", 8);
+        zmq_setsockopt(taps, ZMQ_SUBSCRIBE, "p", 1);
+        zmq_connect(taps, cfg.bus_tap_endpoint);
+    }
     char buf[65536];
-    if (zmq_recv(sub, buf, sizeof buf, 0) != 8 || zmq_recv(pub, buf, sizeof buf, 0) < 1) {
+    if (zmq_recv(sub, buf, sizeof buf, 0) != 8 || zmq_recv(pub, buf, sizeof buf, 0) < 1 ||
+        (taps && zmq_recv(taps, buf, sizeof buf, 0) != 8)) {
         fprintf(stderr, "bench_bus: not admitted\n");
         return 1;
     }
@@ -151,12 +173,14 @@ int main(int argc, char **argv)
     size_t tlen = ev_topic_format(topic, 1, EV_MSG_EVENT);
 
     double bus0 = s_secs(bus_clock), proc0 = s_process_cpu(), wall0 = s_secs(CLOCK_MONOTONIC);
-    long got = 0;
+    long got = 0, tapped = 0;
     for (long m = 0; m < messages; m++) {
         zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
         zmq_send(pub, body, blen, 0);
         while (zmq_recv(sub, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
             got++;
+        while (taps && zmq_recv(taps, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
+            tapped++;
     }
     while (got < 2 * messages && zmq_recv(sub, buf, sizeof buf, 0) >= 0)
         got++;
@@ -173,13 +197,15 @@ int main(int argc, char **argv)
     double scan = s_secs(CLOCK_THREAD_CPUTIME_ID) - scan0;
 
     double per = 1e6 / (double)(messages * BATCH);
-    printf("curve=%d events=%ld messages=%ld delivered=%llu refused=%llu wall_s=%.2f bus_thread_cpu_s_per_million=%.3f "
+    printf("tap=%s tap_frames=%ld curve=%d events=%ld messages=%ld delivered=%llu refused=%llu wall_s=%.2f bus_thread_cpu_s_per_million=%.3f "
            "process_cpu_s_per_million=%.3f scan_cpu_s_per_million=%.4f\n",
-           curve, messages * BATCH, messages, (unsigned long long)st.delivered,
+           tap ? (redact ? "redacted" : "plain") : "none", tapped, curve, messages * BATCH, messages, (unsigned long long)st.delivered,
            (unsigned long long)st.source_refused, wall, bus_cpu * per, proc_cpu * per, scan * per * (maps ? 1 : 0));
 
     zmq_close(pub);
     zmq_close(sub);
+    if (taps)
+        zmq_close(taps);
     zmq_ctx_term(ctx);
     evp_request_stop();
     pthread_join(thread, NULL);
