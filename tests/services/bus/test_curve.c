@@ -138,6 +138,15 @@ static void s_assert_not_admitted(fixture_t *f, const char *who, const char *end
     zmq_close(sub);
 }
 
+/* An admitted writer, tap and publisher (the publisher with key "gen"). */
+static void s_attach_all(fixture_t *f, void **writer, void **tap, void **pub)
+{
+    *writer = s_subscriber(f, "writer", f->cfg.bus_subscribe_endpoint);
+    *tap = s_subscriber(f, "tap", f->cfg.bus_tap_endpoint);
+    *pub = s_client(f, ZMQ_XPUB, "gen", f->cfg.bus_publish_endpoint);
+    cr_assert(s_subscribed_by_bus(*pub), "the publisher was not admitted");
+}
+
 /* Sends topic and body (DONTWAIT: a refused sender must not block the test). */
 static void s_send_raw(void *pub, ev_msg_kind_t kind, const void *body, size_t len)
 {
@@ -289,10 +298,8 @@ Test(bus_curve, a_slow_tap_reads_whole_redacted_copies, .timeout = 60)
 {
     fixture_t f;
     s_setup(&f);
-    void *writer = s_subscriber(&f, "writer", f.cfg.bus_subscribe_endpoint);
-    void *tap = s_subscriber(&f, "tap", f.cfg.bus_tap_endpoint);
-    void *pub = s_client(&f, ZMQ_XPUB, "gen", f.cfg.bus_publish_endpoint);
-    cr_assert(s_subscribed_by_bus(pub));
+    void *writer, *tap, *pub;
+    s_attach_all(&f, &writer, &tap, &pub);
     /* In bursts, so frames arrive many to a read (they then share a buffer). */
     enum { N = 20000, BURST = 500 };
     for (int64_t seq = 1; seq <= N; seq += BURST) {
@@ -325,10 +332,8 @@ Test(bus_curve, a_publisher_key_under_a_foreign_source_is_dropped_and_counted)
 {
     fixture_t f;
     s_setup(&f);
-    void *writer = s_subscriber(&f, "writer", f.cfg.bus_subscribe_endpoint);
-    void *tap = s_subscriber(&f, "tap", f.cfg.bus_tap_endpoint);
-    void *pub = s_client(&f, ZMQ_XPUB, "gen", f.cfg.bus_publish_endpoint);
-    cr_assert(s_subscribed_by_bus(pub));
+    void *writer, *tap, *pub;
+    s_attach_all(&f, &writer, &tap, &pub);
     /* A forged heartbeat and event for another generator's source; a source
      * that only starts like ours; a body whose second event is foreign; a body
      * that is not msgpack; then one of our own. */
