@@ -1,11 +1,12 @@
 /* What the tap endpoint carries instead of personal data: with TAP_REDACT=1
  * (the default) the bus replaces each event's user_name and user_email, in
- * the copy for taps only, by "redacted-" and 16 hex digits of a keyed hash
- * (BLAKE2b, libsodium's crypto_generichash) of the value. Equal values stay
- * equal, so one can still follow a user; without the key the values cannot
- * be recovered or guessed from a list. The key is TAP_REDACT_KEY, or random
- * for each run of the bus when that is empty. Writers always get the events
- * as published. */
+ * the copy for taps only, by "redacted-" and the 16 hex digits of a keyed
+ * hash of the value: SipHash-2-4 (libsodium's crypto_shorthash), a PRF made
+ * for short inputs (keyed BLAKE2b cost about 0.3 us more per value). Equal
+ * values stay equal, so one can still follow a user; without the key the
+ * values cannot be recovered or guessed from a list. The key is derived from
+ * TAP_REDACT_KEY, or random for each run of the bus when that is empty.
+ * Writers always get the events as published. */
 #ifndef EVPIPE_BUS_REDACT_H
 #define EVPIPE_BUS_REDACT_H
 
