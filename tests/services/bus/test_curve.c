@@ -326,6 +326,43 @@ Test(bus_curve, a_slow_tap_reads_whole_redacted_copies, .timeout = 60)
     s_teardown(&f);
 }
 
+/* The repair endpoint (ingest's ROUTER, domain "repair"): writers and repair
+ * clients are admitted, taps and publishers are not. */
+Test(bus_curve, the_repair_endpoint_admits_writers_and_repair_clients_only)
+{
+    fixture_t f;
+    s_setup(&f);
+    char why[512] = "";
+    void *ctx = zmq_ctx_new();
+    evp_curve_server_t *server = evp_curve_server_new(ctx, &f.cfg, why, sizeof why);
+    cr_assert_not_null(server, "%s", why);
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    int linger = 0, timeout = 1500;
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(evp_curve_server_apply(server, router, EVP_CURVE_REPAIR, why, sizeof why), 0, "%s", why);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tk_free_port());
+    cr_assert_eq(zmq_bind(router, endpoint), 0);
+    const struct {
+        const char *who;
+        bool admitted;
+    } cases[] = {{"writer", true}, {"repairer", true}, {"tap", false}, {"gen", false}, {"stranger", false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        void *dealer = s_client(&f, ZMQ_DEALER, cases[i].who, endpoint);
+        zmq_send(dealer, "REPAIR", 6, ZMQ_DONTWAIT);
+        char id[256], frame[16];
+        bool got = zmq_recv(router, id, sizeof id, 0) > 0 && zmq_recv(router, frame, sizeof frame, 0) == 6;
+        cr_assert_eq(got, cases[i].admitted, "%s: admitted=%d on the repair endpoint", cases[i].who, got);
+        zmq_close(dealer);
+    }
+    cr_assert_eq(evp_curve_server_refused(server), 3);
+    zmq_close(router);
+    evp_curve_server_destroy(&server);
+    zmq_ctx_term(ctx);
+    s_teardown(&f);
+}
+
 /* ---- What a publisher may publish ---- */
 
 Test(bus_curve, a_publisher_key_under_a_foreign_source_is_dropped_and_counted)
