@@ -31,10 +31,11 @@ RUN apt-get update \
  && groupadd --system --gid 10001 evpipe \
  && useradd --system --uid 10001 --gid evpipe --home-dir /state --no-create-home \
       --shell /usr/sbin/nologin evpipe \
- && mkdir -p /archive /state /data \
- && chown evpipe:evpipe /archive /state
+ && mkdir -p /archive /state /data /keys/public /keys/server /keys/writer /keys/generator /keys/ingest /keys/tap \
+ && chown evpipe:evpipe /archive /state \
+ && chown -R evpipe:evpipe /keys
 COPY --from=build /build/bin/ /usr/local/bin/
-COPY compose/evpipe-healthcheck /usr/local/bin/evpipe-healthcheck
+COPY compose/evpipe-healthcheck compose/evpipe-keys /usr/local/bin/
 # Named volumes mounted on /archive and /state start as these folders: owned
 # by evpipe. /data is the host's drop folder, mounted read-only.
 ENV ARCHIVE_DIR=/archive STATE_DIR=/state

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "bus_auth.h"
+#include "bus_redact.h"
 #include "evpipe/curve.h"
 #include "evpipe/log.h"
 #include "evpipe/metrics.h"
@@ -30,6 +32,8 @@ struct bus_t {
     void *back;          /* XPUB: writers, NODROP, blocking sends */
     void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
     evp_curve_server_t *curve;  /* CURVE authentication, when CURVE=1 */
+    bus_auth_t *auth;           /* the publishers' source check, when CURVE=1 */
+    bus_redact_t *redact;       /* personal data out of the tap copy, when TAP_REDACT=1 */
     evp_metrics_t *metrics;     /* registry "bus", owned; serves METRICS_PORT */
     evp_counter_t *messages_in; /* messages received from publishers */
     evp_counter_t *delivered;   /* messages handed to the writer side */
@@ -37,13 +41,14 @@ struct bus_t {
     evp_counter_t *tap_dropped; /* messages taps did not get */
     evp_counter_t *malformed;   /* messages not of two frames, dropped */
     evp_gauge_t *writers;       /* current subscribers on the writer side */
-    evp_gauge_t *taps;          /* current subscribers on the tap side */
+    evp_gauge_t *taps;          /* current subscribers on the tap side (those that take !welcome) */
+    evp_gauge_t *tap_topics;    /* subscriptions on the tap side, of any subscriber: copy while > 0 */
     atomic_bool running;        /* bus_run is looping (read by /healthz) */
     int64_t next_report;        /* when the next periodic log line is due (ms) */
 };
 
 static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, const char *endpoint,
-                      const char *setting, char *why, size_t whylen)
+                      const char *setting, const char *domain, char *why, size_t whylen)
 {
     void *s = zmq_socket(self->ctx, type);
     if (!s) {
@@ -55,7 +60,7 @@ static void *s_socket(bus_t *self, int type, const evp_config_t *cfg, int hwm, c
         zmq_close(s);
         return NULL;
     }
-    if (self->curve && evp_curve_server_apply(self->curve, s, why, whylen) != 0) {
+    if (self->curve && evp_curve_server_apply(self->curve, s, domain, why, whylen) != 0) {
         zmq_close(s);
         return NULL;
     }
@@ -111,7 +116,9 @@ static void s_metrics_new(bus_t *self)
                                         "Messages the bus dropped for taps whose queue was full (writers never lose any).");
     self->malformed = evp_counter_new(m, "malformed_total", "Messages dropped because they were not two frames.");
     self->writers = evp_gauge_new(m, "writer_subscribers", "Subscribers connected on the writer side.");
-    self->taps = evp_gauge_new(m, "tap_subscribers", "Subscribers connected on the tap side.");
+    self->taps = evp_gauge_new(m, "tap_subscribers", "Subscribers connected on the tap side that take !welcome.");
+    self->tap_topics = evp_gauge_new(m, "tap_subscriptions",
+                                     "Subscriptions on the tap side, of any subscriber (taps get copies while above 0).");
 }
 
 bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
@@ -125,16 +132,25 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
     atomic_init(&self->running, false);
     s_metrics_new(self);
     self->ctx = zmq_ctx_new();
-    if (self->ctx && cfg->curve && !(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen))) {
+    if (self->ctx && cfg->curve &&
+        (!(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen)) ||
+         !(self->auth = bus_auth_new(self->metrics)))) {
+        if (self->curve && !self->auth)
+            snprintf(why, whylen, "out of memory");
         bus_destroy(&self);
         return NULL;
     }
     if (!self->ctx || !(self->front = s_socket(self, ZMQ_XSUB, cfg, cfg->bus_hwm, cfg->bus_publish_endpoint,
-                                                "BUS_PUBLISH_ENDPOINT", why, whylen)) ||
+                                                "BUS_PUBLISH_ENDPOINT", EVP_CURVE_PUBLISH, why, whylen)) ||
         !(self->back = s_socket(self, ZMQ_XPUB, cfg, cfg->bus_hwm, cfg->bus_subscribe_endpoint,
-                                "BUS_SUBSCRIBE_ENDPOINT", why, whylen)) ||
-        !(self->tap = s_socket(self, ZMQ_XPUB, cfg, cfg->tap_hwm, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT", why,
-                               whylen))) {
+                                "BUS_SUBSCRIBE_ENDPOINT", EVP_CURVE_SUBSCRIBE, why, whylen)) ||
+        !(self->tap = s_socket(self, ZMQ_XPUB, cfg, cfg->tap_hwm, cfg->bus_tap_endpoint, "BUS_TAP_ENDPOINT",
+                               EVP_CURVE_TAP, why, whylen))) {
+        bus_destroy(&self);
+        return NULL;
+    }
+    if (cfg->tap_redact && !(self->redact = bus_redact_new(cfg->tap_redact_key))) {
+        snprintf(why, whylen, "TAP_REDACT: cannot start libsodium for the tap's redaction");
         bus_destroy(&self);
         return NULL;
     }
@@ -163,6 +179,8 @@ void bus_destroy(bus_t **self_p)
     if (self->tap)
         zmq_close(self->tap);
     evp_curve_server_destroy(&self->curve);
+    bus_auth_destroy(&self->auth);
+    bus_redact_destroy(&self->redact);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     free(self);
@@ -179,27 +197,40 @@ void bus_stats(const bus_t *self, bus_stats_t *out)
         .malformed = evp_counter_value(self->malformed),
         .subscriptions = evp_gauge_value(self->writers),
         .tap_subscriptions = evp_gauge_value(self->taps),
+        .tap_topics = evp_gauge_value(self->tap_topics),
         .curve_refused = self->curve ? evp_curve_server_refused(self->curve) : 0,
+        .source_refused = self->auth ? bus_auth_refused(self->auth) : 0,
     };
 }
 
-/* Reads (un)subscriptions arriving on an XPUB side. */
-static void s_drain_subscriptions(void *sock, evp_gauge_t *count, const char *side)
+/* Reads (un)subscriptions arriving on an XPUB side. The gauge `count`
+ * counts subscribers that take the welcome (each one's first subscription).
+ * `topics` (may be NULL) counts every subscription of every subscriber:
+ * XPUB_VERBOSER passes each subscribe, each unsubscribe, and an unsubscribe
+ * per subscription of a subscriber that leaves, so it returns to 0 when the
+ * last one has gone. A subscriber that subscribes twice to the same prefix
+ * leaves it one too high (its socket sends the first unsubscribe only):
+ * copies then go to a tap socket nobody reads, which costs a send, no more.
+ * A hostile unsubscribe cannot take it below 0. */
+static void s_drain_subscriptions(void *sock, evp_gauge_t *count, evp_gauge_t *topics, const char *side)
 {
     char buf[256];
     for (;;) {
         int n = zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
         if (n < 0)
             return;
-        if (n < 1)
+        if (n < 1 || (buf[0] != 0 && buf[0] != 1))
             continue;
         int len = n > (int)sizeof buf ? (int)sizeof buf : n;
+        bool subscribe = buf[0] == 1;
+        if (topics && (subscribe || evp_gauge_value(topics) > 0))
+            evp_gauge_add(topics, subscribe ? 1 : -1);
         /* The welcome subscription is each subscriber's first: count those. */
         bool welcome = len - 1 == (int)strlen(WELCOME) && memcmp(buf + 1, WELCOME, strlen(WELCOME)) == 0;
         if (!welcome)
             continue;
-        evp_gauge_add(count, buf[0] == 1 ? 1 : -1);
-        evp_info(buf[0] == 1 ? "subscriber joined" : "subscriber left", "side=%s subscribers=%lld", side,
+        evp_gauge_add(count, subscribe ? 1 : -1);
+        evp_info(subscribe ? "subscriber joined" : "subscriber left", "side=%s subscribers=%lld", side,
                  (long long)evp_gauge_value(count));
     }
 }
@@ -221,6 +252,45 @@ static bool s_forward(void *sock, zmq_msg_t *frames, int n, int flags)
         }
     }
     return true;
+}
+
+/* With CURVE on, whether the sender's key may publish the message's sources
+ * (bus_auth counts and logs a refusal); always true with CURVE off. */
+static bool s_admitted(bus_t *self, zmq_msg_t *frames)
+{
+    return !self->auth || bus_auth_allows(self->auth, &frames[0], &frames[1]);
+}
+
+/* The copy for taps: never waiting (a full tap loses the message), with
+ * user_name and user_email redacted unless TAP_REDACT=0; a body that cannot
+ * be read for redaction does not reach taps. With no subscription on the tap
+ * side there is nothing to copy. */
+static void s_tap_copy(bus_t *self, zmq_msg_t *frames, int n)
+{
+    if (evp_gauge_value(self->tap_topics) <= 0)
+        return;
+    bool sent = false;
+    size_t len = 0;
+    const uint8_t *body = self->redact ? bus_redact_body(self->redact, zmq_msg_data(&frames[1]),
+                                                         zmq_msg_size(&frames[1]), &len)
+                                       : zmq_msg_data(&frames[1]);
+    if (body == zmq_msg_data(&frames[1])) { /* unchanged: no copy of the body */
+        sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT);
+    } else {
+        /* The topic through zmq_msg_copy, never a struct copy: a received
+         * frame may share its decoder's buffer, and only zmq_msg_copy marks
+         * it shared (a struct copy let the buffer be freed under the tap). */
+        zmq_msg_t copy[2];
+        zmq_msg_init(&copy[0]);
+        zmq_msg_copy(&copy[0], &frames[0]);
+        if (body && zmq_msg_init_size(&copy[1], len) == 0) {
+            memcpy(zmq_msg_data(&copy[1]), body, len);
+            sent = zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, copy, 2, ZMQ_DONTWAIT);
+            zmq_msg_close(&copy[1]);
+        }
+        zmq_msg_close(&copy[0]);
+    }
+    evp_counter_inc(sent ? self->tap_sent : self->tap_dropped);
 }
 
 /* Moves one message from the publishers to the taps and the writers. */
@@ -247,21 +317,15 @@ static void s_relay(bus_t *self)
     if (n != 2 || malformed) {
         evp_counter_inc(self->malformed);
         evp_warn("dropped a malformed message", "frames=%d", n);
-    } else {
+    } else if (s_admitted(self, frames)) {
         evp_counter_inc(self->messages_in);
-        /* Taps first and never waiting: a full tap loses the message. With
-         * no tap attached there is nothing to copy. */
-        if (evp_gauge_value(self->taps) > 0) {
-            if (zmq_msg_size(&frames[0]) > 0 && s_forward(self->tap, frames, n, ZMQ_DONTWAIT))
-                evp_counter_inc(self->tap_sent);
-            else
-                evp_counter_inc(self->tap_dropped);
-        }
+        /* Taps first, never waiting. */
+        s_tap_copy(self, frames, n);
         /* Writers: wait while they push back (checking for shutdown). */
         while (!s_forward(self->back, frames, n, 0)) {
             if (errno != EAGAIN && errno != EINTR)
                 break;
-            s_drain_subscriptions(self->tap, self->taps, "tap");
+            s_drain_subscriptions(self->tap, self->taps, self->tap_topics, "tap");
             /* Writers pushing back is not the bus failing: still alive. */
             evp_metrics_beat(self->metrics);
             if (evp_stopping())
@@ -289,9 +353,9 @@ int bus_run(bus_t *self)
         if (rc < 0 && errno != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
-            s_drain_subscriptions(self->back, self->writers, "writer");
+            s_drain_subscriptions(self->back, self->writers, NULL, "writer");
         if (items[2].revents & ZMQ_POLLIN)
-            s_drain_subscriptions(self->tap, self->taps, "tap");
+            s_drain_subscriptions(self->tap, self->taps, self->tap_topics, "tap");
         /* A bounded run of messages, then look at the other sockets again. */
         for (int i = 0; i < 1024 && (items[0].revents & ZMQ_POLLIN); i++) {
             s_relay(self);

@@ -21,8 +21,10 @@ typedef struct {
     uint64_t tap_dropped;   /* messages taps did not get (their queue was full) */
     uint64_t malformed;     /* messages not of two frames, dropped */
     int64_t subscriptions;  /* current subscriptions on the writer side */
-    int64_t tap_subscriptions; /* current subscriptions on the tap side */
+    int64_t tap_subscriptions; /* current subscribers on the tap side that take !welcome */
+    int64_t tap_topics;     /* current subscriptions on the tap side, of any subscriber */
     uint64_t curve_refused;  /* clients refused by CURVE authentication */
+    uint64_t source_refused; /* messages dropped: a source the sender's key may not publish */
 } bus_stats_t;
 
 /* Binds the three endpoints and, when METRICS_PORT is not 0, starts the

@@ -168,7 +168,7 @@ static void s_refuse(ingest_repair_t *self, s_reply_t *rp, const ev_repair_t *re
 {
     ev_repair_t end = *req;
     end.refused = true;
-    if (evp_log_limit_allow(&self->log_limit)) {
+    if (evp_log_allow(&self->log_limit, NULL)) {
         char src[4 * 64 + 1];
         evp_log_text(src, sizeof src, req->source.ptr, req->source.len);
         evp_warn("repair request refused", "id=%" PRIu64 " source=\"%s\" partition=%d error=\"%s\"", req->id, src,
@@ -183,7 +183,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     ev_error_t err;
     if (ev_codec_decode_repair(self->codec, data, len, &req, &err) != EV_OK) {
         /* No id to answer to. */
-        if (evp_log_limit_allow(&self->log_limit)) {
+        if (evp_log_allow(&self->log_limit, NULL)) {
             char detail[sizeof err.detail];
             evp_log_text(detail, sizeof detail, err.detail, strlen(err.detail));
             evp_warn("repair request refused", "reason=%s error=\"%s\"", ev_reject_name(err.code), detail);
@@ -332,7 +332,7 @@ static void *s_run(void *arg)
             s_reply_t rp = {.self = self, .identity = &parts[0], .delimiter = delimiter};
             s_serve(self, &rp, zmq_msg_data(&parts[cmd + 1]), zmq_msg_size(&parts[cmd + 1]));
         } else {
-            if (evp_log_limit_allow(&self->log_limit))
+            if (evp_log_allow(&self->log_limit, NULL))
                 evp_warn("repair endpoint got a message that is not a repair request", "frames=%d", n);
         }
         for (int i = 0; i < n; i++)
@@ -382,7 +382,7 @@ ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *led
     }
     /* With CURVE on, writers are admitted by the same allowed keys as on the bus. */
     if (cfg->curve && (!(self->curve = evp_curve_server_new(self->ctx, cfg, why, whylen)) ||
-                       evp_curve_server_apply(self->curve, self->router, why, whylen) != 0)) {
+                       evp_curve_server_apply(self->curve, self->router, EVP_CURVE_REPAIR, why, whylen) != 0)) {
         ingest_repair_destroy(&self);
         return NULL;
     }

@@ -216,7 +216,7 @@ size_t writer_pending_rows(const writer_t *self)
 /* True when one more line about a bad message may be logged this second. */
 static bool s_log_allowed(writer_t *self)
 {
-    return evp_log_limit_allow(&self->log_limit);
+    return evp_log_allow(&self->log_limit, NULL);
 }
 
 /* Printable copy of at most 64 bytes (quotes and backslashes too become '?'). */

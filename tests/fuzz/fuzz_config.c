@@ -67,6 +67,8 @@ static size_t s_size(const evp_setting_t *s)
     case EVP_SET_SECRET:
     case EVP_SET_ENDPOINT:
     case EVP_SET_TYPES:
+    case EVP_SET_ADDRESS:
+    case EVP_SET_CHOICE:
         return EVP_TEXT_MAX;
     case EVP_SET_DIR:
     case EVP_SET_PATH:
@@ -93,6 +95,8 @@ static void s_check_value(const evp_config_t *cfg, const evp_setting_t *s)
     case EVP_SET_SECRET:
     case EVP_SET_ENDPOINT:
     case EVP_SET_TYPES:
+    case EVP_SET_ADDRESS:
+    case EVP_SET_CHOICE:
         FUZZ_CHECK(memchr(p, '\0', EVP_TEXT_MAX), "%s: not terminated", s->env);
         break;
     case EVP_SET_DIR:
@@ -149,6 +153,8 @@ static void s_set(evp_config_t *cfg, const evp_setting_t *s, const char *v)
     case EVP_SET_SECRET:
     case EVP_SET_ENDPOINT:
     case EVP_SET_TYPES:
+    case EVP_SET_ADDRESS:
+    case EVP_SET_CHOICE:
     case EVP_SET_DIR:
     case EVP_SET_PATH:
         FUZZ_CHECK(strcmp(p, v) == 0, "%s: stored text differs from the value", s->env);

@@ -7,6 +7,7 @@ const fuzz_target_t fuzz_targets[] = {
     {"wire", fuzz_wire_run},
     {"csv", fuzz_csv_run},
     {"config", fuzz_config_run},
+    {"bus", fuzz_bus_run},
     {NULL, NULL},
 };
 

@@ -24,6 +24,10 @@ int fuzz_csv_run(const uint8_t *data, size_t len);
  * evp_config_load (a program with no directory settings). */
 int fuzz_config_run(const uint8_t *data, size_t len);
 
+/* A body reaching the bus: its source check's walk (bus_scan) against the
+ * writer's decoder, and the tap's redaction (bus_redact). */
+int fuzz_bus_run(const uint8_t *data, size_t len);
+
 typedef struct {
     const char *name;                              /* the folder name under corpus/ and regressions/ */
     int (*run)(const uint8_t *data, size_t len);  /* the target */

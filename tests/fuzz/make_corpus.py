@@ -88,6 +88,24 @@ def wire():
     }
 
 
+def bus():
+    """Bodies as publishers send them, and the tricks a forger would try."""
+    return {
+        "event": mp(EVENT),
+        "body_three_events": mp(EVENT) + mp(with_(EVENT, seq=18)) + mp(with_(EVENT, seq=19, user_name="")),
+        "heartbeat": mp(HEARTBEAT),
+        "event_cut_short": mp(EVENT)[:-1],
+        "source_twice": b"\x82" + mp("source") + mp("gen-a") + mp("source") + mp("gen-b"),
+        "source_not_text": mp(with_(EVENT, source=7)),
+        "no_source": mp(with_(EVENT, source=KeyError)),
+        "source_nested": mp(with_(EVENT, source=KeyError, extra={"source": "gen-x"})),
+        "name_not_text": mp(with_(EVENT, user_name=5, user_email=b"")),
+        "long_name": mp(with_(EVENT, user_name="x" * 200)),
+        "not_a_map": mp([1, 2]),
+        "empty": b"",
+    }
+
+
 # ---- CSV files: byte 0 picks the record limit (low 4 bits) and read size (high 4 bits) ----
 
 OLD = b"user_id,user_name,user_email,event_type,product_id,product_name,product_category,product_price,event_time"
@@ -109,7 +127,7 @@ def csv():
         "reordered_header": bytes([0x0B]) + b"\xef\xbb\xbf event_time , product_price,product_category,"
         b"product_name,product_id,event_type,user_email,user_name,user_id,extra\n"
         b"2024-01-01 00:00:00,1,c,n,1,view,e,u,1,ignored\n",
-        "too_long_line": bytes([0x16]) + OLD + b"\n" + b"1," + b"x" * 300 + b",e,view,1,p,c,1,2024-01-01 00:00:00\n"
+        "too_long_line": bytes([0x16]) + OLD + b"\n" + b"1," + b"x" * 200 + b",e,view,1,p,c,1,2024-01-01 00:00:00\n"
         b"2,u,e,view,1,p,c,1,2024-01-01 00:00:00\n",
         "bad_rows": bytes([0x0F]) + ARCHIVE + b"\n"
         b'1,u,e,click,1,p,c,1,2024-01-01 00:00:00,s,0,1\n'
@@ -167,7 +185,7 @@ def dicts():
                                           ".123456", "+02:00", "Z", "T", "-0.5", "99999999.99", "2147483648"]
     config_tokens = ["--" + f + "=" for f in setting_flags()] + ["--help", "--count", "--follow", "--", "tcp://",
                                                                 "ipc://", "inproc://", "max", "debug", "view,purchase"]
-    return {"wire": wire_tokens, "csv": csv_tokens, "config": config_tokens}
+    return {"wire": wire_tokens, "csv": csv_tokens, "config": config_tokens, "bus": wire_tokens}
 
 
 def main():
@@ -176,7 +194,7 @@ def main():
         with open(os.path.join(HERE, "dict", target + ".dict"), "w") as f:
             f.write("# libFuzzer dictionary of the %s target, made by make_corpus.py\n" % target)
             f.write("".join(dict_line(t) + "\n" for t in dict.fromkeys(tokens)))
-    for target, files in (("wire", wire()), ("csv", csv()), ("config", config())):
+    for target, files in (("wire", wire()), ("csv", csv()), ("config", config()), ("bus", bus())):
         folder = os.path.join(HERE, "corpus", target)
         os.makedirs(folder, exist_ok=True)
         for name, data in files.items():

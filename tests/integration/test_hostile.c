@@ -258,33 +258,47 @@ Test(hostile, a_closed_bus_carries_the_pipeline_and_shuts_out_an_unknown_tap, .t
     char keys[400], allowed[420], why[256];
     snprintf(keys, sizeof keys, "%s/keys", w->dir);
     snprintf(allowed, sizeof allowed, "%s/allowed", keys);
-    cr_assert_eq(evp_curve_keygen(keys, "bus", why, sizeof why), 0, "%s", why);
-    cr_assert_eq(evp_curve_keygen(keys, "client", why, sizeof why), 0, "%s", why);
-    cr_assert_eq(evp_curve_keygen(keys, "stranger", why, sizeof why), 0, "%s", why);
+    /* A key per role; the generator's is bound to the source id it will
+     * find in its archive. */
+    static const char *const roles[][3] = {
+        {"server", "bus", NULL},           {"writer", "writer", NULL},
+        {"publisher", "gen", "gen-0123456789abcdef*"}, {"publisher", "ingest", "file-*,gen-*"},
+        {"tap", "stranger", NULL},
+    };
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        cr_assert_eq(evp_curve_keygen(keys, roles[i][0], roles[i][1], roles[i][2], why, sizeof why), 0, "%s", why);
     cr_assert_eq(evp_mkdirs(allowed, why, sizeof why), 0, "%s", why);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp '%s/client.key' '%s/'", keys, allowed);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp '%s/writer.key' '%s/gen.key' '%s/ingest.key' '%s/' && mkdir -p '%s' && "
+             "echo gen-0123456789abcdef >'%s/.source-id'",
+             keys, keys, keys, allowed, w->archive_dir, w->archive_dir);
     cr_assert_eq(system(cmd), 0);
 
-    static char e_server[600], e_allowed[600], e_public[600], e_client[600], e_stranger[600];
+    static char e_server[600], e_allowed[600], e_public[600], e_writer[600], e_gen[600], e_ingest[600],
+        e_stranger[600];
     snprintf(e_server, sizeof e_server, "CURVE_SERVER_KEY=%s/bus.key_secret", keys);
     snprintf(e_allowed, sizeof e_allowed, "CURVE_ALLOWED_DIR=%s", allowed);
     snprintf(e_public, sizeof e_public, "CURVE_SERVER_PUBLIC_KEY=%s/bus.key", keys);
-    snprintf(e_client, sizeof e_client, "CURVE_CLIENT_KEY=%s/client.key_secret", keys);
+    snprintf(e_writer, sizeof e_writer, "CURVE_CLIENT_KEY=%s/writer.key_secret", keys);
+    snprintf(e_gen, sizeof e_gen, "CURVE_CLIENT_KEY=%s/gen.key_secret", keys);
+    snprintf(e_ingest, sizeof e_ingest, "CURVE_CLIENT_KEY=%s/ingest.key_secret", keys);
     snprintf(e_stranger, sizeof e_stranger, "CURVE_CLIENT_KEY=%s/stranger.key_secret", keys);
-    const char *env[] = {"CURVE=1", e_server, e_allowed, e_public, e_client, NULL};
+    const char *env[] = {"CURVE=1", e_server, e_allowed, e_public, NULL};
+    const char *writer_env[] = {"CURVE=1", e_public, e_writer, NULL};
+    const char *gen_env[] = {"CURVE=1", e_public, e_gen, NULL};
+    const char *ingest_env[] = {"CURVE=1", e_server, e_allowed, e_public, e_ingest, NULL};
     const char *stranger_env[] = {"CURVE=1", e_public, e_stranger, NULL};
 
     tk_proc_t *bus = tk_start(w, "bus", NULL, env);
     cr_assert(tk_wait_log(bus, "bus ready", 10000));
-    tk_proc_t *writer = tk_start(w, "writer", NULL, env);
+    tk_proc_t *writer = tk_start(w, "writer", NULL, writer_env);
     cr_assert(tk_wait_log(writer, "subscribed to the bus", 60000), "an allowed writer was not admitted");
     const char *watch[] = {"--watch", w->data_dir, NULL};
-    tk_proc_t *repair = tk_start(w, "ingest", watch, env);
+    tk_proc_t *repair = tk_start(w, "ingest", watch, ingest_env);
     const char *tap_args[] = {"--count", "1", "--seconds", "8", NULL};
     tk_proc_t *stranger = tk_start(w, "tap", tap_args, stranger_env);
     const char *gen_args[] = {"--count", "2000", "--rate", "2000", NULL};
-    tk_proc_t *gen = tk_start(w, "generator", gen_args, env);
+    tk_proc_t *gen = tk_start(w, "generator", gen_args, gen_env);
     cr_assert(tk_wait_exit(gen, 60000) && tk_exit_code(gen) == 0, "the generator failed on a closed bus");
     cr_assert_eq(tk_wait_sql_int(w->conn, "SELECT count(*) FROM events", 2000, 60000), 2000);
 

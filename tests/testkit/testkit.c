@@ -708,6 +708,13 @@ const char *tk_cluster_port(const tk_cluster_t *c)
     return c->port;
 }
 
+const char *tk_cluster_data_dir(const tk_cluster_t *c)
+{
+    static char data[300];
+    snprintf(data, sizeof data, "%s/data", c->dir);
+    return data;
+}
+
 void tk_cluster_stop(tk_cluster_t *c)
 {
     char call[512];

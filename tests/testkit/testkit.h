@@ -44,6 +44,8 @@ void tk_world_destroy(tk_world_t **self_p);
 typedef struct tk_cluster_t tk_cluster_t;
 tk_cluster_t *tk_cluster_new(void);
 const char *tk_cluster_port(const tk_cluster_t *c);
+/* Its data directory (postgresql.conf, pg_hba.conf), to change while stopped. */
+const char *tk_cluster_data_dir(const tk_cluster_t *c);
 void tk_cluster_stop(tk_cluster_t *c);
 void tk_cluster_start(tk_cluster_t *c);
 void tk_cluster_destroy(tk_cluster_t **c);

@@ -1,6 +1,7 @@
 /* The settings table and its loader (see config.h). */
 #include "evpipe/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +34,10 @@ const evp_setting_t evp_settings[] = {
      "PostgreSQL database"},
     {"POSTGRES_CONNECT_TIMEOUT", "postgres-connect-timeout", EVP_SET_INT, "5", OFF(postgres_connect_timeout), 1,
      3600, G | I | W, "seconds to wait for a connection"},
+    {"POSTGRES_SSLMODE", "postgres-sslmode", EVP_SET_CHOICE, "prefer", OFF(postgres_sslmode), 0, 0, I | W,
+     "TLS to PostgreSQL, as libpq's sslmode (verify-full: encrypted, server certificate and name checked)"},
+    {"POSTGRES_SSLROOTCERT", "postgres-sslrootcert", EVP_SET_TEXT, "", OFF(postgres_sslrootcert), 0, 0, I | W,
+     "CA certificate(s) that sign PostgreSQL's certificate (libpq's sslrootcert); empty: libpq's default"},
     {"BUS_PUBLISH_ENDPOINT", "bus-publish-endpoint", EVP_SET_ENDPOINT, "tcp://127.0.0.1:5555",
      OFF(bus_publish_endpoint), 0, 0, B | G | I, "the bus side publishers connect to (XSUB)"},
     {"BUS_SUBSCRIBE_ENDPOINT", "bus-subscribe-endpoint", EVP_SET_ENDPOINT, "tcp://127.0.0.1:5556",
@@ -45,6 +50,10 @@ const evp_setting_t evp_settings[] = {
      "high-water mark, in messages, of the lossless bus sockets"},
     {"TAP_HWM", "tap-hwm", EVP_SET_INT, "1000", OFF(tap_hwm), 10, 10000000, B | T,
      "high-water mark of the tap socket; beyond it taps lose messages"},
+    {"TAP_REDACT", "tap-redact", EVP_SET_INT, "1", OFF(tap_redact), 0, 1, B,
+     "1: taps get user_name and user_email as a keyed hash (equal values stay equal); 0: as published"},
+    {"TAP_REDACT_KEY", "tap-redact-key", EVP_SET_SECRET, "", OFF(tap_redact_key), 0, 0, B,
+     "the key of that hash (never printed); empty: a random key each time the bus starts"},
     {"MAX_MESSAGE_BYTES", "max-message-bytes", EVP_SET_INT, "65536", OFF(max_message_bytes), 1024, 16777216,
      EVP_SVC_ALL, "largest message a socket accepts (ZMQ_MAXMSGSIZE)"},
     {"PUBLISH_BATCH", "publish-batch", EVP_SET_INT, "64", OFF(publish_batch), 1, 65536, G | I,
@@ -105,6 +114,8 @@ const evp_setting_t evp_settings[] = {
      "debug, info, warn or error"},
     {"METRICS_PORT", "metrics-port", EVP_SET_INT, "0", OFF(metrics_port), 0, 65535, EVP_SVC_ALL,
      "HTTP port for /metrics and /healthz; 0: none"},
+    {"METRICS_BIND", "metrics-bind", EVP_SET_ADDRESS, "127.0.0.1", OFF(metrics_bind), 0, 0, EVP_SVC_ALL,
+     "address /metrics and /healthz listen on; 0.0.0.0: every interface (containers)"},
 };
 const size_t evp_settings_count = sizeof evp_settings / sizeof evp_settings[0];
 
@@ -152,6 +163,34 @@ static bool s_valid_types(const char *v)
     }
 }
 
+static bool s_valid_address(const char *v)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1;
+}
+
+/* The words an EVP_SET_CHOICE setting takes, comma-separated. */
+static const char *s_choices(const evp_setting_t *s)
+{
+    if (strcmp(s->env, "POSTGRES_SSLMODE") == 0)
+        return "disable,allow,prefer,require,verify-ca,verify-full";
+    return "";
+}
+
+/* v is one of the comma-separated words of choices. */
+static bool s_valid_choice(const char *v, const char *choices)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n && len == n && memcmp(p, v, n) == 0)
+            return true;
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
 #define FAIL(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
 int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, char *err, size_t errlen)
@@ -165,8 +204,14 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, cha
     case EVP_SET_SECRET:
     case EVP_SET_ENDPOINT:
     case EVP_SET_TYPES:
+    case EVP_SET_ADDRESS:
+    case EVP_SET_CHOICE:
         if (strlen(v) >= EVP_TEXT_MAX)
             return FAIL("%s: longer than %d characters", s->env, EVP_TEXT_MAX - 1);
+        if (s->type == EVP_SET_ADDRESS && !s_valid_address(v))
+            return FAIL("%s=%s: an IPv4 or IPv6 address was expected (0.0.0.0 for every interface)", s->env, shown);
+        if (s->type == EVP_SET_CHOICE && !s_valid_choice(v, s_choices(s)))
+            return FAIL("%s=%s: one of %s was expected", s->env, shown, s_choices(s));
         if (s->type == EVP_SET_ENDPOINT && !s_valid_endpoint(v))
             return FAIL("%s=%s: not an endpoint like tcp://host:port or ipc:///path", s->env, shown);
         if (s->type == EVP_SET_TYPES && !s_valid_types(v))

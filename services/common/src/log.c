@@ -91,6 +91,27 @@ char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len)
     return dst;
 }
 
+bool evp_log_allow(evp_log_limit_t *l, uint64_t *suppressed)
+{
+    int64_t now = zclock_mono();
+    int window = l->window_ms > 0 ? l->window_ms : 1000, burst = l->burst > 0 ? l->burst : 20;
+    if (l->window_start == 0 || now - l->window_start >= window) {
+        l->window_start = now;
+        l->used = 0;
+    }
+    if (l->used >= burst) {
+        l->suppressed++;
+        return false;
+    }
+    l->used++;
+    if (suppressed)
+        *suppressed = l->suppressed;
+    else if (l->suppressed)
+        evp_warn("log lines about peer input suppressed", "count=%llu", (unsigned long long)l->suppressed);
+    l->suppressed = 0;
+    return true;
+}
+
 void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
 {
     if (level < s_level)
@@ -133,22 +154,3 @@ void evp_log(evp_log_level_t level, const char *msg, const char *kv, ...)
     (void)w;
 }
 
-/* ---- Rate limits ---- */
-
-bool evp_log_limit_allow(evp_log_limit_t *lim)
-{
-    int64_t now = zclock_mono();
-    if (now - lim->window_ms >= 1000) {
-        if (lim->suppressed)
-            evp_warn("log lines about peer input suppressed", "count=%llu", lim->suppressed);
-        lim->window_ms = now;
-        lim->count = 0;
-        lim->suppressed = 0;
-    }
-    if (lim->count < (lim->burst ? lim->burst : 20)) {
-        lim->count++;
-        return true;
-    }
-    lim->suppressed++;
-    return false;
-}

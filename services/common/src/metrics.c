@@ -693,24 +693,59 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
     evp_warn("metrics HTTP server", "error=\"%s\"", text);
 }
 
+/* The address every registry's server listens on (METRICS_BIND): one per
+ * process, like the log level. */
+static char s_bind[INET6_ADDRSTRLEN] = "127.0.0.1";
+
+int evp_metrics_set_bind(const char *address)
+{
+    unsigned char probe[sizeof(struct in6_addr)];
+    if (!address || strlen(address) >= sizeof s_bind ||
+        (inet_pton(AF_INET, address, probe) != 1 && inet_pton(AF_INET6, address, probe) != 1))
+        return -1;
+    snprintf(s_bind, sizeof s_bind, "%s", address);
+    return 0;
+}
+
+/* The socket address of METRICS_BIND and port; its length (0: not an address). */
+static socklen_t s_bind_address(int port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, s_bind, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        return sizeof *v4;
+    }
+    if (inet_pton(AF_INET6, s_bind, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        return sizeof *v6;
+    }
+    return 0;
+}
+
 /* Why the server did not start: try the bind ourselves to learn the errno. */
 static void s_why_not(int port, char *why, size_t whylen)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage a;
+    socklen_t alen = s_bind_address(port, &a);
+    int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(why, whylen, "METRICS_PORT %d: cannot create a socket: %s", port, strerror(errno));
         return;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = INADDR_ANY};
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) {
+    if (bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 1) != 0) {
         int e = errno;
         if (e == EADDRINUSE)
             snprintf(why, whylen, "METRICS_PORT %d: the port is already in use (choose another or 0 for none)",
                      port);
         else
-            snprintf(why, whylen, "METRICS_PORT %d: cannot listen on 0.0.0.0:%d: %s", port, port, strerror(e));
+            snprintf(why, whylen, "METRICS_PORT %d: cannot listen on METRICS_BIND=%s: %s", port, s_bind,
+                     strerror(e));
     } else {
         snprintf(why, whylen, "METRICS_PORT %d: cannot start the HTTP server (see the log)", port);
     }
@@ -733,14 +768,20 @@ int evp_metrics_serve(evp_metrics_t *self, int port, evp_health_fn fn, void *arg
     self->health_arg = arg;
     /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: its "1" would set SO_REUSEPORT and
      * let two services share a port silently; the default (SO_REUSEADDR) is right. */
-    self->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-                                    s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+    struct sockaddr_storage addr;
+    if (s_bind_address(port, &addr) == 0) {
+        snprintf(why, whylen, "METRICS_BIND=%s: not an IPv4 or IPv6 address", s_bind);
+        return -1;
+    }
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    self->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER,
+                                    s_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
                                     (unsigned int)64, MHD_OPTION_END);
     if (!self->daemon) {
         s_why_not(port, why, whylen);
         return -1;
     }
-    evp_info("metrics listening", "port=%d paths=/metrics,/healthz", port);
+    evp_info("metrics listening", "address=%s port=%d paths=/metrics,/healthz", s_bind, port);
     return 0;
 }

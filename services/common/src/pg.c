@@ -9,10 +9,12 @@ PGconn *evp_pg_connect(const evp_config_t *cfg, const char *app, char *why, size
     char port[16], timeout[16];
     snprintf(port, sizeof port, "%d", cfg->postgres_port);
     snprintf(timeout, sizeof timeout, "%d", cfg->postgres_connect_timeout);
+    /* sslrootcert last: left out when empty, so libpq's default applies. */
     const char *keys[] = {"host", "port", "dbname", "user", "password", "application_name", "connect_timeout",
-                          "keepalives_idle", NULL};
+                          "keepalives_idle", "sslmode", "sslrootcert", NULL};
     const char *vals[] = {cfg->postgres_host, port, cfg->postgres_db, cfg->postgres_user, cfg->postgres_password,
-                          app, timeout, "10", NULL};
+                          app, timeout, "10", cfg->postgres_sslmode,
+                          cfg->postgres_sslrootcert[0] ? cfg->postgres_sslrootcert : NULL, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     if (!c) {
         snprintf(why, whylen, "out of memory");
@@ -31,8 +33,8 @@ PGconn *evp_pg_connect(const evp_config_t *cfg, const char *app, char *why, size
 
 void evp_pg_describe(const evp_config_t *cfg, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "host=%s port=%d dbname=%s user=%s", cfg->postgres_host, cfg->postgres_port,
-             cfg->postgres_db, cfg->postgres_user);
+    snprintf(out, outlen, "host=%s port=%d dbname=%s user=%s sslmode=%s", cfg->postgres_host, cfg->postgres_port,
+             cfg->postgres_db, cfg->postgres_user, cfg->postgres_sslmode);
 }
 
 bool evp_pg_ok(PGresult *r, ExecStatusType want, const char *what, char *why, size_t whylen)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "evpipe/log.h"
+#include "evpipe/metrics.h"
 #include "evpipe/sig.h"
 
 int evp_service_start(const evp_program_t *prog, int argc, char **argv, evp_config_t *cfg, char **args, int *nargs,
@@ -21,6 +22,10 @@ int evp_service_start(const evp_program_t *prog, int argc, char **argv, evp_conf
     if (strncmp(name, "evpipe-", 7) == 0)
         name += 7;
     evp_log_init(name, cfg->log_level);
+    if (evp_metrics_set_bind(cfg->metrics_bind) != 0) {
+        fprintf(stderr, "%s: METRICS_BIND=%s: not an IPv4 or IPv6 address\n", prog->program, cfg->metrics_bind);
+        return 1;
+    }
     evp_signals_install();
     return -1;
 }

@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "bus.h"
+#include "bus_redact.h"
 #include "evpipe/sig.h"
 #include "evpipe/wire.h"
 #include "testkit.h"
@@ -39,6 +40,8 @@ static void s_setup_with(fixture_t *f, int tap_hwm, int metrics_port)
     snprintf(f->cfg.bus_tap_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
     f->cfg.tap_hwm = tap_hwm;
     f->cfg.log_level = EVP_LOG_WARN;
+    /* These tests send bodies that are not events; redaction has its own. */
+    f->cfg.tap_redact = 0;
     char why[256] = "";
     f->bus = bus_new(&f->cfg, why, sizeof why);
     cr_assert_not_null(f->bus, "%s", why);
@@ -164,6 +167,169 @@ Test(bus, drops_a_message_that_is_not_topic_and_body)
     zmq_close(pub);
     zmq_close(sub);
     s_teardown(&f);
+}
+
+/* Waits (bounded) until the tap side has `want` subscriptions; st: the last stats read. */
+static void s_wait_tap_topics(fixture_t *f, int64_t want, bus_stats_t *st)
+{
+    for (int64_t end = tk_now_ms() + 10000; tk_now_ms() < end; tk_sleep_ms(10)) {
+        bus_stats(f->bus, st);
+        if (st->tap_topics == want)
+            return;
+    }
+}
+
+/* A tap written as any ZeroMQ user would write one: a SUB that subscribes
+ * to "p" and knows nothing of "!welcome". It gets every message, and once it
+ * has gone the bus stops copying. */
+Test(bus, a_plain_subscriber_on_the_tap_endpoint_gets_the_messages)
+{
+    fixture_t f;
+    s_setup(&f, 1000);
+    void *writer = s_subscriber(&f, f.cfg.bus_subscribe_endpoint, "p", 100000);
+    void *tap = zmq_socket(f.ctx, ZMQ_SUB);
+    int linger = 0, timeout = 10000;
+    zmq_setsockopt(tap, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(tap, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(tap, ZMQ_SUBSCRIBE, "p", 1);
+    cr_assert_eq(zmq_connect(tap, f.cfg.bus_tap_endpoint), 0);
+    /* Attached once the bus has seen its subscription. */
+    bus_stats_t st;
+    s_wait_tap_topics(&f, 1, &st);
+    cr_assert_eq(st.tap_topics, 1, "the bus did not see the tap's subscription");
+    cr_assert_eq(st.tap_subscriptions, 0, "a subscriber without !welcome counted as one with it");
+    void *pub = s_publisher(&f);
+    enum { N = 500 };
+    for (uint32_t i = 1; i <= N; i++)
+        s_send(pub, i % 16, i);
+    uint32_t partition, n;
+    for (uint32_t i = 1; i <= N; i++) {
+        cr_assert_eq(s_recv(tap, &partition, &n), 0, "the tap did not get message %u", i);
+        cr_assert_eq(n, i);
+        cr_assert_eq(s_recv(writer, &partition, &n), 0, "the writer did not get message %u", i);
+    }
+    zmq_close(tap);
+    s_wait_tap_topics(&f, 0, &st);
+    cr_assert_eq(st.tap_topics, 0, "the tap's subscription outlived it");
+    uint64_t sent = st.tap_sent;
+    cr_assert_eq(sent, N);
+    s_send(pub, 1, N + 1);
+    cr_assert_eq(s_recv(writer, &partition, &n), 0);
+    bus_stats(f.bus, &st);
+    cr_assert_eq(st.tap_sent, sent, "copied for a tap that had gone");
+    zmq_close(pub);
+    zmq_close(writer);
+    s_teardown(&f);
+}
+
+/* ---- Personal data and the tap ---- */
+
+/* Publishes one event body with these name and email; returns it decoded
+ * as the writer and the tap got it. */
+static void s_event_through(fixture_t *f, void *pub, void *writer, void *tap, ev_codec_t *codec, const char *name,
+                            const char *email, char *w_name, char *t_name, char *t_email)
+{
+    ev_event_t ev = tk_event("gen-0123456789abcdef", 1, 1);
+    ev.user_name = (ev_str_t){name, (uint32_t)strlen(name)};
+    ev.user_email = (ev_str_t){email, (uint32_t)strlen(email)};
+    const void *data;
+    size_t len;
+    ev_codec_encode_event(codec, &ev, &data, &len);
+    char topic[EV_TOPIC_MAX];
+    size_t tlen = ev_topic_format(topic, 1, EV_MSG_EVENT);
+    zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
+    zmq_send(pub, data, len, 0);
+    char body[4096];
+    void *subs[] = {writer, tap};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(zmq_recv(subs[i], body, sizeof body, 0), (int)tlen);
+        int n = zmq_recv(subs[i], body, sizeof body, 0);
+        cr_assert_gt(n, 0);
+        ev_event_t got;
+        cr_assert_eq(ev_codec_decode_event(codec, body, (size_t)n, &got, NULL), EV_OK);
+        cr_assert_eq(got.seq, 1);
+        cr_assert_eq(got.product_price, ev.product_price, "a field beside the two changed");
+        cr_assert_eq(got.source.len, ev.source.len);
+        snprintf(i == 0 ? w_name : t_name, 64, "%.*s", (int)got.user_name.len, got.user_name.ptr);
+        if (i == 1)
+            snprintf(t_email, 64, "%.*s", (int)got.user_email.len, got.user_email.ptr);
+    }
+}
+
+static void s_redaction_case(int redact, const char *key, bool check_key)
+{
+    fixture_t f;
+    evp_config_defaults(&f.cfg);
+    f.cfg.tap_redact = redact;
+    snprintf(f.cfg.tap_redact_key, EVP_TEXT_MAX, "%s", key);
+    snprintf(f.cfg.bus_publish_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(f.cfg.bus_subscribe_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
+    snprintf(f.cfg.bus_tap_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
+    char why[256] = "";
+    f.bus = bus_new(&f.cfg, why, sizeof why);
+    cr_assert_not_null(f.bus, "%s", why);
+    pthread_create(&f.thread, NULL, s_run, f.bus);
+    f.ctx = zmq_ctx_new();
+    void *writer = s_subscriber(&f, f.cfg.bus_subscribe_endpoint, "p", 1000);
+    void *tap = s_subscriber(&f, f.cfg.bus_tap_endpoint, "p", 1000);
+    void *pub = s_publisher(&f);
+    ev_codec_t *codec = ev_codec_new();
+    char w1[64], t1[64], e1[64], w2[64], t2[64], e2[64];
+    s_event_through(&f, pub, writer, tap, codec, "Ann O'Neil", "ann@example.com", w1, t1, e1);
+    s_event_through(&f, pub, writer, tap, codec, "Ann O'Neil", "ann.other@example.com", w2, t2, e2);
+    cr_assert_str_eq(w1, "Ann O'Neil", "the writer did not get the name as published");
+    if (!redact) {
+        cr_assert_str_eq(t1, "Ann O'Neil");
+        cr_assert_str_eq(e1, "ann@example.com");
+    } else {
+        cr_assert(strncmp(t1, "redacted-", 9) == 0 && strlen(t1) == 25, "the tap got \"%s\"", t1);
+        cr_assert(strncmp(e1, "redacted-", 9) == 0, "the tap got \"%s\"", e1);
+        cr_assert_str_eq(t1, t2, "equal names are not equal once redacted");
+        cr_assert_str_neq(e1, e2, "different emails are equal once redacted");
+        if (check_key) {
+            bus_redact_t *r = bus_redact_new(key);
+            char want[BUS_REDACT_TEXT_LEN + 1];
+            bus_redact_text(r, (const uint8_t *)"Ann O'Neil", 10, want);
+            cr_assert_str_eq(t1, want, "TAP_REDACT_KEY does not give the same hash in another run");
+            bus_redact_destroy(&r);
+        }
+        /* A body that cannot be read for redaction reaches writers, not taps. */
+        char topic[EV_TOPIC_MAX];
+        size_t tlen = ev_topic_format(topic, 2, EV_MSG_EVENT);
+        zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
+        zmq_send(pub, "\xc1", 1, 0);
+        uint32_t partition;
+        char body[16];
+        cr_assert_eq(zmq_recv(writer, body, sizeof body, 0), (int)tlen);
+        cr_assert_eq(zmq_recv(writer, body, sizeof body, 0), 1);
+        int timeout = 500;
+        zmq_setsockopt(tap, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        cr_assert_lt(zmq_recv(tap, body, sizeof body, 0), 0, "an unreadable body reached the tap");
+        (void)partition;
+    }
+    ev_codec_destroy(&codec);
+    zmq_close(pub);
+    zmq_close(tap);
+    zmq_close(writer);
+    s_teardown(&f);
+}
+
+Test(bus_tap, names_and_emails_reach_taps_as_a_keyed_hash_by_default)
+{
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    cr_assert_eq(cfg.tap_redact, 1, "redaction is not the default");
+    s_redaction_case(1, "", false);
+}
+
+Test(bus_tap, a_redaction_key_gives_the_same_hash_in_every_run)
+{
+    s_redaction_case(1, "a key kept in a secret store", true);
+}
+
+Test(bus_tap, tap_redact_0_passes_names_and_emails_as_published)
+{
+    s_redaction_case(0, "", false);
 }
 
 Test(bus, a_tap_that_does_not_read_loses_messages_but_the_writer_gets_all, .timeout = 120)

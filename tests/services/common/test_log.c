@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "evpipe/log.h"
+#include "testkit.h"
 
 /* ---- A logfmt reader ---- */
 
@@ -209,4 +210,30 @@ Test(log, a_cut_value_never_ends_inside_an_escape_or_a_character)
         cr_assert(n <= len && memcmp(got, value, n) == 0, "a prefix of the value when cut to %zu", cap);
         cr_assert(n == len || ((unsigned char)value[n] & 0xc0) != 0x80, "no character cut in two at %zu", cap);
     }
+}
+
+/* Log lines about peer input: a budget keeps a peer from flooding the log. */
+Test(log_limit, a_burst_is_logged_then_lines_are_held_back_and_counted_until_the_next_window)
+{
+    evp_log_limit_t l = {.burst = 3, .window_ms = 2000};
+    uint64_t held = 99;
+    for (int i = 0; i < 3; i++) {
+        cr_assert(evp_log_allow(&l, &held), "line %d of the burst", i);
+        cr_assert_eq(held, 0);
+    }
+    for (int i = 0; i < 5; i++)
+        cr_assert_not(evp_log_allow(&l, &held), "line %d beyond the burst was allowed", i);
+    tk_sleep_ms(2100);
+    cr_assert(evp_log_allow(&l, &held), "a new window allows again");
+    cr_assert_eq(held, 5, "the lines held back are reported with the next one");
+    cr_assert(evp_log_allow(&l, &held));
+    cr_assert_eq(held, 0);
+}
+
+Test(log_limit, zero_initialised_it_allows_twenty_lines_a_second)
+{
+    evp_log_limit_t l = {0};
+    for (int i = 0; i < 20; i++)
+        cr_assert(evp_log_allow(&l, NULL), "line %d", i);
+    cr_assert_not(evp_log_allow(&l, NULL));
 }

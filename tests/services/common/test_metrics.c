@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "evpipe/config.h"
 #include "evpipe/metrics.h"
 #include "testkit.h"
 
@@ -446,6 +447,52 @@ Test(metrics_http, healthz_is_200_with_ok_when_the_callback_says_healthy)
     evp_metrics_destroy(&m);
 }
 
+/* True when a TCP connection to address:port is accepted. */
+static bool s_connects(const char *address, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    cr_assert_eq(inet_pton(AF_INET, address, &a.sin_addr), 1);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* 127.0.0.2 is this host's loopback too, but not the address 127.0.0.1. */
+Test(metrics_http, listens_on_127_0_0_1_only_unless_metrics_bind_says_otherwise)
+{
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    cr_assert_str_eq(cfg.metrics_bind, "127.0.0.1");
+    evp_metrics_t *m = evp_metrics_new("t");
+    int port = tk_free_port();
+    char why[256] = "";
+    cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
+    cr_assert(s_connects("127.0.0.1", port));
+    cr_assert_not(s_connects("127.0.0.2", port), "the default listens beyond 127.0.0.1");
+    evp_metrics_destroy(&m);
+
+    cr_assert_eq(evp_metrics_set_bind("0.0.0.0"), 0);
+    m = evp_metrics_new("t");
+    port = tk_free_port();
+    cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
+    cr_assert(s_connects("127.0.0.2", port), "METRICS_BIND=0.0.0.0 does not listen on every interface");
+    tk_http_t r = tk_http_get(port, "/healthz");
+    cr_assert_eq(r.status, 200);
+    tk_http_free(&r);
+    evp_metrics_destroy(&m);
+
+    cr_assert_eq(evp_metrics_set_bind("localhost"), -1, "a name is not an address");
+    cr_assert_eq(evp_metrics_set_bind("127.0.0.2"), 0);
+    m = evp_metrics_new("t");
+    port = tk_free_port();
+    cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
+    cr_assert(s_connects("127.0.0.2", port));
+    cr_assert_not(s_connects("127.0.0.1", port), "METRICS_BIND=127.0.0.2 listens on 127.0.0.1");
+    evp_metrics_destroy(&m);
+}
+
 Test(metrics_http, healthz_without_a_callback_is_ok)
 {
     evp_metrics_t *m = evp_metrics_new("t");
@@ -496,8 +543,9 @@ static bool s_listens_on_any(int port)
     return found;
 }
 
-Test(metrics_http, listens_on_every_interface)
+Test(metrics_http, with_metrics_bind_0_0_0_0_listens_on_every_interface)
 {
+    cr_assert_eq(evp_metrics_set_bind("0.0.0.0"), 0);
     evp_metrics_t *m = evp_metrics_new("t");
     int port = tk_free_port();
     char why[256] = "";

@@ -36,6 +36,8 @@ typedef struct {
     char postgres_password[EVP_TEXT_MAX];
     char postgres_db[EVP_TEXT_MAX];
     int postgres_connect_timeout;
+    char postgres_sslmode[EVP_TEXT_MAX];     /* libpq's sslmode */
+    char postgres_sslrootcert[EVP_TEXT_MAX]; /* libpq's sslrootcert; empty: libpq's default */
     /* Bus */
     char bus_publish_endpoint[EVP_TEXT_MAX];
     char bus_subscribe_endpoint[EVP_TEXT_MAX];
@@ -43,6 +45,8 @@ typedef struct {
     char replay_endpoint[EVP_TEXT_MAX];
     int bus_hwm;
     int tap_hwm;
+    int tap_redact;                        /* 1: user_name, user_email hashed in the tap copy */
+    char tap_redact_key[EVP_TEXT_MAX];     /* the hash key; empty: random per run */
     int max_message_bytes;
     int publish_batch; /* events a bus message carries at most */
     int heartbeat_ms;
@@ -78,6 +82,7 @@ typedef struct {
     /* All */
     evp_log_level_t log_level;
     int metrics_port;
+    char metrics_bind[EVP_TEXT_MAX]; /* the address /metrics and /healthz listen on */
 } evp_config_t;
 
 typedef enum {
@@ -92,6 +97,8 @@ typedef enum {
     EVP_SET_RATE,     /* events/s, empty for bursts, or "max" */
     EVP_SET_TYPES,    /* comma-separated event types, each allowed */
     EVP_SET_LEVEL,    /* debug, info, warn or error */
+    EVP_SET_ADDRESS,  /* an IPv4 or IPv6 address, as text */
+    EVP_SET_CHOICE,   /* one of a list of words (config.c's s_choices), as text */
 } evp_setting_type_t;
 
 typedef struct {

@@ -28,19 +28,21 @@ void evp_log_erase_line(bool on);
  * never inside an escape or a UTF-8 character. Returns dst. */
 char *evp_log_text(char *dst, size_t dstlen, const char *src, size_t len);
 
-/* A bound on log lines about what peers send (bad messages, forged
- * claims, refused requests): at most burst lines a second; the lines held
- * back are counted and reported in one line when the next second starts.
- * Zero-initialise, then set burst (0: 20). One thread uses a limit. */
+/* A budget for log lines about peer input (bad messages, forged claims,
+ * refused requests), so a peer cannot flood the log: at most `burst` lines
+ * per `window_ms`. Zero-initialised it allows 20 lines a second. One
+ * thread uses a budget. */
 typedef struct {
-    unsigned burst;                /* lines a second */
-    int64_t window_ms;             /* start of the current second (monotonic) */
-    unsigned count;                /* lines logged in it */
-    unsigned long long suppressed; /* lines held back in it */
+    int burst;            /* lines allowed per window (0: 20) */
+    int window_ms;        /* the window (0: 1000) */
+    int64_t window_start; /* monotonic ms the current window began */
+    int used;             /* lines logged in it */
+    uint64_t suppressed;  /* lines not logged since the last one that was */
 } evp_log_limit_t;
-
-/* True when one more line may be logged now. */
-bool evp_log_limit_allow(evp_log_limit_t *lim);
+/* True when a line may be logged now; then *suppressed gets how many were
+ * held back before it (to log with it) and starts again. suppressed NULL:
+ * that count, when not 0, is logged on a line of its own instead. */
+bool evp_log_allow(evp_log_limit_t *l, uint64_t *suppressed);
 
 #define evp_debug(msg, ...) evp_log(EVP_LOG_DEBUG, msg, __VA_ARGS__)
 #define evp_info(msg, ...) evp_log(EVP_LOG_INFO, msg, __VA_ARGS__)
