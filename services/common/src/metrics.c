@@ -1,25 +1,19 @@
-/* Metrics registry, Prometheus text rendering and the /metrics + /healthz
- * HTTP endpoint (see metrics.h). Values are C11 atomics updated with relaxed
+/* Metrics registry, Prometheus text rendering, and what /metrics and
+ * /healthz answer (see metrics.h; the HTTP server is evpipe/http.h). Values are C11 atomics updated with relaxed
  * order; doubles live in 64-bit atomics as their bit patterns. */
 #include "evpipe/metrics.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <czmq.h>
-#include <errno.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "evpipe/http.h"
 #include "evpipe/log.h"
 
 typedef enum { S_COUNTER, S_GAUGE, S_HISTOGRAM } s_kind_t;
@@ -60,7 +54,7 @@ struct evp_metrics_t {
     s_family_t *head;           /* metrics in registration order */
     s_family_t **tail;          /* where the next one is linked */
     _Atomic int64_t beat_ns;    /* CLOCK_MONOTONIC of the last loop turn; 0: never */
-    struct MHD_Daemon *daemon;  /* HTTP server, NULL when not serving */
+    evp_http_t *http;           /* the /metrics and /healthz server, NULL when not serving */
     evp_health_fn health;       /* /healthz callback, may be NULL */
     void *health_arg;           /* its argument */
 };
@@ -208,8 +202,7 @@ void evp_metrics_destroy(evp_metrics_t **self_p)
     if (!self_p || !*self_p)
         return;
     evp_metrics_t *self = *self_p;
-    if (self->daemon)
-        MHD_stop_daemon(self->daemon);
+    evp_http_destroy(&self->http); /* first: its thread reads the registry */
     for (s_family_t *f = self->head, *next; f; f = next) {
         next = f->next;
         s_family_free(f);
@@ -622,166 +615,41 @@ void evp_metrics_render(evp_metrics_t *self, ev_buf_t *out)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* ---- HTTP endpoint ---- */
+/* ---- /metrics and /healthz (served by evpipe/http.h) ---- */
 
-/* Queues a reply; body is either static (persistent) or malloc'd (taken). */
-static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, char *body,
-                               size_t len, bool take)
+static unsigned s_handle(void *arg, const char *path, ev_buf_t *body, const char **content_type)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, take ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        if (take)
-            free(body);
-        return MHD_NO;
+    evp_metrics_t *self = arg;
+    if (strcmp(path, "/metrics") == 0) {
+        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+        evp_metrics_render(self, body);
+        return 200;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static enum MHD_Result s_reply_text(struct MHD_Connection *conn, unsigned status, const char *text)
-{
-    return s_reply(conn, status, "text/plain; charset=utf-8", (char *)text, strlen(text), false);
-}
-
-static enum MHD_Result s_healthz(evp_metrics_t *self, struct MHD_Connection *conn)
-{
+    if (strcmp(path, "/healthz") != 0)
+        return 0;
     char detail[512] = "";
     bool ok = self->health ? self->health(self->health_arg, detail, sizeof detail) : true;
-    ev_buf_t body;
-    ev_buf_init(&body);
     if (ok)
-        ev_buf_puts(&body, "ok\n");
-    ev_buf_puts(&body, detail[0] || ok ? detail : "unhealthy");
-    if (body.len > 0 && body.data[body.len - 1] != '\n')
-        ev_buf_putc(&body, '\n');
-    return s_reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body.data,
-                   body.len, true);
-}
-
-static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                const char *version, const char *upload_data, size_t *upload_data_size,
-                                void **con_cls)
-{
-    evp_metrics_t *self = cls;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return s_reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
-    if (strcmp(url, "/metrics") == 0) {
-        ev_buf_t body;
-        ev_buf_init(&body);
-        evp_metrics_render(self, &body);
-        return s_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body.data, body.len, true);
-    }
-    if (strcmp(url, "/healthz") == 0)
-        return s_healthz(self, conn);
-    return s_reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
-}
-
-/* libmicrohttpd's own complaints go to our log. */
-static void s_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char text[512];
-    vsnprintf(text, sizeof text, fmt, ap);
-    for (char *p = text; *p; p++)
-        if (*p == '\n' || *p == '"')
-            *p = ' ';
-    evp_warn("metrics HTTP server", "error=\"%s\"", text);
-}
-
-/* The address every registry's server listens on (METRICS_BIND): one per
- * process, like the log level. */
-static char s_bind[INET6_ADDRSTRLEN] = "127.0.0.1";
-
-int evp_metrics_set_bind(const char *address)
-{
-    unsigned char probe[sizeof(struct in6_addr)];
-    if (!address || strlen(address) >= sizeof s_bind ||
-        (inet_pton(AF_INET, address, probe) != 1 && inet_pton(AF_INET6, address, probe) != 1))
-        return -1;
-    snprintf(s_bind, sizeof s_bind, "%s", address);
-    return 0;
-}
-
-/* The socket address of METRICS_BIND and port; its length (0: not an address). */
-static socklen_t s_bind_address(int port, struct sockaddr_storage *out)
-{
-    memset(out, 0, sizeof *out);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET, s_bind, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        return sizeof *v4;
-    }
-    if (inet_pton(AF_INET6, s_bind, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        return sizeof *v6;
-    }
-    return 0;
-}
-
-/* Why the server did not start: try the bind ourselves to learn the errno. */
-static void s_why_not(int port, char *why, size_t whylen)
-{
-    struct sockaddr_storage a;
-    socklen_t alen = s_bind_address(port, &a);
-    int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(why, whylen, "METRICS_PORT %d: cannot create a socket: %s", port, strerror(errno));
-        return;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&a, alen) != 0 || listen(fd, 1) != 0) {
-        int e = errno;
-        if (e == EADDRINUSE)
-            snprintf(why, whylen, "METRICS_PORT %d: the port is already in use (choose another or 0 for none)",
-                     port);
-        else
-            snprintf(why, whylen, "METRICS_PORT %d: cannot listen on METRICS_BIND=%s: %s", port, s_bind,
-                     strerror(e));
-    } else {
-        snprintf(why, whylen, "METRICS_PORT %d: cannot start the HTTP server (see the log)", port);
-    }
-    close(fd);
+        ev_buf_puts(body, "ok\n");
+    ev_buf_puts(body, detail[0] || ok ? detail : "unhealthy");
+    if (body->len > 0 && body->data[body->len - 1] != '\n')
+        ev_buf_putc(body, '\n');
+    return ok ? 200 : 503;
 }
 
 int evp_metrics_serve(evp_metrics_t *self, int port, evp_health_fn fn, void *arg, char *why, size_t whylen)
 {
-    if (port == 0)
-        return 0;
-    if (port < 0 || port > 65535) {
-        snprintf(why, whylen, "METRICS_PORT %d: not a TCP port (1..65535, or 0 for none)", port);
-        return -1;
-    }
-    if (self->daemon) {
+    if (self->http) {
         snprintf(why, whylen, "METRICS_PORT %d: the HTTP server is already running", port);
         return -1;
     }
     self->health = fn;
     self->health_arg = arg;
-    /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: its "1" would set SO_REUSEPORT and
-     * let two services share a port silently; the default (SO_REUSEADDR) is right. */
-    struct sockaddr_storage addr;
-    if (s_bind_address(port, &addr) == 0) {
-        snprintf(why, whylen, "METRICS_BIND=%s: not an IPv4 or IPv6 address", s_bind);
+    if (port == 0)
+        return 0;
+    self->http = evp_http_new(port, "METRICS_PORT", s_handle, self, why, whylen);
+    if (!self->http)
         return -1;
-    }
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    self->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER,
-                                    s_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
-                                    (unsigned int)64, MHD_OPTION_END);
-    if (!self->daemon) {
-        s_why_not(port, why, whylen);
-        return -1;
-    }
-    evp_info("metrics listening", "address=%s port=%d paths=/metrics,/healthz", s_bind, port);
+    evp_info("metrics listening", "address=%s port=%d paths=/metrics,/healthz", evp_http_bind(), port);
     return 0;
 }

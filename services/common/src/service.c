@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "evpipe/http.h"
 #include "evpipe/log.h"
 #include "evpipe/metrics.h"
 #include "evpipe/sig.h"
@@ -22,7 +23,7 @@ int evp_service_start(const evp_program_t *prog, int argc, char **argv, evp_conf
     if (strncmp(name, "evpipe-", 7) == 0)
         name += 7;
     evp_log_init(name, cfg->log_level);
-    if (evp_metrics_set_bind(cfg->metrics_bind) != 0) {
+    if (evp_http_set_bind(cfg->metrics_bind) != 0) {
         fprintf(stderr, "%s: METRICS_BIND=%s: not an IPv4 or IPv6 address\n", prog->program, cfg->metrics_bind);
         return 1;
     }

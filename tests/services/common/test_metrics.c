@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "evpipe/config.h"
+#include "evpipe/http.h"
 #include "evpipe/metrics.h"
 #include "testkit.h"
 
@@ -473,7 +474,7 @@ Test(metrics_http, listens_on_127_0_0_1_only_unless_metrics_bind_says_otherwise)
     cr_assert_not(s_connects("127.0.0.2", port), "the default listens beyond 127.0.0.1");
     evp_metrics_destroy(&m);
 
-    cr_assert_eq(evp_metrics_set_bind("0.0.0.0"), 0);
+    cr_assert_eq(evp_http_set_bind("0.0.0.0"), 0);
     m = evp_metrics_new("t");
     port = tk_free_port();
     cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
@@ -483,8 +484,8 @@ Test(metrics_http, listens_on_127_0_0_1_only_unless_metrics_bind_says_otherwise)
     tk_http_free(&r);
     evp_metrics_destroy(&m);
 
-    cr_assert_eq(evp_metrics_set_bind("localhost"), -1, "a name is not an address");
-    cr_assert_eq(evp_metrics_set_bind("127.0.0.2"), 0);
+    cr_assert_eq(evp_http_set_bind("localhost"), -1, "a name is not an address");
+    cr_assert_eq(evp_http_set_bind("127.0.0.2"), 0);
     m = evp_metrics_new("t");
     port = tk_free_port();
     cr_assert_eq(evp_metrics_serve(m, port, NULL, NULL, why, sizeof why), 0, "%s", why);
@@ -545,7 +546,7 @@ static bool s_listens_on_any(int port)
 
 Test(metrics_http, with_metrics_bind_0_0_0_0_listens_on_every_interface)
 {
-    cr_assert_eq(evp_metrics_set_bind("0.0.0.0"), 0);
+    cr_assert_eq(evp_http_set_bind("0.0.0.0"), 0);
     evp_metrics_t *m = evp_metrics_new("t");
     int port = tk_free_port();
     char why[256] = "";

@@ -140,20 +140,16 @@ bool evp_metrics_loop_ok(evp_metrics_t *self, double max_age_s, char *detail, si
  * lost", or a short status when healthy. */
 typedef bool (*evp_health_fn)(void *arg, char *detail, size_t len);
 
-/* Starts the HTTP server on port (METRICS_PORT) with its own thread:
+/* Starts an HTTP server (evpipe/http.h) on port (METRICS_PORT):
  *   GET /metrics  200, text/plain; version=0.0.4, evp_metrics_render
  *   GET /healthz  fn(arg) true: 200 "ok\n" + detail; false: 503 + detail
  *                 (fn NULL: always 200)
  *   other paths 404; methods other than GET and HEAD 405.
- * The server listens on the address evp_metrics_set_bind gave (METRICS_BIND,
+ * The server listens on the address evp_http_set_bind gave (METRICS_BIND,
  * 127.0.0.1 unless set: inside a container a scraper or probe comes from
  * outside, so compose sets 0.0.0.0). port 0: not started, returns 0. Returns -1 with
  * why naming METRICS_PORT (e.g. the port is already in use). Stopped by
  * evp_metrics_destroy. */
 int evp_metrics_serve(evp_metrics_t *self, int port, evp_health_fn fn, void *arg, char *why, size_t whylen);
-/* Sets the address every later evp_metrics_serve of this process listens on
- * (an IPv4 or IPv6 address: METRICS_BIND, set by evp_service_start). Returns
- * 0, or -1 (nothing changed) when it is not an address. */
-int evp_metrics_set_bind(const char *address);
 
 #endif
