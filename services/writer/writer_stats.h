@@ -33,6 +33,7 @@ typedef struct {
     uint64_t batches;                       /* transactions committed */
     uint64_t commit_failures;               /* commits that had to be retried */
     uint64_t foreign;                       /* events of a partition this writer does not own */
+    uint64_t leases_ended;                  /* other writers' sessions ended: their lease ran out */
     writer_latency_t latency;               /* published_at to commit, since the start */
     writer_latency_t latency_window;        /* the same since the last periodic log */
 } writer_stats_t;
