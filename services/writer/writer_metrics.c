@@ -23,6 +23,7 @@ struct writer_metrics_t {
     evp_counter_t *repaired;      /* repaired_events_total */
     evp_counter_t *gaps;          /* gaps_recorded_total */
     evp_counter_t *leases_ended;  /* leases_ended_total */
+    evp_counter_t *repair_timeouts; /* repair_timeouts_total */
     evp_histogram_t *batch_rows;  /* rows per committed batch */
     evp_histogram_t *commit_s;    /* commit time */
     evp_histogram_t *latency_s;   /* published_at to commit */
@@ -68,6 +69,8 @@ writer_metrics_t *writer_metrics_new(void)
     self->leases_ended = evp_counter_new(m, "leases_ended_total",
                                          "Other writers' sessions this writer ended because their lease ran out "
                                          "(WRITER_LEASE_MS); their partitions were shared out.");
+    self->repair_timeouts = evp_counter_new(m, "repair_timeouts_total",
+                                            "Repair requests that were not answered in time (asked again).");
     self->owned = evp_gauge_new(m, "partitions_owned", "Partitions this writer owns now.");
     self->partitions = evp_gauge_new(m, "partitions",
                                      "Partitions of the deployment (PARTITIONS): the writers together own them all.");
@@ -126,6 +129,7 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
     s_push(self->repaired, st->repaired, &p->repaired);
     s_push(self->gaps, st->gaps, &p->gaps);
     s_push(self->leases_ended, st->leases_ended, &p->leases_ended);
+    s_push(self->repair_timeouts, st->repair_timeouts, &p->repair_timeouts);
     for (int i = 0; i < EV_REJECT__COUNT; i++)
         if (st->rejects[i] > p->rejects[i]) {
             evp_counter_add_at(self->rejects, (size_t)i, st->rejects[i] - p->rejects[i]);
