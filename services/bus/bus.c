@@ -1,6 +1,8 @@
 /* The bus broker (see bus.h). A hand-written loop rather than zmq_proxy: the
- * tap copy must never block, and zmq_proxy's capture socket does. Its
- * counters are metrics (evpipe_bus_*, docs/metrics.md); bus_stats reads them. */
+ * tap copy must never block, and zmq_proxy's capture socket does; the writer
+ * side never blocks either (bus_hold.h), and subscribers that stop reading
+ * are disconnected (bus_stall.h). Its counters are metrics (evpipe_bus_*,
+ * docs/metrics.md); bus_stats reads them. */
 #include "bus.h"
 
 #include <czmq.h>
@@ -20,17 +22,28 @@
 #include "evpipe/metrics.h"
 #include "evpipe/sig.h"
 #include "evpipe/zmqutil.h"
+#include "bus_hold.h"
+#include "bus_stall.h"
 
 #define WELCOME "!welcome"
 #define MAX_FRAMES 4
 /* /healthz fails when the loop has not turned for this long. */
 #define HEALTH_MAX_AGE_S 5.0
+/* How often the writer side's connections are looked at for stalls. */
+#define S_STALL_CHECK_MS 200
+/* While messages are held, they are tried again at least this often. */
+#define S_RETRY_MS 2
+/* Held messages sent per turn of the loop, at most. */
+#define S_FLUSH_MAX 4096
+#define S_MONITOR_EP "inproc://evpipe-bus-writer-side"
 
 struct bus_t {
     void *ctx;           /* ZeroMQ context, owned */
     void *front;         /* XSUB: publishers connect here */
-    void *back;          /* XPUB: writers, NODROP, blocking sends */
+    void *back;          /* XPUB: writers, NODROP, sends never wait (hold) */
     void *tap;           /* XPUB: taps, NODROP + DONTWAIT: full means dropped */
+    bus_hold_t *hold;    /* messages waiting for writer-side subscribers that push back */
+    bus_stall_t *stall;  /* finds writer-side subscribers that stopped reading */
     evp_curve_server_t *curve;  /* CURVE authentication, when CURVE=1 */
     bus_auth_t *auth;           /* the publishers' source check, when CURVE=1 */
     bus_redact_t *redact;       /* personal data out of the tap copy, when TAP_REDACT=1 */
@@ -43,7 +56,13 @@ struct bus_t {
     evp_gauge_t *writers;       /* current subscribers on the writer side */
     evp_gauge_t *taps;          /* current subscribers on the tap side (those that take !welcome) */
     evp_gauge_t *tap_topics;    /* subscriptions on the tap side, of any subscriber: copy while > 0 */
+    evp_counter_t *stalled;     /* writer-side subscribers disconnected for not reading */
+    evp_gauge_t *held_messages; /* messages waiting for writer-side subscribers */
+    evp_gauge_t *held_bytes;    /* their bytes */
+    evp_gauge_t *held_partitions; /* partitions with messages waiting */
+    evp_gauge_t *paused;        /* 1 while publishers wait (the hold is full) */
     atomic_bool running;        /* bus_run is looping (read by /healthz) */
+    evp_log_limit_t log_limit;  /* bounds the lines about malformed messages */
     int64_t next_report;        /* when the next periodic log line is due (ms) */
 };
 
@@ -119,6 +138,16 @@ static void s_metrics_new(bus_t *self)
     self->taps = evp_gauge_new(m, "tap_subscribers", "Subscribers connected on the tap side that take !welcome.");
     self->tap_topics = evp_gauge_new(m, "tap_subscriptions",
                                      "Subscriptions on the tap side, of any subscriber (taps get copies while above 0).");
+    self->stalled = evp_counter_new(m, "stalled_disconnects_total",
+                                    "Writer-side subscribers disconnected because they read nothing for "
+                                    "BUS_STALL_TIMEOUT_MS while messages waited for them.");
+    self->held_messages = evp_gauge_new(m, "held_messages",
+                                        "Messages held for writer-side subscribers that push back (sent in order "
+                                        "once they read).");
+    self->held_bytes = evp_gauge_new(m, "held_bytes", "Bytes of the messages held.");
+    self->held_partitions = evp_gauge_new(m, "held_partitions", "Partitions with messages held.");
+    self->paused = evp_gauge_new(m, "publishers_paused",
+                                 "1 while the bus takes nothing from publishers: it holds BUS_HOLD_MAX_MB.");
 }
 
 bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
@@ -154,6 +183,16 @@ bus_t *bus_new(const evp_config_t *cfg, char *why, size_t whylen)
         bus_destroy(&self);
         return NULL;
     }
+    if (!(self->hold = bus_hold_new(self->back, (size_t)cfg->bus_hold_max_mb << 20))) {
+        snprintf(why, whylen, "out of memory");
+        bus_destroy(&self);
+        return NULL;
+    }
+    if (!(self->stall = bus_stall_new(self->ctx, self->back, S_MONITOR_EP, cfg->bus_stall_timeout_ms, why,
+                                      whylen))) {
+        bus_destroy(&self);
+        return NULL;
+    }
     if (evp_metrics_serve(self->metrics, cfg->metrics_port, s_health, self, why, whylen) != 0) {
         bus_destroy(&self);
         return NULL;
@@ -172,6 +211,8 @@ void bus_destroy(bus_t **self_p)
     bus_t *self = *self_p;
     /* First: stops the HTTP thread, which reads self. */
     evp_metrics_destroy(&self->metrics);
+    bus_hold_destroy(&self->hold);
+    bus_stall_destroy(&self->stall);
     if (self->front)
         zmq_close(self->front);
     if (self->back)
@@ -200,6 +241,8 @@ void bus_stats(const bus_t *self, bus_stats_t *out)
         .tap_topics = evp_gauge_value(self->tap_topics),
         .curve_refused = self->curve ? evp_curve_server_refused(self->curve) : 0,
         .source_refused = self->auth ? bus_auth_refused(self->auth) : 0,
+        .stalled_disconnects = evp_counter_value(self->stalled),
+        .held_messages = evp_gauge_value(self->held_messages),
     };
 }
 
@@ -316,25 +359,32 @@ static void s_relay(bus_t *self)
     }
     if (n != 2 || malformed) {
         evp_counter_inc(self->malformed);
-        evp_warn("dropped a malformed message", "frames=%d", n);
+        if (evp_log_allow(&self->log_limit, NULL))
+            evp_warn("dropped a malformed message", "frames=%d", n);
     } else if (s_admitted(self, frames)) {
         evp_counter_inc(self->messages_in);
-        /* Taps first, never waiting. */
+        /* Taps first, never waiting (a full tap loses the message). */
         s_tap_copy(self, frames, n);
-        /* Writers: wait while they push back (checking for shutdown). */
-        while (!s_forward(self->back, frames, n, 0)) {
-            if (errno != EAGAIN && errno != EINTR)
-                break;
-            s_drain_subscriptions(self->tap, self->taps, self->tap_topics, "tap");
-            /* Writers pushing back is not the bus failing: still alive. */
-            evp_metrics_beat(self->metrics);
-            if (evp_stopping())
-                break;
-        }
-        evp_counter_inc(self->delivered);
+        /* Writers: sent now, or held behind the partition's earlier
+         * messages while a subscriber of it pushes back (the hold takes
+         * the frames). */
+        if (bus_hold_deliver(self->hold, frames))
+            evp_counter_inc(self->delivered);
+        n = 0;
     }
     for (int i = 0; i < n; i++)
         zmq_msg_close(&frames[i]);
+}
+
+/* Held messages that can go now; the hold's gauges. */
+static void s_flush(bus_t *self)
+{
+    size_t sent = bus_hold_flush(self->hold, S_FLUSH_MAX);
+    if (sent > 0)
+        evp_counter_add(self->delivered, sent);
+    evp_gauge_set(self->held_messages, (int64_t)bus_hold_messages(self->hold));
+    evp_gauge_set(self->held_bytes, (int64_t)bus_hold_bytes(self->hold));
+    evp_gauge_set(self->held_partitions, (int64_t)bus_hold_partitions(self->hold));
 }
 
 int bus_run(bus_t *self)
@@ -344,20 +394,45 @@ int bus_run(bus_t *self)
         {self->front, 0, ZMQ_POLLIN, 0},
         {self->back, 0, ZMQ_POLLIN, 0},
         {self->tap, 0, ZMQ_POLLIN, 0},
+        {bus_stall_socket(self->stall), 0, ZMQ_POLLIN, 0},
     };
     uint64_t last_dropped = 0;
+    int64_t next_stall_check = 0;
     atomic_store(&self->running, true);
     while (!evp_stopping()) {
         evp_metrics_beat(self->metrics);
-        int rc = zmq_poll(items, 3, 100);
+        /* Publishers wait while the hold is full: their messages stay in
+         * their queues, and their sends block (NODROP). */
+        bool full = bus_hold_full(self->hold);
+        if (full != (evp_gauge_value(self->paused) != 0)) {
+            evp_gauge_set(self->paused, full);
+            if (full)
+                evp_warn("publishers wait: the bus holds its maximum for subscribers that push back",
+                         "held_bytes=%zu held_messages=%zu", bus_hold_bytes(self->hold),
+                         bus_hold_messages(self->hold));
+        }
+        items[0].events = full ? 0 : ZMQ_POLLIN;
+        int rc = zmq_poll(items, 4, bus_hold_messages(self->hold) > 0 ? S_RETRY_MS : 100);
         if (rc < 0 && errno != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
             s_drain_subscriptions(self->back, self->writers, NULL, "writer");
         if (items[2].revents & ZMQ_POLLIN)
             s_drain_subscriptions(self->tap, self->taps, self->tap_topics, "tap");
+        if (items[3].revents & ZMQ_POLLIN)
+            bus_stall_events(self->stall);
+        int64_t now = zclock_mono();
+        if (now >= next_stall_check) {
+            next_stall_check = now + S_STALL_CHECK_MS;
+            bus_stall_events(self->stall);
+            size_t cut = bus_stall_check(self->stall, now);
+            if (cut > 0)
+                evp_counter_add(self->stalled, cut);
+        }
+        /* Held messages first: they are older than anything still to read. */
+        s_flush(self);
         /* A bounded run of messages, then look at the other sockets again. */
-        for (int i = 0; i < 1024 && (items[0].revents & ZMQ_POLLIN); i++) {
+        for (int i = 0; i < 1024 && (items[0].revents & ZMQ_POLLIN) && !bus_hold_full(self->hold); i++) {
             s_relay(self);
             int ev = 0;
             size_t len = sizeof ev;
@@ -365,7 +440,6 @@ int bus_run(bus_t *self)
             if (!(ev & ZMQ_POLLIN))
                 break;
         }
-        int64_t now = zclock_mono();
         if (now >= self->next_report) {
             self->next_report = now + 10000;
             bus_stats_t st;
@@ -374,10 +448,12 @@ int bus_run(bus_t *self)
                 evp_warn("taps are slow: messages dropped for them", "tap_dropped=%llu",
                          (unsigned long long)(st.tap_dropped - last_dropped));
             last_dropped = st.tap_dropped;
-            evp_info("bus stats", "messages_in=%llu delivered=%llu tap_sent=%llu tap_dropped=%llu writers=%lld taps=%lld",
+            evp_info("bus stats", "messages_in=%llu delivered=%llu tap_sent=%llu tap_dropped=%llu writers=%lld taps=%lld "
+                     "held=%llu stalled_disconnects=%llu",
                      (unsigned long long)st.messages_in, (unsigned long long)st.delivered,
                      (unsigned long long)st.tap_sent, (unsigned long long)st.tap_dropped,
-                     (long long)st.subscriptions, (long long)st.tap_subscriptions);
+                     (long long)st.subscriptions, (long long)st.tap_subscriptions,
+                     (unsigned long long)st.held_messages, (unsigned long long)st.stalled_disconnects);
         }
     }
     atomic_store(&self->running, false);

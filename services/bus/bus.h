@@ -1,5 +1,6 @@
 /* The bus: a broker between publishers (XSUB side), writers (XPUB side,
- * lossless: a slow writer pushes back) and debug taps (a separate XPUB that
+ * lossless: a slow writer holds back its own partitions, and one that stops
+ * reading for BUS_STALL_TIMEOUT_MS is disconnected) and debug taps (a separate XPUB that
  * drops instead of waiting, so a slow or stopped tap never slows writers).
  * With METRICS_PORT it serves /metrics (evpipe_bus_*) and /healthz. */
 #ifndef EVPIPE_BUS_H
@@ -25,6 +26,8 @@ typedef struct {
     int64_t tap_topics;     /* current subscriptions on the tap side, of any subscriber */
     uint64_t curve_refused;  /* clients refused by CURVE authentication */
     uint64_t source_refused; /* messages dropped: a source the sender's key may not publish */
+    uint64_t stalled_disconnects; /* writer-side subscribers disconnected for not reading */
+    uint64_t held_messages;  /* messages held for writer-side subscribers that push back */
 } bus_stats_t;
 
 /* Binds the three endpoints and, when METRICS_PORT is not 0, starts the

@@ -24,6 +24,7 @@
 #include "writer_assign.h"
 #include "writer_batch.h"
 #include "writer_db.h"
+#include "writer_lease.h"
 #include "writer_metrics.h"
 #include "writer_migrate.h"
 #include "writer_stream.h"
@@ -150,6 +151,7 @@ writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
         writer_destroy(&self);
         return NULL;
     }
+    writer_metrics_set_partitions(self->metrics, cfg->partitions);
     if (writer_metrics_serve(self->metrics, cfg->metrics_port, why, whylen) != 0) {
         writer_destroy(&self);
         return NULL;
@@ -1137,8 +1139,12 @@ static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, 
 static bool s_join(writer_t *self, int64_t now)
 {
     char why[EVP_WHY_MAX];
-    if (writer_db_join(self->db, now, why, sizeof why) != 0)
+    int ended = 0;
+    if (writer_db_join(self->db, now, why, sizeof why) != 0 ||
+        writer_lease_session(self->db, self->cfg.writer_lease_ms, now, why, sizeof why) != 0 ||
+        writer_lease_renew(self->db, self->name, self->cfg.writer_lease_ms, now, &ended, why, sizeof why) != 0)
         return false;
+    self->stats.leases_ended += (uint64_t)ended;
     int32_t mine[EV_PARTITIONS_MAX], kept[EV_PARTITIONS_MAX], lost[EV_PARTITIONS_MAX];
     size_t n = 0, nkept = 0, nlost = 0;
     for (int32_t p = 0; p < self->cfg.partitions; p++)
@@ -1193,6 +1199,14 @@ static bool s_rebalance(writer_t *self, int64_t now)
         return false;
     char why[EVP_WHY_MAX];
     size_t n = 0;
+    int ended = 0;
+    /* The lease first: a writer whose lease ran out is no member any more. */
+    if (writer_lease_renew(self->db, self->name, self->cfg.writer_lease_ms, now, &ended, why, sizeof why) != 0)
+        return false;
+    if (ended > 0) {
+        self->stats.leases_ended += (uint64_t)ended;
+        writer_db_notify(self->db);
+    }
     if (writer_db_members(self->db, now, self->members, S_MEMBERS_MAX, &n, why, sizeof why) != 0)
         return false;
     int32_t me = -1;
@@ -1249,6 +1263,7 @@ static void s_leave(writer_t *self)
             mine[n++] = p;
         }
     char why[EVP_WHY_MAX];
+    writer_lease_release(self->db, self->name);
     if (writer_db_leave(self->db, zclock_mono(), why, sizeof why) != 0) {
         char reason[sizeof why];
         evp_warn("could not leave the writers cleanly; the locks go with the connection", "reason=\"%s\"",

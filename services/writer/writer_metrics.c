@@ -26,11 +26,14 @@ struct writer_metrics_t {
     evp_counter_t *evicted;       /* held_evicted_total */
     evp_counter_t *refused;       /* streams_refused_total */
     evp_counter_t *partitions_differ; /* heartbeats_partitions_differ_total */
+    evp_counter_t *leases_ended;  /* leases_ended_total */
+    evp_counter_t *repair_timeouts; /* repair_timeouts_total */
     evp_histogram_t *batch_rows;  /* rows per committed batch */
     evp_histogram_t *commit_s;    /* commit time */
     evp_histogram_t *latency_s;   /* published_at to commit */
     evp_gauge_t *owned;           /* partitions_owned */
     evp_gauge_t *connected;       /* postgres_connected */
+    evp_gauge_t *partitions;      /* partitions: the PARTITIONS setting */
     writer_stats_t pushed;        /* the counters as last pushed */
 };
 
@@ -78,7 +81,14 @@ writer_metrics_t *writer_metrics_new(void)
     self->latency_s = evp_histogram_new(m, "publish_to_commit_seconds",
                                         "Time from an event's published_at to the commit that stored it, in seconds.",
                                         latency, 16);
+    self->leases_ended = evp_counter_new(m, "leases_ended_total",
+                                         "Other writers' sessions this writer ended because their lease ran out "
+                                         "(WRITER_LEASE_MS); their partitions were shared out.");
+    self->repair_timeouts = evp_counter_new(m, "repair_timeouts_total",
+                                            "Repair requests that were not answered in time (asked again).");
     self->owned = evp_gauge_new(m, "partitions_owned", "Partitions this writer owns now.");
+    self->partitions = evp_gauge_new(m, "partitions",
+                                     "Partitions of the deployment (PARTITIONS): the writers together own them all.");
     self->connected = evp_gauge_new(m, "postgres_connected",
                                     "1 while the PostgreSQL connection is up, 0 while the writer reconnects.");
     return self;
@@ -141,6 +151,8 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
             p->unsettled[i] = st->unsettled[i];
         }
     s_push(self->partitions_differ, st->partitions_differ, &p->partitions_differ);
+    s_push(self->leases_ended, st->leases_ended, &p->leases_ended);
+    s_push(self->repair_timeouts, st->repair_timeouts, &p->repair_timeouts);
     for (int i = 0; i < EV_REJECT__COUNT; i++)
         if (st->rejects[i] > p->rejects[i]) {
             evp_counter_add_at(self->rejects, (size_t)i, st->rejects[i] - p->rejects[i]);
@@ -149,6 +161,12 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
     evp_gauge_set(self->owned, (int64_t)partitions_owned);
     evp_gauge_set(self->connected, postgres_connected ? 1 : 0);
     evp_metrics_beat(self->registry);
+}
+
+void writer_metrics_set_partitions(writer_metrics_t *self, int partitions)
+{
+    if (self)
+        evp_gauge_set(self->partitions, partitions);
 }
 
 void writer_metrics_batch(writer_metrics_t *self, size_t rows, double seconds)

@@ -24,6 +24,8 @@ int writer_metrics_serve(writer_metrics_t *self, int port, char *why, size_t why
  * call, sets the gauges, notes that the loop turns. */
 void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_t partitions_owned,
                          bool postgres_connected);
+/* The deployment's partitions (PARTITIONS), exported as a gauge. */
+void writer_metrics_set_partitions(writer_metrics_t *self, int partitions);
 /* One committed batch: its rows and how long the commit took. */
 void writer_metrics_batch(writer_metrics_t *self, size_t rows, double seconds);
 /* One committed row: published_at to commit, in seconds. */

@@ -37,6 +37,7 @@ typedef struct {
     uint64_t evicted;                       /* held events freed: they waited on unproven claims */
     uint64_t streams_refused;               /* events and heartbeats of a new source refused (WRITER_SOURCES_MAX) */
     uint64_t partitions_differ;             /* heartbeats whose publisher's PARTITIONS is not this writer's */
+    uint64_t leases_ended;                  /* other writers' sessions ended: their lease ran out */
     writer_latency_t latency;               /* published_at to commit, since the start */
     writer_latency_t latency_window;        /* the same since the last periodic log */
 } writer_stats_t;

@@ -23,6 +23,7 @@
 #include <zmq.h>
 
 #include "evpipe/copy.h"
+#include "netns.h"
 #include "evpipe/csv.h"
 
 int64_t tk_now_ms(void)
@@ -294,6 +295,7 @@ tk_proc_t *tk_start(tk_world_t *w, const char *service, const char *const *args,
         setenv("STATE_DIR", w->state_dir, 1);
         for (int i = 0; extra_env && extra_env[i]; i++)
             putenv((char *)extra_env[i]);
+        tk_netns_enter_from_env();
         execv(bin, (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
         _exit(127);
@@ -301,6 +303,17 @@ tk_proc_t *tk_start(tk_world_t *w, const char *service, const char *const *args,
     p->pid = pid;
     s_track(pid, true);
     return p;
+}
+
+void tk_show(const tk_proc_t *p, size_t tail)
+{
+    if (!p)
+        return;
+    char *log = tk_read_file(p->log, NULL);
+    size_t len = strlen(log);
+    fprintf(stderr, "---- %s %d (last %zu bytes) ----\n%s\n", p->name, (int)p->pid, tail,
+            len > tail ? log + len - tail : log);
+    free(log);
 }
 
 void tk_signal(tk_proc_t *p, int sig)

@@ -75,6 +75,8 @@ void tk_proc_destroy(tk_proc_t **p);
 bool tk_wait_log(tk_proc_t *p, const char *text, int timeout_ms);
 /* The process log, malloc'd (tests print it when they fail). */
 char *tk_read_file(const char *path, size_t *len);
+/* Prints the last tail bytes of the process log to stderr (NULL: nothing). */
+void tk_show(const tk_proc_t *p, size_t tail);
 /* Exit code, or -1 when killed by a signal or still running. */
 int tk_exit_code(const tk_proc_t *p);
 

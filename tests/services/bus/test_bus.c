@@ -4,6 +4,7 @@
  * counters are metrics, served with /healthz on METRICS_PORT. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,7 +32,8 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-static void s_setup_with(fixture_t *f, int tap_hwm, int metrics_port)
+/* Settings with endpoints on free ports (s_start starts the bus). */
+static void s_configure(fixture_t *f, int tap_hwm, int metrics_port)
 {
     evp_config_defaults(&f->cfg);
     f->cfg.metrics_port = metrics_port;
@@ -42,11 +44,21 @@ static void s_setup_with(fixture_t *f, int tap_hwm, int metrics_port)
     f->cfg.log_level = EVP_LOG_WARN;
     /* These tests send bodies that are not events; redaction has its own. */
     f->cfg.tap_redact = 0;
+}
+
+static void s_start(fixture_t *f)
+{
     char why[256] = "";
     f->bus = bus_new(&f->cfg, why, sizeof why);
     cr_assert_not_null(f->bus, "%s", why);
     pthread_create(&f->thread, NULL, s_run, f->bus);
     f->ctx = zmq_ctx_new();
+}
+
+static void s_setup_with(fixture_t *f, int tap_hwm, int metrics_port)
+{
+    s_configure(f, tap_hwm, metrics_port);
+    s_start(f);
 }
 
 static void s_setup(fixture_t *f, int tap_hwm)
@@ -130,12 +142,13 @@ Test(bus, relays_every_message_in_order_to_the_partitions_subscribed)
     void *pub = s_publisher(&f);
     for (uint32_t i = 1; i <= 5000; i++)
         s_send(pub, i % 4, i);
-    uint32_t partition, n, expect = 1;
+    /* In order within each partition (the bus keeps no order across them). */
+    uint32_t partition, n, last[4] = {0};
     for (int i = 0; i < 5000; i++) {
         cr_assert_eq(s_recv(all, &partition, &n), 0, "message %d missing", i);
-        cr_assert_eq(n, expect, "out of order");
-        cr_assert_eq(partition, expect % 4);
-        expect++;
+        cr_assert_eq(partition, n % 4);
+        cr_assert_eq(n, last[partition] ? last[partition] + 4 : (partition ? partition : 4), "out of order");
+        last[partition] = n;
     }
     for (uint32_t i = 3; i <= 5000; i += 4) {
         cr_assert_eq(s_recv(writer3, &partition, &n), 0);
@@ -343,11 +356,17 @@ Test(bus, a_tap_that_does_not_read_loses_messages_but_the_writer_gets_all, .time
     enum { N = 100000 };
     for (uint32_t i = 1; i <= N; i++)
         s_send(pub, i % 16, i);
-    uint32_t partition, n;
+    /* In order within each partition (the bus keeps order per partition
+     * only: one that waits for its subscriber does not hold the others). */
+    uint32_t partition, n, last[16] = {0};
     for (uint32_t i = 1; i <= N; i++) {
         cr_assert_eq(s_recv(writer, &partition, &n), 0, "writer lost message %u", i);
-        cr_assert_eq(n, i);
+        cr_assert_eq(partition, n % 16);
+        cr_assert_gt(n, last[partition], "partition %u out of order", partition);
+        last[partition] = n;
     }
+    for (uint32_t p = 0; p < 16; p++)
+        cr_assert_eq(last[p], N - (N - p) % 16, "partition %u ended at %u", p, last[p]);
     /* The bus counts a delivery just after handing it over: wait (bounded). */
     bus_stats_t st;
     for (int64_t end = tk_now_ms() + 10000; tk_now_ms() < end; tk_sleep_ms(10)) {
@@ -473,4 +492,231 @@ Test(bus, a_metrics_port_in_use_fails_naming_the_setting)
     cr_assert_null(bus);
     cr_assert(strncmp(why, "METRICS_PORT", 12) == 0 && strstr(why, "already in use"), "%s", why);
     close(fd);
+}
+
+/* ---- Isolation: a subscriber that does not read holds back only its partitions ---- */
+
+/* Message bodies big enough that a few thousand fill any socket buffers. */
+#define S_BODY 4096
+
+/* A bus whose writer side disconnects a subscriber after stall_ms without reading. */
+static void s_setup_stall(fixture_t *f, int stall_ms)
+{
+    s_configure(f, 1000, 0);
+    f->cfg.bus_stall_timeout_ms = stall_ms;
+    f->cfg.tcp_keepalive_s = 1; /* short: keepalive must not cut a subscriber that pushes back */
+    s_start(f);
+}
+
+/* A subscriber with a small queue of its own (it fills quickly). */
+static void *s_small_subscriber(fixture_t *f, const char *prefix)
+{
+    return s_subscriber(f, f->cfg.bus_subscribe_endpoint, prefix, 100);
+}
+
+/* Receives [topic, body of S_BODY whose first 4 bytes are n]; false when
+ * nothing came (flags: ZMQ_DONTWAIT, or 0 for up to the socket's timeout). */
+static bool s_recv_big(void *sub, int flags, uint32_t *partition, uint32_t *n)
+{
+    char topic[32];
+    int tl = zmq_recv(sub, topic, sizeof topic, flags);
+    if (tl < 0)
+        return false;
+    ev_msg_kind_t kind;
+    cr_assert(ev_topic_parse(topic, (size_t)tl, partition, &kind));
+    char body[S_BODY];
+    cr_assert_eq(zmq_recv(sub, body, sizeof body, 0), S_BODY);
+    memcpy(n, body, sizeof *n);
+    return true;
+}
+
+/* What a reader has received: per partition, the last n, and how many. */
+typedef struct {
+    uint32_t last[16];  /* last n per partition (n grows within a partition) */
+    uint32_t count;     /* messages received */
+} s_seen_t;
+
+static void s_take(s_seen_t *seen, uint32_t partition, uint32_t n)
+{
+    cr_assert_lt(partition, 16);
+    cr_assert_gt(n, seen->last[partition], "partition %u: %u after %u", partition, n, seen->last[partition]);
+    seen->last[partition] = n;
+    seen->count++;
+}
+
+/* Everything sub has waiting. */
+static void s_drain(void *sub, s_seen_t *seen)
+{
+    uint32_t p, n;
+    while (s_recv_big(sub, ZMQ_DONTWAIT, &p, &n))
+        s_take(seen, p, n);
+}
+
+/* Sends N messages of S_BODY bytes, n = 1..N, to partition 1 when n is even
+ * and 2 when odd, never waiting more than 20 s in all for the bus to take them;
+ * reader (may be NULL) is drained meanwhile. */
+static void s_publish_big(void *pub, uint32_t N, void *reader, s_seen_t *seen)
+{
+    char body[S_BODY];
+    memset(body, 'x', sizeof body);
+    int64_t end = tk_now_ms() + 20000;
+    for (uint32_t i = 1; i <= N; i++) {
+        char topic[EV_TOPIC_MAX];
+        size_t tlen = ev_topic_format(topic, 1 + i % 2, EV_MSG_EVENT);
+        memcpy(body, &i, sizeof i);
+        while (zmq_send(pub, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            cr_assert_eq(errno, EAGAIN);
+            cr_assert_lt(tk_now_ms(), end, "the bus stopped taking messages at %u of %u", i, N);
+            if (reader)
+                s_drain(reader, seen);
+            tk_sleep_ms(1);
+        }
+        cr_assert_eq(zmq_send(pub, body, sizeof body, 0), (int)sizeof body);
+        if (reader && i % 64 == 0)
+            s_drain(reader, seen);
+    }
+}
+
+/* Drains reader until it has want messages (20 s at most). */
+static void s_drain_until(void *reader, s_seen_t *seen, uint32_t want)
+{
+    for (int64_t end = tk_now_ms() + 20000; seen->count < want && tk_now_ms() < end;) {
+        uint32_t p, n;
+        if (s_recv_big(reader, ZMQ_DONTWAIT, &p, &n))
+            s_take(seen, p, n);
+        else
+            tk_sleep_ms(1);
+    }
+}
+
+static bus_stats_t s_stats_when(fixture_t *f, bool (*ok)(const bus_stats_t *), int timeout_ms)
+{
+    bus_stats_t st;
+    for (int64_t end = tk_now_ms() + timeout_ms;; tk_sleep_ms(20)) {
+        bus_stats(f->bus, &st);
+        if (ok(&st) || tk_now_ms() >= end)
+            return st;
+    }
+}
+
+static bool s_one_disconnected(const bus_stats_t *st)
+{
+    return st->stalled_disconnects >= 1;
+}
+
+Test(bus, a_subscriber_that_stops_reading_holds_back_only_its_own_partitions, .timeout = 120)
+{
+    fixture_t f;
+    s_setup_stall(&f, 600000); /* not disconnected during this test */
+    void *stopped = s_small_subscriber(&f, "p0001/");
+    void *reader = s_small_subscriber(&f, "p0002/");
+    void *pub = s_publisher(&f);
+    /* 20,000 x 4 KiB: 40 MB for the stopped subscriber, far beyond what its
+     * queues and the kernel's buffers take. */
+    enum { N = 20000 };
+    s_seen_t seen = {0};
+    s_publish_big(pub, N, reader, &seen);
+    s_drain_until(reader, &seen, N / 2);
+    cr_assert_eq(seen.count, N / 2, "the reading subscriber got %u of %u while the other read nothing", seen.count,
+                 N / 2);
+    cr_assert_eq(seen.last[2], N - 1);
+    bus_stats_t st;
+    bus_stats(f.bus, &st);
+    cr_assert_gt(st.held_messages, 0, "nothing was held for the stopped subscriber");
+    cr_assert_eq(st.stalled_disconnects, 0);
+    /* Pushing back (a zero window) for longer than TCP keepalive and its
+     * user timeout take (TCP_KEEPALIVE_S=1: 4 s) must not end the
+     * connection: that would drop what waits on it. */
+    tk_sleep_ms(6000);
+    /* It reads again: every one of its messages, in order, nothing dropped. */
+    s_seen_t late = {0};
+    int timeout = 10000;
+    zmq_setsockopt(stopped, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    for (uint32_t i = 0; i < N / 2; i++) {
+        uint32_t p, n;
+        cr_assert(s_recv_big(stopped, 0, &p, &n), "the stopped subscriber lost messages: %u of %u", i, N / 2);
+        s_take(&late, p, n);
+    }
+    cr_assert_eq(late.last[1], N);
+    zmq_close(pub);
+    zmq_close(reader);
+    zmq_close(stopped);
+    s_teardown(&f);
+}
+
+Test(bus, a_subscriber_that_reads_nothing_is_disconnected_within_the_stall_timeout, .timeout = 120)
+{
+    fixture_t f;
+    s_setup_stall(&f, 1000);
+    /* Subscribes to every partition and never reads. */
+    void *stalled = s_small_subscriber(&f, "p");
+    void *reader = s_small_subscriber(&f, "p0001/");
+    zmq_setsockopt(reader, ZMQ_SUBSCRIBE, "p0002/", 6);
+    tk_sleep_ms(200); /* the second subscription reaches the bus */
+    void *pub = s_publisher(&f);
+    enum { N = 20000 };
+    s_seen_t seen = {0};
+    int64_t start = tk_now_ms();
+    s_publish_big(pub, N, reader, &seen);
+    s_drain_until(reader, &seen, N);
+    int64_t took = tk_now_ms() - start;
+    cr_assert_eq(seen.count, N, "the reading subscriber got %u of %u", seen.count, N);
+    bus_stats_t st = s_stats_when(&f, s_one_disconnected, 10000);
+    cr_assert_eq(st.stalled_disconnects, 1, "the subscriber that read nothing was not disconnected");
+    cr_assert_eq(st.held_messages, 0);
+    /* Generous: the stall timeout, the checks' period, a loaded machine. */
+    cr_assert_lt(took, 15000, "the reading subscriber waited %lld ms for its messages", (long long)took);
+    fprintf(stderr, "bus: %u messages of 4 KiB to a reader past a stalled subscriber in %lld ms (stall timeout %d ms)\n",
+            N, (long long)took, f.cfg.bus_stall_timeout_ms);
+    zmq_close(pub);
+    zmq_close(reader);
+    zmq_close(stalled);
+    s_teardown(&f);
+}
+
+/* s_publish_big on a thread of its own (the socket is its alone until joined). */
+typedef struct {
+    void *pub;  /* the publisher */
+    uint32_t n; /* messages */
+} s_publishing_t;
+
+static void *s_publish_thread(void *arg)
+{
+    s_publishing_t *job = arg;
+    s_publish_big(job->pub, job->n, NULL, NULL);
+    return NULL;
+}
+
+Test(bus, a_subscriber_that_reads_slowly_is_never_disconnected_and_loses_nothing, .timeout = 120)
+{
+    fixture_t f;
+    s_setup_stall(&f, 1000);
+    void *slow = s_small_subscriber(&f, "p");
+    void *pub = s_publisher(&f);
+    /* 12 MB, read at about 1 message (4 KiB) a millisecond: well over the
+     * stall timeout of pushing back, but never a second without reading. */
+    enum { N = 3000 };
+    s_publishing_t job = {pub, N};
+    pthread_t publisher;
+    pthread_create(&publisher, NULL, s_publish_thread, &job);
+    s_seen_t seen = {0};
+    int timeout = 10000;
+    zmq_setsockopt(slow, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    int64_t start = tk_now_ms();
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t p, n;
+        cr_assert(s_recv_big(slow, 0, &p, &n), "the slow subscriber lost messages: %u of %u", i, N);
+        s_take(&seen, p, n);
+        tk_sleep_ms(1);
+    }
+    pthread_join(publisher, NULL);
+    cr_assert_gt(tk_now_ms() - start, 2 * f.cfg.bus_stall_timeout_ms, "not slow enough to mean anything");
+    cr_assert_eq(seen.last[1], N);
+    cr_assert_eq(seen.last[2], N - 1);
+    bus_stats_t st;
+    bus_stats(f.bus, &st);
+    cr_assert_eq(st.stalled_disconnects, 0, "a subscriber that reads was disconnected");
+    zmq_close(pub);
+    zmq_close(slow);
+    s_teardown(&f);
 }

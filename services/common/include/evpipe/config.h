@@ -51,6 +51,9 @@ typedef struct {
     int publish_batch; /* events a bus message carries at most */
     int heartbeat_ms;
     int partitions;
+    int bus_stall_timeout_ms; /* a subscriber that has not read for this long is disconnected */
+    int bus_hold_max_mb;      /* messages held for subscribers that push back, at most (MiB) */
+    int tcp_keepalive_s;      /* idle seconds before a bus connection's peer is probed */
     /* Generator and archive */
     char archive_dir[EVP_PATH_MAX];
     int archive_rotate_seconds;
@@ -73,6 +76,7 @@ typedef struct {
     int writer_holdback_mb;
     int writer_sources_max;
     int writer_repair_timeout_ms;
+    int writer_lease_ms; /* a writer that has not renewed its lease for this long loses its partitions */
     /* CURVE (docs/security.md) */
     int curve;                                  /* 1: the bus and repair endpoint require CURVE */
     char curve_server_key[EVP_PATH_MAX];        /* servers: their key pair (.key_secret) */

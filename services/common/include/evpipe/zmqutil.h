@@ -8,7 +8,9 @@
 #include "evpipe/config.h"
 
 /* Sets the limits every evpipe socket carries: ZMQ_MAXMSGSIZE from the
- * settings, send and receive high-water marks, linger (ms). Returns 0 or -1. */
+ * settings, send and receive high-water marks, linger (ms), and TCP
+ * keepalive after TCP_KEEPALIVE_S (a peer host gone is noticed). Returns 0
+ * or -1. */
 int evp_zmq_tune(void *sock, const evp_config_t *cfg, int hwm, int linger_ms);
 
 /* zmq_bind or zmq_connect with a message naming the setting on failure. */
