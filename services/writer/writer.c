@@ -519,6 +519,15 @@ static size_t s_batch_items(const writer_t *self)
     return self->batch->nrows + self->batch->nrejects;
 }
 
+/* WRITER_BATCH_SIZE rows, or WRITER_BATCH_MB of rows, bodies and rejects:
+ * commit now (a flood of large refused events cannot grow a batch without
+ * bound either). */
+static bool s_batch_full(const writer_t *self)
+{
+    return s_batch_items(self) >= (size_t)self->cfg.writer_batch_size ||
+           writer_batch_bytes(self->batch) >= (size_t)self->cfg.writer_batch_mb * 1024 * 1024;
+}
+
 /* Whether new events may be read from the bus: not when the holdback bound
  * is reached, nor when the batch is full and cannot be committed. */
 static bool s_may_read_bus(writer_t *self)
@@ -534,7 +543,8 @@ static bool s_may_read_bus(writer_t *self)
                          writer_streams_held(self->streams));
         }
     }
-    return !writer_streams_full(self->streams) && s_batch_items(self) < self->pending_max;
+    return !writer_streams_full(self->streams) && s_batch_items(self) < self->pending_max &&
+           writer_batch_bytes(self->batch) < (size_t)self->cfg.writer_batch_mb * 1024 * 1024;
 }
 
 /* Sends what the batch gained to PostgreSQL ahead of its commit, on a
@@ -549,7 +559,7 @@ static void s_commit_if_due(writer_t *self, int64_t now)
 {
     if (writer_batch_empty(self->batch))
         return;
-    bool full = s_batch_items(self) >= (size_t)self->cfg.writer_batch_size;
+    bool full = s_batch_full(self);
     bool old = now - self->batch->first_ms >= self->cfg.writer_linger_ms;
     if ((full || old) && (writer_db_connected(self->db) || now >= writer_db_next_attempt_ms(self->db)))
         s_commit(self, now);
@@ -812,7 +822,7 @@ void writer_step(writer_t *self, int max_wait_ms)
     for (int i = 0; i < S_READ_BURST && s_recv(self->dealer, frames, &nframes); i++) {
         s_on_repair_message(self, frames, nframes, now);
         s_close_frames(frames, nframes);
-        if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size)
+        if (s_batch_full(self))
             s_commit_if_due(self, now);
         else
             s_send_ahead(self, now);
@@ -820,7 +830,7 @@ void writer_step(writer_t *self, int max_wait_ms)
     for (int i = 0; i < S_READ_BURST && s_may_read_bus(self) && s_recv(self->sub, frames, &nframes); i++) {
         s_on_bus_message(self, frames, nframes, now);
         s_close_frames(frames, nframes);
-        if (s_batch_items(self) >= (size_t)self->cfg.writer_batch_size) {
+        if (s_batch_full(self)) {
             s_commit_if_due(self, now);
             now = zclock_mono();
         } else {

@@ -418,3 +418,8 @@ size_t writer_batch_drop_streams(writer_batch_t *self, const bool *drop, size_t 
         writer_batch_reset(self);
     return dropped;
 }
+
+size_t writer_batch_bytes(const writer_batch_t *self)
+{
+    return self->copy.len + self->raw.len + self->reject_copy.len;
+}

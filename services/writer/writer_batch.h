@@ -113,6 +113,9 @@ void writer_batch_refuse_row(writer_batch_t *self, const writer_stream_t *s, siz
 /* Undoes what the refuse calls of a failed commit attempt added, down to
  * nrejects rejects. */
 void writer_batch_unrefuse(writer_batch_t *self, size_t nrejects);
+
+/* Bytes the batch holds: COPY rows, event bodies and rejects. */
+size_t writer_batch_bytes(const writer_batch_t *self);
 /* Removes rows, rejects and gaps at or below upto[stream id] (n entries;
  * -1: keep all of that stream), and checkpoints that would not move past it.
  * Returns how many rows went. */

@@ -96,6 +96,8 @@ const evp_setting_t evp_settings[] = {
      "longest CSV record in bytes; longer ones are rejected"},
     {"WRITER_BATCH_SIZE", "batch-size", EVP_SET_INT, "20000", OFF(writer_batch_size), 1, 1000000, W,
      "rows per COPY transaction at most"},
+    {"WRITER_BATCH_MB", "batch-mb", EVP_SET_INT, "128", OFF(writer_batch_mb), 1, 65536, W,
+     "megabytes a batch may hold (rows, their bodies, rejects) before it is committed"},
     {"WRITER_LINGER_MS", "linger-ms", EVP_SET_INT, "1", OFF(writer_linger_ms), 0, 60000, W,
      "a batch is committed at the latest this long after its first row"},
     {"WRITER_HOLDBACK_MAX", "holdback-max", EVP_SET_INT, "200000", OFF(writer_holdback_max), 100, 10000000, W,

@@ -208,6 +208,25 @@ Test(writer_run, refused_events_go_to_rejects_and_the_rest_of_the_batch_commits)
     s_stop_writer();
 }
 
+/* A batch was bounded in rows only, and a refused event keeps its body (up
+ * to 64 KiB): 200,000 of them could take gigabytes before a commit. */
+Test(writer_run, a_batch_is_committed_once_it_holds_writer_batch_mb)
+{
+    const char *env[] = {"WRITER_BATCH_SIZE=100000", "WRITER_LINGER_MS=60000", "WRITER_BATCH_MB=1", NULL};
+    writer = s_start(env);
+    static char big[20000];
+    memset(big, 'n', sizeof big);
+    for (int64_t seq = 1; seq <= 60; seq++) {
+        ev_event_t ev = wt_event("gen-big", 1, seq);
+        ev.user_name = (ev_str_t){big, sizeof big}; /* too long: a reject with its 20 KB body */
+        wt_bus_publish(bus, &ev);
+    }
+    /* 60 bodies of 20 KB pass 1 MB long before WRITER_LINGER_MS. */
+    int64_t got = tk_wait_sql_int(w->conn, "SELECT count(*) FROM rejects WHERE source = 'gen-big'", 60, 20000);
+    cr_assert_geq(got, 45, "only %lld rejects committed within 20 s: the batch waited for its linger", (long long)got);
+    s_stop_writer();
+}
+
 Test(writer_run, an_event_with_a_partition_other_than_its_topic_is_rejected)
 {
     writer = s_start(NULL);

@@ -72,6 +72,7 @@ typedef struct {
     /* Writer */
     int writer_batch_size;
     int writer_linger_ms;
+    int writer_batch_mb;
     int writer_holdback_max;
     int writer_holdback_mb;
     int writer_sources_max;
