@@ -1,5 +1,6 @@
 /* evpipe-writer: reads settings, runs the writer until SIGTERM/SIGINT (or
- * only applies the database migrations with --migrate-only). */
+ * only applies the database migrations with --migrate-only, partitions the
+ * events table with --partition-events). */
 #include <stdio.h>
 
 #include "evpipe/service.h"
@@ -12,6 +13,7 @@ int main(int argc, char **argv)
 {
     static evp_option_t options[] = {
         {"migrate-only", NULL, "apply the database migrations and exit", NULL},
+        {"partition-events", NULL, "partition the events table by EVENTS_PARTITION_INTERVAL and exit", NULL},
         {NULL, NULL, NULL, NULL},
     };
     static const evp_program_t prog = {
@@ -33,7 +35,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "evpipe-writer: %s\n", why);
         return 1;
     }
-    rc = options[0].value ? writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS) : writer_run(writer);
+    if (options[0].value)
+        rc = writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS);
+    else if (options[1].value)
+        rc = writer_partition_events(writer, MIGRATE_ONLY_WAIT_MS);
+    else
+        rc = writer_run(writer);
     writer_destroy(&writer);
     return rc;
 }

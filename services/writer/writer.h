@@ -25,6 +25,10 @@ void writer_destroy(writer_t **self_p);
 /* Connects (retrying with backoff for up to deadline_ms), applies the
  * migrations and returns 0, or 1 on failure. */
 int writer_migrate_only(writer_t *self, int deadline_ms);
+/* The same, then partitions the events table by EVENTS_PARTITION_INTERVAL
+ * (its rows stay, as the partition events_legacy) and makes the partitions
+ * ahead. 0, or 1 on failure (nothing changed). */
+int writer_partition_events(writer_t *self, int deadline_ms);
 
 /* Connects to PostgreSQL (retrying until it can or the writer is asked to
  * stop), applies the migrations, joins the writers and takes the free
