@@ -37,6 +37,12 @@ static void setup(void)
     bool lost;
     char why[512];
     cr_assert_eq(writer_migrate_apply(w->conn, &applied, &lost, why, sizeof why), 0, "%s", why);
+    /* The writer_db_partitioned test: the same tests with events partitioned
+     * by day, partitions around the test events' times (wt_event). */
+    if (getenv("EVPIPE_TEST_PARTITIONED")) {
+        tk_sql_exec(w->conn, "SELECT evpipe_partition_events('1 day', false, '2023-11-14 12:00')");
+        tk_sql_exec(w->conn, "SELECT count(*) FROM evpipe_partition_maintain('1 day', 2, NULL, '2023-11-14 12:00')");
+    }
     evp_config_defaults(&cfg);
     snprintf(cfg.postgres_host, sizeof cfg.postgres_host, "%s", w->pg_host);
     cfg.postgres_port = atoi(w->pg_port);
@@ -133,6 +139,8 @@ static void s_commit_whole(const char *source, int32_t partition)
     cr_assert_eq(wt_rows(w->conn), ROWS);
     wt_check_rows(w->conn, source, partition, 1, ROWS, NULL);
     cr_assert_eq(s_checkpoint(source, partition), ROWS);
+    if (getenv("EVPIPE_TEST_PARTITIONED"))
+        cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM events_default"), 0, "every row in its partition");
 }
 
 Test(writer_db, rows_go_to_postgresql_while_the_batch_fills_and_are_committed_once)
