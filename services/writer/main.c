@@ -1,6 +1,7 @@
 /* evpipe-writer: reads settings, runs the writer until SIGTERM/SIGINT (or
  * only applies the database migrations with --migrate-only, partitions the
- * events table with --partition-events). */
+ * events table with --partition-events, judges the server's settings with
+ * --check-db). */
 #include <stdio.h>
 
 #include "evpipe/service.h"
@@ -14,6 +15,7 @@ int main(int argc, char **argv)
     static evp_option_t options[] = {
         {"migrate-only", NULL, "apply the database migrations and exit", NULL},
         {"partition-events", NULL, "partition the events table by EVENTS_PARTITION_INTERVAL and exit", NULL},
+        {"check-db", NULL, "print the server settings that will hurt, with advice; exit 1 if any", NULL},
         {NULL, NULL, NULL, NULL},
     };
     static const evp_program_t prog = {
@@ -39,6 +41,8 @@ int main(int argc, char **argv)
         rc = writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS);
     else if (options[1].value)
         rc = writer_partition_events(writer, MIGRATE_ONLY_WAIT_MS);
+    else if (options[2].value)
+        rc = writer_check_db(writer, MIGRATE_ONLY_WAIT_MS);
     else
         rc = writer_run(writer);
     writer_destroy(&writer);

@@ -20,6 +20,7 @@
 #include "evpipe/zmqutil.h"
 #include "writer_assign.h"
 #include "writer_batch.h"
+#include "writer_checkdb.h"
 #include "writer_db.h"
 #include "writer_metrics.h"
 #include "writer_migrate.h"
@@ -881,6 +882,24 @@ static int s_migrate(writer_t *self, int deadline_ms)
 int writer_migrate_only(writer_t *self, int deadline_ms)
 {
     return s_migrate(self, deadline_ms) == 0 ? 0 : 1;
+}
+
+int writer_check_db(writer_t *self, int deadline_ms)
+{
+    if (!s_connect_wait(self, deadline_ms)) {
+        evp_error("PostgreSQL stayed unavailable", "waited_ms=%d", deadline_ms);
+        return 2;
+    }
+    char why[600];
+    int hurts = writer_checkdb_run(writer_db_conn(self->db), stdout, why, sizeof why);
+    if (hurts < 0) {
+        char reason[sizeof why];
+        evp_error("checking the database failed", "reason=\"%s\"",
+                  evp_log_text(reason, sizeof reason, why, strlen(why)));
+        return 2;
+    }
+    printf("%d setting(s) will hurt (docs/postgresql.md explains each)\n", hurts);
+    return hurts > 0 ? 1 : 0;
 }
 
 int writer_partition_events(writer_t *self, int deadline_ms)
