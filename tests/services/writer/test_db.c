@@ -316,3 +316,34 @@ Test(writer_db, a_checkpoint_another_writer_moved_past_the_whole_batch_is_not_mo
     wt_check_rows(w->conn, "gen-past", 3, 1, ROWS + 50, NULL);
     cr_assert_eq(s_checkpoint("gen-past", 3), ROWS + 50);
 }
+
+Test(writer_db, binary_rows_store_the_values_the_text_format_would)
+{
+    /* Rows go as COPY binary; PostgreSQL's own text of what it stored must
+     * be the text format's line of the same event, at the edges of each type. */
+    static const int64_t prices[] = {0, 1, 99, 100, 101, 10000, 123456, 100000000, 9999999999LL, -1, -100, -123456};
+    static const int64_t times[] = {0, -1, 946684800000000LL, 946684799999999LL, 946684800000001LL,
+                                    4102444800123456LL, 1700000000000000LL};
+    static const int32_t ints[] = {0, -1, 1, INT32_MAX, INT32_MIN, 10000};
+    ev_buf_t want;
+    ev_buf_init(&want);
+    int64_t n = 0;
+    for (size_t i = 0; i < sizeof prices / sizeof prices[0]; i++) {
+        ev_event_t ev = wt_event("gen-binary", 4, ++n);
+        ev.product_price = prices[i];
+        ev.event_time = times[i % (sizeof times / sizeof times[0])];
+        ev.user_id = ints[i % (sizeof ints / sizeof ints[0])];
+        ev.product_id = ints[(i + 3) % (sizeof ints / sizeof ints[0])];
+        if (i == 2)
+            ev.user_name = (ev_str_t){"", 0}; /* empty text is not NULL */
+        s_add(&ev);
+        ev_copy_append_row(&want, &ev);
+    }
+    s_commit();
+    size_t rows;
+    char *got = tk_events_as_copy(w->conn, &rows);
+    cr_assert_eq(rows, (size_t)n);
+    cr_assert_str_eq(got, want.data);
+    free(got);
+    ev_buf_free(&want);
+}
