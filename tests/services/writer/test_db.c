@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "evpipe/config.h"
+#include "evpipe/copy.h"
 #include "evpipe/log.h"
 #include "evpipe/wire.h"
 #include "peers.h"
