@@ -87,13 +87,17 @@ CREATE OR REPLACE FUNCTION evpipe_partition_events(iv interval, only_if_empty bo
 RETURNS text
 LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
 DECLARE
-    rel regclass := to_regclass('events');
+    rel regclass;
     seq text;
     bound timestamp;
     moved bigint;
     legacy boolean;
     idx record;
 BEGIN
+    -- One conversion at a time (writers starting together): the second finds
+    -- the table partitioned once the first has committed.
+    PERFORM pg_advisory_xact_lock(111559483256934);
+    rel := to_regclass('events');
     IF rel IS NULL THEN
         RAISE EXCEPTION 'there is no events table';
     END IF;

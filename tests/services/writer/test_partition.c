@@ -295,3 +295,29 @@ Test(writer_partition, partition_events_without_an_interval_fails_and_changes_no
     cr_assert_neq(s_writer("--partition-events", "1 fortnight", NULL), 0, "not an interval");
     cr_assert_not(s_partitioned());
 }
+
+Test(writer_partition, two_writers_converting_at_once_convert_once)
+{
+    /* The first holds its transaction open; the second's call waits for it
+     * and then finds the table partitioned (without the lock it would have
+     * renamed the new partitioned table away). */
+    PGconn *a = tk_world_connect(w), *b = tk_world_connect(w);
+    tk_sql_exec(a, "BEGIN");
+    tk_sql_exec(a, "SELECT evpipe_partition_events('1 day')");
+    cr_assert_eq(PQsendQuery(b, "SELECT evpipe_partition_events('1 day')"), 1);
+    tk_sleep_ms(300);
+    PQconsumeInput(b);
+    cr_assert(PQisBusy(b), "the second call waits for the first");
+    tk_sql_exec(a, "COMMIT");
+    PGresult *r = PQgetResult(b);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(b));
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), "events is partitioned already");
+    PQclear(r);
+    while ((r = PQgetResult(b)) != NULL)
+        PQclear(r);
+    PQfinish(a);
+    PQfinish(b);
+    cr_assert(s_partitioned());
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'events%' AND relkind = 'p'"),
+                 1, "one partitioned table");
+}
