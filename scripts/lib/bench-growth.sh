@@ -53,7 +53,12 @@ growth_file() {
   chmod 644 "$3"
 }
 
-growth_size() { b_psql "$1" "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('events')"; }
+# growth_size DB: bytes of events with its indexes, all partitions included
+# (pg_partition_tree lists nothing for a plain table).
+growth_size() {
+  b_psql "$1" "SELECT COALESCE((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('events')
+    WHERE isleaf), pg_total_relation_size('events'))"
+}
 growth_lsn() { b_psql "$1" "SELECT pg_current_wal_lsn()"; }
 growth_wal() { b_psql "$1" "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$2')::bigint"; }
 
@@ -143,7 +148,9 @@ growth_table() {
       mid=$(growth_rate "$key" "$m")
       last=$(growth_rate "$key" "$G_STEPS")
       rows=$(get "$key.rows")
-      mb=$(b_calc "$(get "$key.$G_STEPS.bytes") / 1048576 / (${rows:-$G_ROWS} / 1000000)")
+      mb=—
+      [ -n "$(get "$key.$G_STEPS.bytes")" ] &&
+        mb=$(b_int "$(b_calc "$(get "$key.$G_STEPS.bytes") / 1048576 / (${rows:-$G_ROWS} / 1000000)")")
       wal=0
       local s
       for ((s = 1; s <= G_STEPS; s++)); do wal=$(b_calc "$wal + $(get "$key.$s.wal")"); done
@@ -153,32 +160,37 @@ growth_table() {
         copy_tuned) sys="\`psql \\copy\`, PostgreSQL as evpipe sets it up" ;;
         evpipe) sys="evpipe as shipped${GROWTH_PARTITION:+ (partitions of $GROWTH_PARTITION)}" ;;
       esac
-      echo "| $load | $sys | $(b_int "$first") | $(b_int "$mid") | $(b_int "$last") | $(b_calc "$last / $first" | awk '{ printf "%.2f", $1 }') | $(b_int "$mb") | $(b_int "$wal") |"
+      echo "| $load | $sys | $(b_int "$first") | $(b_int "$mid") | $(b_int "$last") | $(b_calc "$last / $first" | awk '{ printf "%.2f", $1 }') | $mb | $(b_int "$wal") |"
     done
   done
 }
 
-# growth_plot: rows/s of each step against the rows already in the table.
+# growth_plot: rows/s of each step, and the WAL it wrote per million rows,
+# against the rows already in the table.
 growth_plot() {
-  local load sys key s plots=() dat
+  local load sys key s plots=() wals=() dat
   for load in $G_LOADS; do
     for sys in $G_SYSTEMS; do
       key=${load}_$sys
       [ -n "$(get "$key.1.s")" ] || continue
       dat=$B_WORK/growth-$key.dat
       for ((s = 1; s <= G_STEPS; s++)); do
-        echo "$(b_calc "($s - 1) * $G_STEP / 1000000") $(growth_rate "$key" "$s")"
+        echo "$(b_calc "($s - 1) * $G_STEP / 1000000") $(growth_rate "$key" "$s")" \
+          "$(b_calc "$(get "$key.$s.wal") / 1048576 / ($G_STEP / 1000000)")"
       done >"$dat"
       plots+=("\"$dat\" using 1:2 with linespoints title \"$load, $sys\"")
+      wals+=("\"$dat\" using 1:3 with linespoints title \"$load, $sys\"")
     done
   done
   [ ${#plots[@]} -gt 0 ] || return 0
   mkdir -p docs/img
-  local joined
+  local joined joined_wal
   joined=$(printf '%s, ' "${plots[@]}")
+  joined_wal=$(printf '%s, ' "${wals[@]}")
   gnuplot <<GP
-set terminal pngcairo size 900,480 font "sans,10"
+set terminal pngcairo size 900,800 font "sans,10" noenhanced
 set output "docs/img/growth.png"
+set multiplot layout 2,1
 set title "Rows/s of each $(b_int "$G_STEP")-row step against the rows already in events, $(nproc) cores"
 set xlabel "rows already in the table (millions)"
 set ylabel "rows/s"
@@ -187,6 +199,10 @@ set grid
 set key outside right
 set format y "%.0f"
 plot ${joined%, }
+set title "WAL written per million rows in each step (MB)"
+set ylabel "WAL MB per million rows"
+plot ${joined_wal%, }
+unset multiplot
 GP
 }
 
