@@ -321,3 +321,40 @@ Test(writer_partition, two_writers_converting_at_once_convert_once)
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'events%' AND relkind = 'p'"),
                  1, "one partitioned table");
 }
+
+Test(writer_partition, a_running_writer_stores_events_in_their_partitions_and_far_ones_in_the_default)
+{
+    /* The writer partitions the empty table at start; events of now go to
+     * today's partition, events of 2023 (wt_event's times) to the default
+     * one; each is stored once and every checkpoint moves. */
+    wt_bus_t *bus = wt_bus_new(w->sub_ep);
+    const char *env[] = {"PARTITIONS=4", "EVENTS_PARTITION_INTERVAL=1 day", NULL};
+    tk_proc_t *p = tk_start(w, "writer", NULL, env);
+    bool attached = wt_bus_wait_subscriptions(bus, 5, 30000) && tk_wait_log(p, "\"subscribed to the bus\"", 30000);
+    char *log = wt_log(p);
+    cr_assert(attached, "the writer did not attach: %s", log);
+    free(log);
+    cr_assert(s_partitioned());
+    for (int64_t seq = 1; seq <= 100; seq++) {
+        ev_event_t old = wt_event("gen-far", 0, seq);
+        wt_bus_publish(bus, &old);
+        ev_event_t now = wt_event("gen-now", 1, seq);
+        now.event_time = ev_now_us();
+        wt_bus_publish(bus, &now);
+    }
+    cr_assert_eq(tk_wait_sql_int(w->conn, "SELECT count(*) FROM events", 200, 30000), 200);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM events_default WHERE source = 'gen-far'"), 100);
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM evpipe_partitions() p, events e"
+                                     " WHERE e.tableoid = p.name::regclass AND NOT p.is_default"
+                                     " AND e.source = 'gen-now'"),
+                 100, "events of now are in a dated partition");
+    cr_assert_eq(tk_wait_sql_int(w->conn, "SELECT COALESCE(sum(seq), 0) FROM checkpoints", 200, 30000), 200);
+    /* Published again: nothing more is stored. */
+    wt_bus_publish_range(bus, "gen-now", 1, 1, 100);
+    ev_event_t next = wt_event("gen-now", 1, 101);
+    next.event_time = ev_now_us();
+    wt_bus_publish(bus, &next);
+    cr_assert_eq(tk_wait_sql_int(w->conn, "SELECT count(*) FROM events", 201, 30000), 201);
+    tk_stop(&p, 30000);
+    wt_bus_destroy(&bus);
+}
