@@ -15,7 +15,6 @@
 #include "testkit.h"
 #include "writer_batch.h"
 #include "writer_db.h"
-#include "writer_migrate.h"
 #include "writer_stream.h"
 
 /* Enough rows for several sends ahead (about 150 bytes of COPY text each). */
@@ -33,11 +32,7 @@ static writer_stats_t st;
 
 static void setup(void)
 {
-    w = tk_world_new(criterion_current_test->name);
-    int applied;
-    bool lost;
-    char why[512];
-    cr_assert_eq(writer_migrate_apply(w->conn, &applied, &lost, why, sizeof why), 0, "%s", why);
+    w = wt_world_migrated(criterion_current_test->name);
     /* The writer_db_partitioned test: the same tests with events partitioned
      * by day, partitions around the test events' times (wt_event). */
     if (getenv("EVPIPE_TEST_PARTITIONED")) {

@@ -11,17 +11,12 @@
 
 #include "peers.h"
 #include "testkit.h"
-#include "writer_migrate.h"
 
 static tk_world_t *w;
 
 static void setup(void)
 {
-    w = tk_world_new(criterion_current_test->name);
-    int applied;
-    bool lost;
-    char why[512];
-    cr_assert_eq(writer_migrate_apply(w->conn, &applied, &lost, why, sizeof why), 0, "%s", why);
+    w = wt_world_migrated(criterion_current_test->name);
 }
 
 static void teardown(void)
