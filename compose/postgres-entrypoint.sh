@@ -3,7 +3,8 @@
 # PGDATA) it creates one: superuser POSTGRES_USER with POSTGRES_PASSWORD,
 # the database POSTGRES_DB, scram-sha-256 for every TCP client, trust on the
 # container's own Unix socket. Then it runs PostgreSQL in the foreground,
-# listening on every address of the container on port 5432. Runs as postgres.
+# listening on every address of the container on port 5432, with settings
+# sized from the container's memory and cores (postgres-tune.sh). Runs as postgres.
 # The cluster is made in PGDATA.init and renamed when complete, so a first
 # start that was interrupted is simply done again.
 set -euo pipefail
@@ -48,5 +49,11 @@ CONF
   mv "$init" "$PGDATA"
   say "cluster ready"
 fi
+
+# Memory, WAL, checkpoints and autovacuum sized from what this container may
+# use, at every start (docs/postgresql.md); ALTER SYSTEM still wins.
+postgres-tune.sh >"$PGDATA/evpipe-tune.conf"
+grep -q "^include_if_exists = 'evpipe-tune.conf'" "$PGDATA/postgresql.conf" ||
+  echo "include_if_exists = 'evpipe-tune.conf'" >>"$PGDATA/postgresql.conf"
 
 exec postgres -D "$PGDATA" "$@"

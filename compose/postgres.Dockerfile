@@ -14,7 +14,7 @@ RUN mkdir -p /etc/postgresql-common \
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql \
  && chown postgres:postgres /var/lib/postgresql/data /var/run/postgresql \
  && chmod 700 /var/lib/postgresql/data
-COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
+COPY postgres-entrypoint.sh postgres-tune.sh /usr/local/bin/
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data/pgdata
 # The data volume is mounted on /var/lib/postgresql/data.

@@ -250,26 +250,6 @@ static bool s_key_is(const msgpack_object *key, const char *name)
     return key->type == MSGPACK_OBJECT_STR && key->via.str.size == n && memcmp(key->via.str.ptr, name, n) == 0;
 }
 
-static ev_reject_t s_get_int(const msgpack_object *v, int64_t min, int64_t max, int64_t *out, const char *name,
-                             ev_error_t *err)
-{
-    int64_t x;
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (v->via.u64 > (uint64_t)INT64_MAX)
-            return ev_error_set(err, EV_REJECT_NUMBER, "%s: integer out of range", name);
-        x = (int64_t)v->via.u64;
-    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        x = v->via.i64;
-    } else {
-        return ev_error_set(err, EV_REJECT_DECODE, "%s: an integer was expected (msgpack type %d)", name,
-                            (int)v->type);
-    }
-    if (x < min || x > max)
-        return ev_error_set(err, EV_REJECT_NUMBER, "%s: %lld is out of range", name, (long long)x);
-    *out = x;
-    return EV_OK;
-}
-
 static ev_reject_t s_get_str(const msgpack_object *v, ev_str_t *out, const char *name, ev_error_t *err)
 {
     if (v->type != MSGPACK_OBJECT_STR)
@@ -280,44 +260,238 @@ static ev_reject_t s_get_str(const msgpack_object *v, ev_str_t *out, const char 
     return EV_OK;
 }
 
-/* Decodes the event map of exactly len bytes (sized by s_value_size). */
-static ev_reject_t s_decode_event_sized(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,
-                                        ev_error_t *err)
+/* ---- Events: decoded in one pass ----
+ *
+ * An event map is read in place, once: each key and value where it lies,
+ * integers and text straight into the event (text points into the body),
+ * without the msgpack_object tree of the other messages. Values of keys an
+ * event does not have are stepped over with s_value_size. What is refused,
+ * and with which message, is what the tree-walking decoder refused: the
+ * protocol version first, then the first bad field in map order, then the
+ * missing ones. */
+
+/* One msgpack value's head, as msgpack_unpack would classify it. */
+typedef struct {
+    int type;        /* MSGPACK_OBJECT_* */
+    uint64_t u;      /* POSITIVE_INTEGER */
+    int64_t i;       /* NEGATIVE_INTEGER */
+    const char *ptr; /* STR: its bytes */
+    uint32_t size;   /* STR: its length; MAP: its entries */
+} s_head_t;
+
+static uint64_t s_be(const unsigned char *p, int n)
 {
-    msgpack_object obj;
-    ev_reject_t rc = s_unpack_sized(self, data, len, &obj, err);
-    if (rc)
-        return rc;
-    memset(ev, 0, sizeof *ev);
-    uint32_t seen = 0;
-    for (uint32_t i = 0; i < obj.via.map.size; i++) {
-        const msgpack_object_kv *kv = &obj.via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR)
-            return ev_error_set(err, EV_REJECT_DECODE, "body: a map key is not a string");
-        int idx = ev_field_index(kv->key.via.str.ptr, kv->key.via.str.size);
-        if (idx < 0)
-            continue; /* a key of a later version: ignored */
-        const ev_field_t *f = &ev_fields[idx];
-        char *p = (char *)ev + f->offset;
-        int64_t x;
-        switch (f->kind) {
-        case EV_KIND_I32:
-            if ((rc = s_get_int(&kv->val, INT32_MIN, INT32_MAX, &x, f->name, err)))
-                return rc;
-            *(int32_t *)p = (int32_t)x;
-            break;
-        case EV_KIND_I64:
-        case EV_KIND_PRICE:
-        case EV_KIND_TIME:
-            if ((rc = s_get_int(&kv->val, INT64_MIN, INT64_MAX, (int64_t *)p, f->name, err)))
-                return rc;
-            break;
-        case EV_KIND_STR:
-            if ((rc = s_get_str(&kv->val, (ev_str_t *)p, f->name, err)))
-                return rc;
-            break;
+    uint64_t v = 0;
+    for (int k = 0; k < n; k++)
+        v = v << 8 | p[k];
+    return v;
+}
+
+/* Reads the value at *pos: its head into h, and moves *pos past it (past a
+ * map's head only when map_head_only and the value is a map). False when it
+ * is truncated or malformed. */
+static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_head_only, s_head_t *h)
+{
+    size_t at = *pos;
+    if (at >= len)
+        return false;
+    unsigned c = p[at];
+    size_t left = len - at - 1;
+    const unsigned char *q = p + at + 1;
+    int n = 0;
+    h->type = -1;
+    if (c <= 0x7f) {
+        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = c;
+    } else if (c >= 0xe0) {
+        h->type = MSGPACK_OBJECT_NEGATIVE_INTEGER, h->i = (int8_t)c;
+    } else if (c >= 0xcc && c <= 0xcf) {
+        n = 1 << (c - 0xcc);
+        if (left < (size_t)n)
+            return false;
+        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = s_be(q, n);
+    } else if (c >= 0xd0 && c <= 0xd3) {
+        n = 1 << (c - 0xd0);
+        if (left < (size_t)n)
+            return false;
+        uint64_t raw = s_be(q, n);
+        int64_t v = n == 1 ? (int8_t)raw : n == 2 ? (int16_t)raw : n == 4 ? (int32_t)raw : (int64_t)raw;
+        if (v >= 0)
+            h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = (uint64_t)v;
+        else
+            h->type = MSGPACK_OBJECT_NEGATIVE_INTEGER, h->i = v;
+    } else if ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)) {
+        uint64_t size;
+        if (c <= 0xbf) {
+            size = c & 0x1f;
+        } else {
+            n = 1 << (c - 0xd9);
+            if (left < (size_t)n)
+                return false;
+            size = s_be(q, n);
         }
-        seen |= 1u << idx;
+        if (size > left - (size_t)n)
+            return false;
+        h->type = MSGPACK_OBJECT_STR, h->ptr = (const char *)q + n, h->size = (uint32_t)size;
+        *pos = at + 1 + (size_t)n + (size_t)size;
+        return true;
+    } else if (map_head_only && ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf)) {
+        uint64_t entries = c & 0x0f;
+        if (c >= 0xde) {
+            n = c == 0xde ? 2 : 4;
+            if (left < (size_t)n)
+                return false;
+            entries = s_be(q, n);
+        }
+        if (entries > left - (size_t)n)
+            return false; /* each entry takes two bytes at least */
+        h->type = MSGPACK_OBJECT_MAP, h->size = (uint32_t)entries;
+        *pos = at + 1 + (size_t)n;
+        return true;
+    }
+    if (h->type >= 0) {
+        *pos = at + 1 + (size_t)n;
+        return true;
+    }
+    /* Anything else is only stepped over; its type is named in refusals. */
+    size_t size = s_value_size(p + at, len - at);
+    if (!size)
+        return false;
+    if (c == 0xc0)
+        h->type = MSGPACK_OBJECT_NIL;
+    else if (c == 0xc2 || c == 0xc3)
+        h->type = MSGPACK_OBJECT_BOOLEAN;
+    else if (c >= 0xc4 && c <= 0xc6)
+        h->type = MSGPACK_OBJECT_BIN;
+    else if (c == 0xca)
+        h->type = MSGPACK_OBJECT_FLOAT32;
+    else if (c == 0xcb)
+        h->type = MSGPACK_OBJECT_FLOAT64;
+    else if ((c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd)
+        h->type = MSGPACK_OBJECT_ARRAY;
+    else if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf)
+        h->type = MSGPACK_OBJECT_MAP;
+    else
+        h->type = MSGPACK_OBJECT_EXT;
+    *pos = at + size;
+    return true;
+}
+
+/* An integer within [min, max], or the refusal naming the field. */
+static ev_reject_t s_head_int(const s_head_t *h, int64_t min, int64_t max, int64_t *out, const char *name,
+                              ev_error_t *err)
+{
+    int64_t x;
+    if (h->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (h->u > (uint64_t)INT64_MAX)
+            return ev_error_set(err, EV_REJECT_NUMBER, "%s: integer out of range", name);
+        x = (int64_t)h->u;
+    } else if (h->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        x = h->i;
+    } else {
+        return ev_error_set(err, EV_REJECT_DECODE, "%s: an integer was expected (msgpack type %d)", name, h->type);
+    }
+    if (x < min || x > max)
+        return ev_error_set(err, EV_REJECT_NUMBER, "%s: %lld is out of range", name, (long long)x);
+    *out = x;
+    return EV_OK;
+}
+
+/* The same for a value of an unpacked message (heartbeats, repair messages). */
+static ev_reject_t s_get_int(const msgpack_object *v, int64_t min, int64_t max, int64_t *out, const char *name,
+                             ev_error_t *err)
+{
+    s_head_t h = {.type = (int)v->type};
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        h.u = v->via.u64;
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        h.i = v->via.i64;
+    return s_head_int(&h, min, max, out, name, err);
+}
+
+/* One field's value into the event. */
+static ev_reject_t s_head_field(const s_head_t *h, int idx, ev_event_t *ev, ev_error_t *err)
+{
+    const ev_field_t *f = &ev_fields[idx];
+    char *p = (char *)ev + f->offset;
+    int64_t x;
+    ev_reject_t rc = EV_OK;
+    switch (f->kind) {
+    case EV_KIND_I32:
+        if (!(rc = s_head_int(h, INT32_MIN, INT32_MAX, &x, f->name, err)))
+            *(int32_t *)p = (int32_t)x;
+        break;
+    case EV_KIND_I64:
+    case EV_KIND_PRICE:
+    case EV_KIND_TIME:
+        rc = s_head_int(h, INT64_MIN, INT64_MAX, (int64_t *)p, f->name, err);
+        break;
+    case EV_KIND_STR:
+        if (h->type != MSGPACK_OBJECT_STR)
+            return ev_error_set(err, EV_REJECT_DECODE, "%s: a string was expected (msgpack type %d)", f->name,
+                                h->type);
+        ((ev_str_t *)p)->ptr = h->ptr;
+        ((ev_str_t *)p)->len = h->size;
+        break;
+    }
+    return rc;
+}
+
+/* Decodes the event map at the start of data (len bytes there, maybe more
+ * after it). *size: the map's length in bytes, 0 when it is truncated or
+ * malformed (nothing else is then known). */
+static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, size_t *size, ev_event_t *ev,
+                                       ev_error_t *err)
+{
+    *size = 0;
+    size_t pos = 0;
+    s_head_t top;
+    if (!s_read(data, len, &pos, true, &top))
+        return EV_REJECT_DECODE;
+    if (top.type != MSGPACK_OBJECT_MAP) {
+        *size = pos;
+        return ev_error_set(err, EV_REJECT_DECODE, "body: a msgpack map was expected (type %d)", top.type);
+    }
+    memset(ev, 0, sizeof *ev);
+    ev_error_t verr = {0}, ferr = {0};
+    bool has_v = false;
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < top.size; i++) {
+        s_head_t k, v;
+        if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
+            return EV_REJECT_DECODE;
+        if (k.type != MSGPACK_OBJECT_STR) {
+            if (!ferr.code)
+                ev_error_set(&ferr, EV_REJECT_DECODE, "body: a map key is not a string");
+            continue;
+        }
+        if (k.size == 1 && k.ptr[0] == 'v') {
+            if (verr.code)
+                continue;
+            if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                ev_error_set(&verr, EV_REJECT_DECODE,
+                             "v: the protocol version is not a positive integer (msgpack type %d)", v.type);
+            else if (v.u != EV_PROTOCOL_VERSION)
+                ev_error_set(&verr, EV_REJECT_DECODE, "v: protocol version %llu is not %d",
+                             (unsigned long long)v.u, EV_PROTOCOL_VERSION);
+            has_v = true;
+            continue;
+        }
+        int idx = ev_field_index(k.ptr, k.size);
+        if (idx < 0 || ferr.code)
+            continue; /* a key of a later version, or past the first refusal */
+        if (s_head_field(&v, idx, ev, &ferr) == EV_OK)
+            seen |= 1u << idx;
+    }
+    *size = pos;
+    if (verr.code || !has_v) {
+        if (!verr.code)
+            ev_error_set(&verr, EV_REJECT_DECODE, "v: the protocol version is missing");
+        *err = verr;
+        return err->code;
+    }
+    if (ferr.code) {
+        *err = ferr;
+        return err->code;
     }
     for (int i = 0; i < EV_FIELD_COUNT; i++)
         if (!(seen & (1u << i)))
@@ -328,6 +502,7 @@ static ev_reject_t s_decode_event_sized(ev_codec_t *self, const void *data, size
 ev_next_t ev_codec_next_event(ev_codec_t *self, const void *body, size_t len, size_t *offset, ev_event_t *ev,
                               const void **raw, size_t *rawlen, ev_error_t *err)
 {
+    (void)self; /* events need no scratch: s_decode_event_once reads them in place */
     size_t at = *offset;
     if (len == 0) {
         ev_error_set(err, EV_REJECT_DECODE, "body: empty (a body holds at least one event)");
@@ -336,7 +511,8 @@ ev_next_t ev_codec_next_event(ev_codec_t *self, const void *body, size_t len, si
     if (at >= len)
         return EV_NEXT_END;
     const unsigned char *p = (const unsigned char *)body + at;
-    size_t size = s_value_size(p, len - at);
+    size_t size;
+    ev_reject_t rc = s_decode_event_once(p, len - at, &size, ev, err);
     if (!size) {
         if (at == 0)
             ev_error_set(err, EV_REJECT_DECODE, "body: truncated, or a length beyond its %zu bytes", len);
@@ -349,7 +525,7 @@ ev_next_t ev_codec_next_event(ev_codec_t *self, const void *body, size_t len, si
     *raw = p;
     *rawlen = size;
     *offset = at + size;
-    return s_decode_event_sized(self, p, size, ev, err) == EV_OK ? EV_NEXT_EVENT : EV_NEXT_INVALID;
+    return rc == EV_OK ? EV_NEXT_EVENT : EV_NEXT_INVALID;
 }
 
 ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,

@@ -4,12 +4,19 @@
  * bytes for the same N and seed on any machine. Compiled on the fly by
  * scripts/bench; not part of the services.
  *
- *   bench-oldcsv ROWS [SEED] > file.csv
+ *   bench-oldcsv ROWS [SEED [START [SPAN]]] > file.csv
+ *
+ * Without START the times run through March 2024 (days past the 28th wrap
+ * to the 1st). With START (seconds since the epoch, UTC) they run on from
+ * START, about 1.3 s apart, in order; with SPAN (seconds) too they are
+ * spread at random over [START, START + SPAN), in no order (a backfill).
  */
+#define _POSIX_C_SOURCE 200809L /* gmtime_r */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -65,14 +72,16 @@ static void s_put_ascii(const char *s)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: %s ROWS [SEED] > file.csv\n", argv[0]);
+    if (argc < 2 || argc > 5) {
+        fprintf(stderr, "usage: %s ROWS [SEED [START [SPAN]]] > file.csv\n", argv[0]);
         return 2;
     }
     long long rows = atoll(argv[1]);
     s_state = argc > 2 ? strtoull(argv[2], NULL, 10) : 20240327ULL;
     if (s_state == 0)
         s_state = 1;
+    long long start = argc > 3 ? atoll(argv[3]) : -1;
+    long long span = argc > 4 ? atoll(argv[4]) : 0;
     static char out[1 << 20];
     setvbuf(stdout, out, _IOFBF, sizeof out);
     fputs("user_id,user_name,user_email,event_type,product_id,product_name,product_category,product_price,"
@@ -88,7 +97,8 @@ int main(int argc, char **argv)
         uint64_t product = 1 + s_below(200);
         uint64_t cents = 99 + (product * 7919) % 99900;
         t += (int64_t)s_below(2600000); /* microseconds: about 1 M rows over a month */
-        int64_t secs = t / 1000000, us = t % 1000000;
+        int64_t at = span > 0 ? (int64_t)s_below((uint64_t)span * 1000000) : t;
+        int64_t secs = at / 1000000, us = at % 1000000;
         int day = 1 + (int)(secs / 86400), hh = (int)(secs / 3600 % 24), mm = (int)(secs / 60 % 60),
             ss = (int)(secs % 60);
         if (day > 28)
@@ -106,7 +116,15 @@ int main(int argc, char **argv)
             printf("%" PRIu64 ".0,", cents / 100);
         else
             printf("%" PRIu64 ".%02" PRIu64 ",", cents / 100, cents % 100);
-        printf("2024-03-%02d %02d:%02d:%02d", day, hh, mm, ss);
+        if (start >= 0) {
+            time_t when = (time_t)(start + secs);
+            struct tm tm;
+            gmtime_r(&when, &tm);
+            printf("%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                   tm.tm_min, tm.tm_sec);
+        } else {
+            printf("2024-03-%02d %02d:%02d:%02d", day, hh, mm, ss);
+        }
         if (i % 4 != 0)
             printf(".%06d", (int)us);
         fputs("\r\n", stdout);

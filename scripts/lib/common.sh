@@ -46,9 +46,25 @@ evp_pg_as_owner() {
   fi
 }
 
+# evp_pg_tune DATA_DIR: sizes the cluster's memory, WAL, checkpoint and
+# autovacuum settings from this machine (compose/postgres-tune.sh, the same
+# as the compose image; docs/postgresql.md) into DATA_DIR/evpipe-tune.conf,
+# written again at each start, so it follows the machine. ALTER SYSTEM still
+# wins (postgresql.auto.conf is read after it).
+evp_pg_tune() {
+  local data=$1
+  "$EVPIPE_ROOT/compose/postgres-tune.sh" >"$data/evpipe-tune.conf.new" || evp_die "postgres-tune.sh failed"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$data/evpipe-tune.conf.new"
+  mv "$data/evpipe-tune.conf.new" "$data/evpipe-tune.conf"
+  grep -q "^include_if_exists = 'evpipe-tune.conf'" "$data/postgresql.conf" ||
+    echo "include_if_exists = 'evpipe-tune.conf'" >>"$data/postgresql.conf"
+}
+
 # evp_pg_start DATA_DIR PORT AUTH SUPERUSER [PASSWORD]
 # Creates the cluster on first use; listens on 127.0.0.1:PORT and a socket in
-# DATA_DIR. AUTH is trust (tests) or scram-sha-256 (the local run).
+# DATA_DIR. AUTH is trust (tests) or scram-sha-256 (the local run). With
+# EVP_PG_TUNE=1 the cluster is set up for the job (evp_pg_tune); otherwise it
+# keeps PostgreSQL's defaults (the tests' throw-away cluster stays small).
 evp_pg_start() {
   local data=$1 port=$2 auth=$3 user=$4 password=${5:-}
   if [ ! -f "$data/PG_VERSION" ]; then
@@ -75,6 +91,7 @@ fsync = on
 synchronous_commit = on
 CONF
   fi
+  [ "${EVP_PG_TUNE:-0}" = 1 ] && evp_pg_tune "$data"
   evp_pg_as_owner "$PG_BIN/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >/dev/null ||
     { tail -n 30 "$data/server.log" >&2; evp_die "PostgreSQL did not start on port $port"; }
 }

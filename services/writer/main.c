@@ -1,5 +1,7 @@
 /* evpipe-writer: reads settings, runs the writer until SIGTERM/SIGINT (or
- * only applies the database migrations with --migrate-only). */
+ * only applies the database migrations with --migrate-only, partitions the
+ * events table with --partition-events, judges the server's settings with
+ * --check-db). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -7,16 +9,22 @@
 #include "evpipe/service.h"
 #include "writer.h"
 
-/* How long --migrate-only waits for PostgreSQL. */
+/* How long the one-shot commands wait for PostgreSQL. */
 #define MIGRATE_ONLY_WAIT_MS 30000
 
 /* The command line beyond the settings, as s_options writes it. */
 typedef struct {
-    bool migrate_only; /* --migrate-only */
+    bool migrate_only;     /* --migrate-only */
+    bool partition_events; /* --partition-events */
+    bool check_db;         /* --check-db */
 } s_args_t;
 
 static const evp_option_t s_options[] = {
     {"migrate-only", NULL, offsetof(s_args_t, migrate_only), "apply the database migrations and exit"},
+    {"partition-events", NULL, offsetof(s_args_t, partition_events),
+     "partition the events table by EVENTS_PARTITION_INTERVAL and exit"},
+    {"check-db", NULL, offsetof(s_args_t, check_db),
+     "print the server settings that will hurt, with advice; exit 1 if any"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -43,7 +51,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "evpipe-writer: %s\n", why);
         return 1;
     }
-    rc = a.migrate_only ? writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS) : writer_run(writer);
+    if (a.migrate_only)
+        rc = writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS);
+    else if (a.partition_events)
+        rc = writer_partition_events(writer, MIGRATE_ONLY_WAIT_MS);
+    else if (a.check_db)
+        rc = writer_check_db(writer, MIGRATE_ONLY_WAIT_MS);
+    else
+        rc = writer_run(writer);
     writer_destroy(&writer);
     return rc;
 }

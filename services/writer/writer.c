@@ -23,10 +23,12 @@
 #include "evpipe/zmqutil.h"
 #include "writer_assign.h"
 #include "writer_batch.h"
+#include "writer_checkdb.h"
 #include "writer_db.h"
 #include "writer_lease.h"
 #include "writer_metrics.h"
 #include "writer_migrate.h"
+#include "writer_partition.h"
 #include "writer_stream.h"
 
 #define S_WELCOME "!welcome"
@@ -79,6 +81,7 @@ struct writer_t {
     bool stop;                     /* writer_stop was called */
     int64_t next_check_ms;         /* next repair timeout check */
     int64_t next_progress_ms;      /* next progress line */
+    int64_t next_partition_ms;     /* next keeping of the events partitions (EVENTS_PARTITION_INTERVAL) */
     uint64_t progress_committed;   /* committed at the last progress line */
     evp_log_limit_t log_limit;     /* bounds the lines about bad messages */
 };
@@ -794,6 +797,23 @@ static void s_progress(writer_t *self)
     writer_latency_reset(&st->latency_window);
 }
 
+/* Keeps the events partitions on the writer's connection, between two
+ * transactions (so its own open COPY never waits for the partition locks). */
+static void s_keep_partitions(writer_t *self, int64_t now)
+{
+    char why[EVP_WHY_MAX];
+    self->next_partition_ms = now + WRITER_PARTITION_EVERY_MS;
+    if (writer_partition_maintain(writer_db_conn(self->db), &self->cfg, false, why, sizeof why) == 0)
+        return;
+    if (evp_pg_lost(writer_db_conn(self->db))) {
+        writer_db_fail(self->db, now, why);
+        return;
+    }
+    char reason[sizeof why];
+    evp_warn("events partitions not kept; trying again later", "reason=\"%s\"",
+             evp_log_text(reason, sizeof reason, why, strlen(why)));
+}
+
 /* ---- The loop ---- */
 
 void writer_step(writer_t *self, int max_wait_ms)
@@ -854,6 +874,9 @@ void writer_step(writer_t *self, int max_wait_ms)
             s_commit(self, now);
         s_rebalance(self, now);
     }
+    if (writer_partition_enabled(&self->cfg) && now >= self->next_partition_ms && !writer_db_ahead(self->db) &&
+        writer_db_connected(self->db))
+        s_keep_partitions(self, now);
     if (now >= self->next_progress_ms) {
         s_progress(self);
         self->next_progress_ms = now + S_PROGRESS_MS;
@@ -884,6 +907,28 @@ static bool s_connect_wait(writer_t *self, int deadline_ms)
 
 /* Connects and applies the migrations, retrying on a lost connection. 0,
  * -1, or S_REFUSED. */
+
+/* With EVENTS_PARTITION_INTERVAL: partitions an empty events table, keeps
+ * the partitions. A failure is logged: events still go to the table (its
+ * default partition), and the loop tries again. */
+static void s_partition_start(writer_t *self)
+{
+    if (!writer_partition_enabled(&self->cfg))
+        return;
+    char why[EVP_WHY_MAX];
+    PGconn *c = writer_db_conn(self->db);
+    if (writer_partition_convert(c, &self->cfg, true, why, sizeof why) != 0 ||
+        writer_partition_maintain(c, &self->cfg, true, why, sizeof why) != 0) {
+        char reason[sizeof why];
+        evp_error("events partitions not kept", "reason=\"%s\"",
+                  evp_log_text(reason, sizeof reason, why, strlen(why)));
+        if (evp_pg_lost(c))
+            writer_db_fail(self->db, zclock_mono(), why);
+    }
+    self->next_partition_ms = zclock_mono() + WRITER_PARTITION_EVERY_MS;
+}
+
+/* Connects and applies the migrations, retrying on a lost connection. */
 static int s_migrate(writer_t *self, int deadline_ms)
 {
     int64_t end = deadline_ms >= 0 ? zclock_mono() + deadline_ms : INT64_MAX;
@@ -900,6 +945,7 @@ static int s_migrate(writer_t *self, int deadline_ms)
         int rc = writer_migrate_apply(writer_db_conn(self->db), &applied, &lost, why, sizeof why);
         if (rc == 0) {
             evp_info("migrations up to date", "applied=%d known=%zu", applied, writer_migrations_count);
+            s_partition_start(self);
             return 0;
         }
         if (rc == WRITER_MIGRATE_NEWER) {
@@ -948,6 +994,44 @@ int writer_migrate_only(writer_t *self, int deadline_ms)
 {
     int rc = s_migrate(self, deadline_ms);
     return rc == 0 ? 0 : rc == S_REFUSED ? EVP_EXIT_REFUSED : 1;
+}
+
+int writer_check_db(writer_t *self, int deadline_ms)
+{
+    if (!s_connect_wait(self, deadline_ms)) {
+        evp_error("PostgreSQL stayed unavailable", "waited_ms=%d", deadline_ms);
+        return 2;
+    }
+    char why[EVP_WHY_MAX];
+    int hurts = writer_checkdb_run(writer_db_conn(self->db), stdout, why, sizeof why);
+    if (hurts < 0) {
+        char reason[sizeof why];
+        evp_error("checking the database failed", "reason=\"%s\"",
+                  evp_log_text(reason, sizeof reason, why, strlen(why)));
+        return 2;
+    }
+    printf("%d setting(s) will hurt (docs/postgresql.md explains each)\n", hurts);
+    return hurts > 0 ? 1 : 0;
+}
+
+int writer_partition_events(writer_t *self, int deadline_ms)
+{
+    if (!writer_partition_enabled(&self->cfg)) {
+        evp_error("--partition-events needs EVENTS_PARTITION_INTERVAL", "hint=\"1 day, 1 week or 1 month\"");
+        return 1;
+    }
+    if (s_migrate(self, deadline_ms) != 0)
+        return 1;
+    char why[EVP_WHY_MAX];
+    PGconn *c = writer_db_conn(self->db);
+    if (!c || writer_partition_convert(c, &self->cfg, false, why, sizeof why) != 0 ||
+        writer_partition_maintain(c, &self->cfg, true, why, sizeof why) != 0) {
+        char reason[sizeof why];
+        evp_error("partitioning events failed", "reason=\"%s\"",
+                  evp_log_text(reason, sizeof reason, why, strlen(why)));
+        return 1;
+    }
+    return 0;
 }
 
 int writer_start(writer_t *self)

@@ -27,6 +27,15 @@ void writer_destroy(writer_t **self_p);
  * newer than this writer, or 1 on failure. The deployment settings are
  * neither recorded nor checked (a migration job need not carry them). */
 int writer_migrate_only(writer_t *self, int deadline_ms);
+/* The same, then partitions the events table by EVENTS_PARTITION_INTERVAL
+ * (its rows stay, as the partition events_legacy) and makes the partitions
+ * ahead. 0, or 1 on failure (nothing changed). */
+int writer_partition_events(writer_t *self, int deadline_ms);
+/* Connects and prints, on stdout, each setting of the server that will hurt
+ * evpipe or could serve it better, with advice (writer_checkdb.h). 0 when
+ * nothing hurts, 1 when something does, 2 when PostgreSQL could not be
+ * asked. */
+int writer_check_db(writer_t *self, int deadline_ms);
 
 /* Connects to PostgreSQL (retrying until it can or the writer is asked to
  * stop), applies the migrations, records the deployment settings (the first

@@ -217,7 +217,7 @@ ev_reject_t writer_batch_add_event(writer_batch_t *self, const writer_stream_t *
     row->from_repair = from_repair;
     row->refused = false;
     row->off = self->copy.len;
-    ev_copy_append_row(&self->copy, ev);
+    ev_copy_append_row_binary(&self->copy, ev);
     row->len = (uint32_t)(self->copy.len - row->off);
     row->raw_off = self->raw.len;
     row->raw_len = (uint32_t)len;

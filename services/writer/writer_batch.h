@@ -1,5 +1,5 @@
-/* What one transaction will write: COPY text of the events with each row's
- * identity, the checkpoint of every stream touched, the rejects (as COPY
+/* What one transaction will write: the events as binary COPY rows with
+ * each row's identity, the checkpoint of every stream touched, the rejects (as COPY
  * text of the rejects table), the gaps and the publishers' heads. Buffers
  * are reused from one batch to the next. No SQL is run here (writer_db). */
 #ifndef WRITER_BATCH_H
@@ -13,12 +13,12 @@
 #include "evpipe/event.h"
 #include "writer_stream.h"
 
-/* One event row of the COPY text. */
+/* One event row of the binary COPY data. */
 typedef struct {
     uint32_t stream;      /* stream id */
     int64_t seq;          /* its seq */
     int64_t published_at; /* microseconds since the epoch, for the latency record */
-    size_t off;           /* where its COPY line starts in copy */
+    size_t off;           /* where its COPY row starts in copy */
     uint32_t len;         /* bytes of the line, "\n" included */
     size_t raw_off;       /* where its msgpack body starts in raw */
     uint32_t raw_len;     /* bytes of the body */
@@ -50,7 +50,7 @@ typedef struct {
 
 /* Fields are read-only outside writer_batch.c (tests and writer_db read them). */
 typedef struct {
-    ev_buf_t copy;             /* COPY text of the events, one line per row */
+    ev_buf_t copy;             /* the events as COPY rows in binary format (no header or trailer) */
     ev_buf_t raw;              /* msgpack bodies of the rows (a refused row goes to rejects with it) */
     writer_row_t *rows;        /* the rows, in COPY order */
     size_t nrows, rows_cap;    /* used, allocated */
@@ -68,7 +68,7 @@ typedef struct {
     size_t refused;            /* rows marked refused in this commit */
     int64_t first_ms;          /* when the first item came (monotonic ms); 0 when empty */
     size_t size_hint;          /* rows a batch usually holds: more capacity is given back on reset */
-    uint64_t edits;            /* changes of the COPY text other than rows added at its end (reset,
+    uint64_t edits;            /* changes of the COPY rows other than rows added at its end (reset,
                                 * drops): text sent ahead of the commit stays valid while it holds */
 } writer_batch_t;
 

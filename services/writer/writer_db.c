@@ -101,7 +101,7 @@ struct writer_db_t {
     bool ahead;                        /* such a COPY is open */
     const writer_batch_t *ahead_batch; /* the batch whose rows it holds */
     uint64_t ahead_edits;              /* that batch's edits when it began */
-    size_t ahead_bytes;                /* bytes of the batch's COPY text sent */
+    size_t ahead_bytes;                /* bytes of the batch's COPY rows sent */
 };
 
 static void s_ahead_drop(writer_db_t *self);
@@ -126,7 +126,8 @@ writer_db_t *writer_db_new(const evp_config_t *cfg, writer_metrics_t *metrics)
     self->backoff_ms = WRITER_DB_BACKOFF_MIN_MS;
     snprintf(self->name, sizeof self->name, "evpipe-writer");
     evp_pg_describe(cfg, self->describe, sizeof self->describe);
-    snprintf(self->copy_sql, sizeof self->copy_sql, "COPY events (%s) FROM STDIN", ev_copy_columns());
+    snprintf(self->copy_sql, sizeof self->copy_sql, "COPY events (%s) FROM STDIN WITH (FORMAT binary)",
+             ev_copy_columns());
     ev_buf_init(&self->a1);
     ev_buf_init(&self->a2);
     ev_buf_init(&self->a3);
@@ -373,7 +374,7 @@ static s_rc_t s_copy_begin(PGconn *c, const char *sql, const char *what, s_err_t
     return S_OK;
 }
 
-/* Sends len bytes of COPY text, in large chunks. False when sending failed. */
+/* Sends len bytes of COPY data, in large chunks. False when sending failed. */
 static bool s_copy_put(PGconn *c, const char *data, size_t len)
 {
     bool sent = true;
@@ -439,11 +440,29 @@ static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
 
 /* ---- Rows ---- */
 
-/* COPY of rows [lo, hi) (contiguous in the COPY text). */
+/* Starts the binary COPY of events: the statement, then the header. */
+static s_rc_t s_copy_events_begin(writer_db_t *self, const char *what, s_err_t *err)
+{
+    s_rc_t rc = s_copy_begin(self->conn, self->copy_sql, what, err);
+    if (rc == S_OK && !s_copy_put(self->conn, ev_copy_binary_header, sizeof ev_copy_binary_header))
+        return s_copy_end(self->conn, false, what, err);
+    return rc;
+}
+
+/* Sends the last len bytes of rows and the trailer, ends the COPY of events. */
+static s_rc_t s_copy_events_end(writer_db_t *self, const char *data, size_t len, s_err_t *err)
+{
+    bool sent = s_copy_put(self->conn, data, len) &&
+                s_copy_put(self->conn, ev_copy_binary_trailer, sizeof ev_copy_binary_trailer);
+    return s_copy_end(self->conn, sent, "COPY events", err);
+}
+
+/* COPY of rows [lo, hi) (contiguous in the batch's binary rows). */
 static s_rc_t s_copy_rows(writer_db_t *self, const writer_batch_t *b, size_t lo, size_t hi, s_err_t *err)
 {
     size_t start = b->rows[lo].off, end = b->rows[hi - 1].off + b->rows[hi - 1].len;
-    return s_copy(self->conn, self->copy_sql, b->copy.data + start, end - start, "COPY events", err);
+    s_rc_t rc = s_copy_events_begin(self, "COPY events", err);
+    return rc == S_OK ? s_copy_events_end(self, b->copy.data + start, end - start, err) : rc;
 }
 
 /* Copies rows [lo, hi) under savepoints, isolating each row PostgreSQL
@@ -493,13 +512,13 @@ static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const write
 
 /* ---- Rows sent ahead of the commit ---- */
 
-/* Where the batch's rows end in its COPY text. */
+/* Where the batch's rows end in its COPY rows. */
 static size_t s_rows_end(const writer_batch_t *b)
 {
     return b->nrows > 0 ? b->rows[b->nrows - 1].off + b->rows[b->nrows - 1].len : 0;
 }
 
-/* Whether what was sent ahead is still the start of b's COPY text. */
+/* Whether what was sent ahead is still the start of b's COPY rows. */
 static bool s_ahead_valid(const writer_db_t *self, const writer_batch_t *b)
 {
     return self->ahead && self->ahead_batch == b && self->ahead_edits == b->edits &&
@@ -537,7 +556,7 @@ void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t no
     s_err_t err;
     if (!self->ahead) {
         if (s_exec(self->conn, "BEGIN", "sending rows ahead: BEGIN", &err) != S_OK ||
-            s_copy_begin(self->conn, self->copy_sql, "sending rows ahead: COPY events", &err) != S_OK) {
+            s_copy_events_begin(self, "sending rows ahead: COPY events", &err) != S_OK) {
             writer_db_fail(self, now_ms, err.why);
             return;
         }
@@ -585,7 +604,7 @@ static s_rc_t s_set_checkpoints(writer_db_t *self, const writer_batch_t *b, cons
 static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err_t *err);
 
 /* One attempt. isolate: copy under savepoints (a row was refused before).
- * ahead: bytes of the COPY text already sent in this transaction
+ * ahead: bytes of the COPY rows already sent in this transaction
  * (writer_db_send_ahead), or 0. The checkpoints go last: their
  * compare-and-set waits for a concurrent transaction on the same rows and
  * then finds what it moved, and the rows it locks stay locked until the
@@ -596,7 +615,7 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
     PGconn *c = self->conn;
     s_rc_t rc = S_OK;
     if (ahead > 0) {
-        rc = s_copy_end(c, s_copy_put(c, b->copy.data + ahead, s_rows_end(b) - ahead), "COPY events", err);
+        rc = s_copy_events_end(self, b->copy.data + ahead, s_rows_end(b) - ahead, err);
     } else {
         if (s_exec(c, "BEGIN", "BEGIN", err) != S_OK)
             return s_rollback(self, S_FAIL);

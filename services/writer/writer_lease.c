@@ -120,7 +120,7 @@ void writer_lease_release(writer_db_t *db, const char *name)
         return;
     const char *vals[] = {name};
     PGresult *r = PQexecParams(c, S_RELEASE, 1, NULL, vals, NULL, NULL, 0);
-    char why[300];
+    char why[EVP_WHY_MAX];
     if (evp_pg_ok(r, PGRES_COMMAND_OK, "giving the lease up", why, sizeof why))
         PQclear(r);
     else {

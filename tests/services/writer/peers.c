@@ -16,6 +16,7 @@
 
 #include "evpipe/copy.h"
 #include "evpipe/wire.h"
+#include "writer_migrate.h"
 
 /* ---- Events ---- */
 
@@ -425,4 +426,14 @@ int wt_log_count(const tk_proc_t *p, const char *text)
         n++;
     free(log);
     return n;
+}
+
+tk_world_t *wt_world_migrated(const char *name)
+{
+    tk_world_t *w = tk_world_new(name);
+    int applied;
+    bool lost;
+    char why[512];
+    cr_assert_eq(writer_migrate_apply(w->conn, &applied, &lost, why, sizeof why), 0, "%s", why);
+    return w;
 }

@@ -83,4 +83,7 @@ char *wt_log(const tk_proc_t *p);
 /* How many times text occurs in the process log. */
 int wt_log_count(const tk_proc_t *p, const char *text);
 
+/* A test's world (tk_world_new) with the writer's migrations applied. */
+tk_world_t *wt_world_migrated(const char *name);
+
 #endif

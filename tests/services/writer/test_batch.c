@@ -81,8 +81,9 @@ Test(writer_batch, a_valid_event_becomes_its_copy_row_and_moves_the_checkpoint)
     cr_assert_eq(s_add(&ev, 2, &err), EV_OK);
     ev_buf_t want;
     ev_buf_init(&want);
-    ev_copy_append_row(&want, &ev);
-    cr_assert_str_eq(b->copy.data, want.data);
+    ev_copy_append_row_binary(&want, &ev);
+    cr_assert_eq(b->copy.len, want.len);
+    cr_assert(memcmp(b->copy.data, want.data, want.len) == 0, "the row in COPY's binary format");
     cr_assert_eq(b->nrows, 1);
     cr_assert_eq(b->rows[0].seq, 1);
     cr_assert_eq(b->rows[0].off, 0);
@@ -110,12 +111,14 @@ Test(writer_batch, keeps_one_checkpoint_per_stream_at_its_highest_seq)
     cr_assert_eq(writer_batch_checkpoint_of(b, s_stream("gen-a", 3)->id), 5);
     writer_batch_checkpoint(b, s_stream("gen-a", 2), 3);
     cr_assert_eq(writer_batch_checkpoint_of(b, s_stream("gen-a", 2)->id), 5, "a checkpoint never goes back");
-    /* Rows are lines of the COPY text, one after another. */
+    /* Rows are binary COPY rows, one after another, each starting with its
+     * field count (12: payload and identity). */
     size_t off = 0;
     for (size_t i = 0; i < b->nrows; i++) {
         cr_assert_eq(b->rows[i].off, off);
+        cr_assert_eq(b->copy.data[off], 0);
+        cr_assert_eq(b->copy.data[off + 1], 12);
         off += b->rows[i].len;
-        cr_assert_eq(b->copy.data[off - 1], '\n');
     }
     cr_assert_eq(off, b->copy.len);
 }
@@ -257,9 +260,10 @@ Test(writer_batch, drops_what_another_writer_committed)
     ev_buf_t want;
     ev_buf_init(&want);
     ev_event_t e5 = s_event("gen-a", 2, 5), e6 = s_event("gen-a", 2, 6);
-    ev_copy_append_row(&want, &e5);
-    ev_copy_append_row(&want, &e6);
-    cr_assert_str_eq(b->copy.data, want.data, "the COPY text holds only what is left");
+    ev_copy_append_row_binary(&want, &e5);
+    ev_copy_append_row_binary(&want, &e6);
+    cr_assert(b->copy.len == want.len && memcmp(b->copy.data, want.data, want.len) == 0,
+              "the COPY rows hold only what is left");
     ev_buf_free(&want);
     cr_assert_eq(b->nrejects, 1, "the reject of seq 7 stays");
     cr_assert_eq(b->ngaps, 1);

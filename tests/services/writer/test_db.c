@@ -8,13 +8,13 @@
 #include <string.h>
 
 #include "evpipe/config.h"
+#include "evpipe/copy.h"
 #include "evpipe/log.h"
 #include "evpipe/wire.h"
 #include "peers.h"
 #include "testkit.h"
 #include "writer_batch.h"
 #include "writer_db.h"
-#include "writer_migrate.h"
 #include "writer_stream.h"
 
 /* Enough rows for several sends ahead (about 150 bytes of COPY text each). */
@@ -32,11 +32,13 @@ static writer_stats_t st;
 
 static void setup(void)
 {
-    w = tk_world_new(criterion_current_test->name);
-    int applied;
-    bool lost;
-    char why[512];
-    cr_assert_eq(writer_migrate_apply(w->conn, &applied, &lost, why, sizeof why), 0, "%s", why);
+    w = wt_world_migrated(criterion_current_test->name);
+    /* The writer_db_partitioned test: the same tests with events partitioned
+     * by day, partitions around the test events' times (wt_event). */
+    if (getenv("EVPIPE_TEST_PARTITIONED")) {
+        tk_sql_exec(w->conn, "SELECT evpipe_partition_events('1 day', false, '2023-11-14 12:00')");
+        tk_sql_exec(w->conn, "SELECT count(*) FROM evpipe_partition_maintain('1 day', 2, NULL, '2023-11-14 12:00')");
+    }
     evp_config_defaults(&cfg);
     snprintf(cfg.postgres_host, sizeof cfg.postgres_host, "%s", w->pg_host);
     cfg.postgres_port = atoi(w->pg_port);
@@ -133,6 +135,8 @@ static void s_commit_whole(const char *source, int32_t partition)
     cr_assert_eq(wt_rows(w->conn), ROWS);
     wt_check_rows(w->conn, source, partition, 1, ROWS, NULL);
     cr_assert_eq(s_checkpoint(source, partition), ROWS);
+    if (getenv("EVPIPE_TEST_PARTITIONED"))
+        cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM events_default"), 0, "every row in its partition");
 }
 
 Test(writer_db, rows_go_to_postgresql_while_the_batch_fills_and_are_committed_once)
@@ -392,4 +396,35 @@ Test(writer_db, a_reject_without_identity_whose_commit_failed_is_stored_by_the_r
     s_commit();
     cr_assert_eq(s_anonymous_rejects(), 1);
     wt_check_rows(w->conn, "gen-refused-commit", 2, 1, 50, NULL);
+}
+
+Test(writer_db, binary_rows_store_the_values_the_text_format_would)
+{
+    /* Rows go as COPY binary; PostgreSQL's own text of what it stored must
+     * be the text format's line of the same event, at the edges of each type. */
+    static const int64_t prices[] = {0, 1, 99, 100, 101, 10000, 123456, 100000000, 9999999999LL, -1, -100, -123456};
+    static const int64_t times[] = {0, -1, 946684800000000LL, 946684799999999LL, 946684800000001LL,
+                                    4102444800123456LL, 1700000000000000LL};
+    static const int32_t ints[] = {0, -1, 1, INT32_MAX, INT32_MIN, 10000};
+    ev_buf_t want;
+    ev_buf_init(&want);
+    int64_t n = 0;
+    for (size_t i = 0; i < sizeof prices / sizeof prices[0]; i++) {
+        ev_event_t ev = wt_event("gen-binary", 4, ++n);
+        ev.product_price = prices[i];
+        ev.event_time = times[i % (sizeof times / sizeof times[0])];
+        ev.user_id = ints[i % (sizeof ints / sizeof ints[0])];
+        ev.product_id = ints[(i + 3) % (sizeof ints / sizeof ints[0])];
+        if (i == 2)
+            ev.user_name = (ev_str_t){"", 0}; /* empty text is not NULL */
+        s_add(&ev);
+        ev_copy_append_row(&want, &ev);
+    }
+    s_commit();
+    size_t rows;
+    char *got = tk_events_as_copy(w->conn, &rows);
+    cr_assert_eq(rows, (size_t)n);
+    cr_assert_str_eq(got, want.data);
+    free(got);
+    ev_buf_free(&want);
 }

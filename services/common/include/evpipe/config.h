@@ -78,6 +78,10 @@ typedef struct {
     int writer_sources_max;
     int writer_repair_timeout_ms;
     int writer_lease_ms; /* a writer that has not renewed its lease for this long loses its partitions */
+    /* Time partitions of events (docs/postgresql.md) */
+    char events_partition_interval[EVP_TEXT_MAX]; /* "": not partitioned */
+    int events_partition_premake;                 /* partitions ready ahead of the current one */
+    char events_retention[EVP_TEXT_MAX];          /* "": keep every event */
     /* CURVE (docs/security.md) */
     int curve;                                  /* 1: the bus and repair endpoint require CURVE */
     char curve_server_key[EVP_PATH_MAX];        /* servers: their key pair (.key_secret) */
