@@ -24,9 +24,6 @@
 #define SEND_PATIENCE_MS 30000
 /* Files of one source looked up in the ledger, at most. */
 #define LEDGER_FILES_MAX 64
-/* One request is answered for this long at most; END then says how far it
- * got (its `to`), and the asker asks again for the rest. */
-#define REPAIR_TIME_MAX_MS 10000
 /* Archive heads are announced every ANNOUNCE_BEATS heartbeat intervals, and
  * only once they have not risen for QUIET_BEATS intervals (the publisher
  * itself announces what it is still publishing). */
@@ -60,7 +57,7 @@ typedef struct {
     zmq_msg_t *identity;     /* the asker's routing id */
     bool delimiter;          /* the asker sent an empty frame first (REQ style) */
     bool gone;               /* the asker cannot be reached any more */
-    int64_t deadline_ms;     /* the answer stops here (REPAIR_TIME_MAX_MS) */
+    int64_t deadline_ms;     /* the answer stops here (REPAIR_MAX_MS: END then says how far it got) */
     bool out_of_time;        /* it did */
     int64_t last_seq;        /* the last seq sent (0: none) */
     int64_t sent;            /* events sent */
@@ -205,7 +202,7 @@ static void s_serve(ingest_repair_t *self, s_reply_t *rp, const void *data, size
     /* A range over the cap is answered up to the cap; END's `to` says so. */
     int64_t to = req.to - req.from >= EV_REPAIR_RANGE_MAX ? req.from + EV_REPAIR_RANGE_MAX - 1 : req.to;
     int64_t t0 = zclock_mono();
-    rp->deadline_ms = t0 + REPAIR_TIME_MAX_MS;
+    rp->deadline_ms = t0 + self->cfg.repair_max_ms;
     s_locate(self, source);
     bool found = ingest_archive_knows(self->index, source);
     int64_t sent = 0;

@@ -92,6 +92,8 @@ const evp_setting_t evp_settings[] = {
      "a folder to watch for new CSV files (empty: replay the arguments and exit)"},
     {"INGEST_SETTLE_MS", "settle-ms", EVP_SET_INT, "2000", OFF(ingest_settle_ms), 0, 3600000, I,
      "a watched file is read once it has not changed for this long"},
+    {"REPAIR_MAX_MS", "repair-max-ms", EVP_SET_INT, "10000", OFF(repair_max_ms), 1, 600000, I,
+     "one repair request is answered for this long at most; END says how far it got"},
     {"INGEST_MAX_LINE", "max-line", EVP_SET_INT, "65536", OFF(ingest_max_line), 256, 16777216, I,
      "longest CSV record in bytes; longer ones are rejected"},
     {"WRITER_BATCH_SIZE", "batch-size", EVP_SET_INT, "20000", OFF(writer_batch_size), 1, 1000000, W,

@@ -593,6 +593,44 @@ Test(ingest_process, every_request_gets_an_end_and_ranges_are_capped)
     s_server_destroy(&sv);
 }
 
+/* A request was read for as long as it took. With REPAIR_MAX_MS it stops,
+ * and END's `to` says how far the answer went (or `refused` when it got
+ * nowhere), so the asker asks again for the rest. */
+Test(ingest_process, a_repair_that_takes_too_long_ends_where_it_got)
+{
+    tk_world_t *w = tk_world_new("ingest_repair_time");
+    mkdir(w->archive_dir, 0755);
+    char path[600];
+    snprintf(path, sizeof path, "%s/events_20240101_000000.csv", w->archive_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "user_id,user_name,user_email,event_type,product_id,product_name,product_category,product_price,"
+               "event_time,source,partition,seq\n");
+    for (int seq = 1; seq <= 20000; seq++)
+        fprintf(f, "7,U,u@example.com,view,1,P,C,1.00,2024-01-01 00:00:00,gen-slow,3,%d\n", seq);
+    cr_assert_eq(fclose(f), 0);
+    const char *args[] = {"--watch", w->data_dir, NULL};
+    const char *env[] = {"REPAIR_MAX_MS=1", NULL};
+    tk_proc_t *p = tk_start(w, "ingest", args, env);
+    cr_assert(tk_wait_log(p, "repair server listening", 20000));
+    void *ctx = zmq_ctx_new();
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    cr_assert_eq(zmq_connect(dealer, w->replay_ep), 0);
+    s_answer_t a;
+    s_ask(dealer, 1, "gen-slow", 3, 1, 20000, &a);
+    cr_assert(a.end.found_source);
+    cr_assert_eq(a.end.head, 20000);
+    cr_assert_lt(a.end.to, 20000, "a 1 ms cap cannot send 20,000 events");
+    cr_assert_eq((int64_t)a.events.n, a.end.refused ? 0 : a.end.to, "END's to is the last seq sent");
+    free(a.events.ev);
+    zmq_close(dealer);
+    zmq_ctx_term(ctx);
+    tk_stop(&p, 15000);
+    tk_world_destroy(&w);
+}
+
 /* Events a generator archived but never sent (killed between the two)
  * reached writers only when some publisher or writer restarted. */
 Test(ingest_process, quiet_archive_heads_are_announced_as_archived_heartbeats)

@@ -69,6 +69,7 @@ typedef struct {
     char ingest_watch_dir[EVP_PATH_MAX];
     int ingest_settle_ms;
     int ingest_max_line;
+    int repair_max_ms;
     /* Writer */
     int writer_batch_size;
     int writer_linger_ms;
