@@ -809,6 +809,23 @@ static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *
               b->ngaps, b->nheads, (double)took_us / 1000.0);
 }
 
+/* What another transaction committed leaves the batch: the rows its
+ * checkpoints cover go, counted as duplicates (logged as `what` when there
+ * are some, or always with `always`), so the rest can be tried again. -1
+ * (err set), 0 when nothing is left to commit, 1 to go on. */
+static int s_drop_what_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
+                                 size_t *nrejects, const char *what, bool always, s_err_t *err)
+{
+    long dropped = s_drop_committed(self, b, ss, err);
+    if (dropped < 0)
+        return -1;
+    if (what && (dropped > 0 || always))
+        evp_info(what, "rows=%ld", dropped);
+    st->duplicates += (uint64_t)dropped;
+    *nrejects = b->nrejects;
+    return writer_batch_empty(b) ? 0 : 1;
+}
+
 writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
                                  int64_t now_ms)
 {
@@ -835,16 +852,12 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
                       self->anon_xid);
             return WRITER_COMMIT_RETRY;
         }
-        long dropped = s_drop_committed(self, b, ss, &err);
-        if (dropped < 0)
+        int left = s_drop_what_committed(self, b, ss, st, &nrejects, "rows already committed were dropped from the batch",
+                                         false, &err);
+        if (left < 0)
             goto fail;
-        if (dropped > 0) {
-            evp_info("rows already committed were dropped from the batch", "rows=%ld", dropped);
-            st->duplicates += (uint64_t)dropped;
-        }
         self->verify = false;
-        nrejects = b->nrejects;
-        if (writer_batch_empty(b))
+        if (left == 0)
             return WRITER_COMMIT_OK;
     }
     bool isolate = false;
@@ -861,32 +874,24 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
             char reason[sizeof err.detail];
             evp_info("commit conflicted with another transaction, trying again", "reason=\"%s\"",
                      evp_log_text(reason, sizeof reason, err.detail, strlen(err.detail)));
-            long dropped = s_drop_committed(self, b, ss, &err);
-            if (dropped < 0)
-                goto fail;
-            st->duplicates += (uint64_t)dropped;
-            nrejects = b->nrejects;
-            if (writer_batch_empty(b))
-                return WRITER_COMMIT_OK;
-            continue;
-        }
-        if (rc == S_FAIL)
-            goto fail;
-        if (rc == S_RACE) {
+        } else if (rc == S_RACE) {
             /* Another writer committed after what this one last saw: what
              * it committed goes, the rest is tried again from there. */
-            long dropped = s_drop_committed(self, b, ss, &err);
-            if (dropped < 0)
-                goto fail;
-            evp_info("another writer committed some of these events; dropped from the batch", "rows=%ld",
-                     dropped);
-            st->duplicates += (uint64_t)dropped;
-            nrejects = b->nrejects;
-            if (writer_batch_empty(b))
-                return WRITER_COMMIT_OK;
+        } else if (rc == S_FAIL) {
+            goto fail;
+        } else {
+            isolate = true;
             continue;
         }
-        isolate = true;
+        int left = s_drop_what_committed(self, b, ss, st, &nrejects,
+                                         rc == S_RACE ? "another writer committed some of these events; dropped "
+                                                        "from the batch"
+                                                      : NULL,
+                                         true, &err);
+        if (left < 0)
+            goto fail;
+        if (left == 0)
+            return WRITER_COMMIT_OK;
     }
     snprintf(err.why, sizeof err.why, "the batch could not be committed after isolating refused rows");
 fail:
