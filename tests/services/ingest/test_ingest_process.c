@@ -496,19 +496,27 @@ typedef struct {
     void *dealer;   /* asks for repairs */
 } s_server_t;
 
-static s_server_t s_server_new(const char *name)
+/* `ingest --watch` on w (its archive already in place), with extra
+ * settings env (NULL: none), and a DEALER connected to its repair endpoint. */
+static s_server_t s_server_start(tk_world_t *w, const char *const *env)
 {
-    s_server_t sv = {tk_world_new(name), NULL, zmq_ctx_new(), NULL};
-    mkdir(sv.w->archive_dir, 0755);
-    s_copy_in(sv.w->archive_dir, "archive_format.csv", "archive-20241122.csv");
-    const char *args[] = {"--watch", sv.w->data_dir, NULL};
-    sv.p = tk_start(sv.w, "ingest", args, NULL);
+    s_server_t sv = {w, NULL, zmq_ctx_new(), NULL};
+    const char *args[] = {"--watch", w->data_dir, NULL};
+    sv.p = tk_start(w, "ingest", args, env);
     cr_assert(tk_wait_log(sv.p, "repair server listening", 20000));
     sv.dealer = zmq_socket(sv.ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(sv.dealer, ZMQ_LINGER, &linger, sizeof linger);
-    cr_assert_eq(zmq_connect(sv.dealer, sv.w->replay_ep), 0);
+    cr_assert_eq(zmq_connect(sv.dealer, w->replay_ep), 0);
     return sv;
+}
+
+static s_server_t s_server_new(const char *name)
+{
+    tk_world_t *w = tk_world_new(name);
+    mkdir(w->archive_dir, 0755);
+    s_copy_in(w->archive_dir, "archive_format.csv", "archive-20241122.csv");
+    return s_server_start(w, NULL);
 }
 
 static void s_server_destroy(s_server_t *sv)
@@ -609,26 +617,16 @@ Test(ingest_process, a_repair_that_takes_too_long_ends_where_it_got)
     for (int seq = 1; seq <= 20000; seq++)
         fprintf(f, "7,U,u@example.com,view,1,P,C,1.00,2024-01-01 00:00:00,gen-slow,3,%d\n", seq);
     cr_assert_eq(fclose(f), 0);
-    const char *args[] = {"--watch", w->data_dir, NULL};
     const char *env[] = {"REPAIR_MAX_MS=1", NULL};
-    tk_proc_t *p = tk_start(w, "ingest", args, env);
-    cr_assert(tk_wait_log(p, "repair server listening", 20000));
-    void *ctx = zmq_ctx_new();
-    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
-    cr_assert_eq(zmq_connect(dealer, w->replay_ep), 0);
+    s_server_t sv = s_server_start(w, env);
     s_answer_t a;
-    s_ask(dealer, 1, "gen-slow", 3, 1, 20000, &a);
+    s_ask(sv.dealer, 1, "gen-slow", 3, 1, 20000, &a);
     cr_assert(a.end.found_source);
     cr_assert_eq(a.end.head, 20000);
     cr_assert_lt(a.end.to, 20000, "a 1 ms cap cannot send 20,000 events");
     cr_assert_eq((int64_t)a.events.n, a.end.refused ? 0 : a.end.to, "END's to is the last seq sent");
     free(a.events.ev);
-    zmq_close(dealer);
-    zmq_ctx_term(ctx);
-    tk_stop(&p, 15000);
-    tk_world_destroy(&w);
+    s_server_destroy(&sv);
 }
 
 /* Events a generator archived but never sent (killed between the two)
