@@ -18,7 +18,8 @@
 #define EV_SQL_LEN_TIME(max) ""
 const ev_field_t ev_fields[EV_FIELD_COUNT] = {
 #define EV_FIELD(name, kind, max, sql, where) \
-    {#name, EV_KIND_##kind, max, sql EV_SQL_LEN_##kind(max), EV_WHERE_OF(where), offsetof(ev_event_t, name)},
+    {#name, EV_KIND_##kind, max, sql EV_SQL_LEN_##kind(max), EV_WHERE_OF(where), offsetof(ev_event_t, name), \
+     sizeof #name - 1},
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
 };
@@ -56,12 +57,25 @@ ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...
     return code;
 }
 
+/* Whether field i is named name (len bytes). */
+static bool s_named(int i, const char *name, size_t len)
+{
+    return ev_fields[i].name_len == len && memcmp(ev_fields[i].name, name, len) == 0;
+}
+
 int ev_field_index(const char *name, size_t len)
 {
     for (int i = 0; i < EV_FIELD_COUNT; i++)
-        if (strlen(ev_fields[i].name) == len && memcmp(ev_fields[i].name, name, len) == 0)
+        if (s_named(i, name, len))
             return i;
     return -1;
+}
+
+int ev_field_index_hint(const char *name, size_t len, int hint)
+{
+    if (hint >= 0 && hint < EV_FIELD_COUNT && s_named(hint, name, len))
+        return hint;
+    return ev_field_index(name, len);
 }
 
 /* ---- Text ---- */

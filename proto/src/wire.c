@@ -595,6 +595,7 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     ev_error_t verr = {0}, ferr = {0};
     bool has_v = false;
     uint32_t seen = 0;
+    int next = 0; /* the field expected next */
     for (uint32_t i = 0; i < top.size; i++) {
         s_head_t k, v;
         if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
@@ -616,9 +617,10 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
             has_v = true;
             continue;
         }
-        int idx = ev_field_index(k.ptr, k.size);
+        int idx = ev_field_index_hint(k.ptr, k.size, next);
         if (idx < 0 || ferr.code)
             continue; /* a key of a later version, or past the first refusal */
+        next = idx + 1;
         if (s_head_field(&v, idx, ev, &ferr) == EV_OK)
             seen |= 1u << idx;
     }
