@@ -576,6 +576,14 @@ static ev_reject_t s_head_field(const s_head_t *h, int idx, ev_event_t *ev, ev_e
     return rc;
 }
 
+/* Whether p starts with field i's name as a msgpack fixstr (every field
+ * name is shorter than 32 bytes). */
+static bool s_is_key(const unsigned char *p, size_t len, int i)
+{
+    size_t n = ev_fields[i].name_len;
+    return n < 32 && len > n && p[0] == (0xa0 | n) && memcmp(p + 1, ev_fields[i].name, n) == 0;
+}
+
 /* Decodes the event map at the start of data (len bytes there, maybe more
  * after it). *size: the map's length in bytes, 0 when it is truncated or
  * malformed (nothing else is then known). */
@@ -598,6 +606,18 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     int next = 0; /* the field expected next */
     for (uint32_t i = 0; i < top.size; i++) {
         s_head_t k, v;
+        /* The key our encoders write next, as a fixstr: taken without parsing. */
+        if (next < EV_FIELD_COUNT && s_is_key(data + pos, len - pos, next)) {
+            pos += 1 + ev_fields[next].name_len;
+            if (!s_read(data, len, &pos, false, &v))
+                return EV_REJECT_DECODE;
+            if (ferr.code)
+                continue;
+            if (s_head_field(&v, next, ev, &ferr) == EV_OK)
+                seen |= 1u << next;
+            next++;
+            continue;
+        }
         if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
             return EV_REJECT_DECODE;
         if (k.type != MSGPACK_OBJECT_STR) {

@@ -258,6 +258,21 @@ Test(wire_event, encoding_is_deterministic_and_reuses_the_codec)
     ev_codec_destroy(&codec);
 }
 
+/* Field f's value of ev, as msgpack-c packs it. */
+static void s_pack_value(msgpack_packer *pk, const ev_field_t *f, const ev_event_t *ev)
+{
+    const char *p = (const char *)ev + f->offset;
+    if (f->kind == EV_KIND_STR) {
+        const ev_str_t *v = (const ev_str_t *)p;
+        msgpack_pack_str(pk, v->len);
+        msgpack_pack_str_body(pk, v->len ? v->ptr : "", v->len);
+    } else if (f->kind == EV_KIND_I32) {
+        msgpack_pack_int32(pk, *(const int32_t *)p);
+    } else {
+        msgpack_pack_int64(pk, *(const int64_t *)p);
+    }
+}
+
 /* The event packed by msgpack-c's own packer, field by field: the bytes the
  * encoder must give (archives, taps and other publishers compare them). */
 static void s_pack_reference(msgpack_sbuffer *out, const ev_event_t *ev)
@@ -265,23 +280,12 @@ static void s_pack_reference(msgpack_sbuffer *out, const ev_event_t *ev)
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, EV_FIELD_COUNT + 1);
-    msgpack_pack_str(&pk, 1);
-    msgpack_pack_str_body(&pk, "v", 1);
+    s_pack_key(&pk, "v");
     msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
     for (int i = 0; i < EV_FIELD_COUNT; i++) {
         const ev_field_t *f = &ev_fields[i];
-        const char *p = (const char *)ev + f->offset;
-        msgpack_pack_str(&pk, strlen(f->name));
-        msgpack_pack_str_body(&pk, f->name, strlen(f->name));
-        if (f->kind == EV_KIND_STR) {
-            const ev_str_t *v = (const ev_str_t *)p;
-            msgpack_pack_str(&pk, v->len);
-            msgpack_pack_str_body(&pk, v->len ? v->ptr : "", v->len);
-        } else if (f->kind == EV_KIND_I32) {
-            msgpack_pack_int32(&pk, *(const int32_t *)p);
-        } else {
-            msgpack_pack_int64(&pk, *(const int64_t *)p);
-        }
+        s_pack_key(&pk, f->name);
+        s_pack_value(&pk, f, ev);
     }
 }
 
@@ -326,6 +330,57 @@ Test(wire_event, bytes_are_msgpack_cs_for_every_integer_and_string_length_class)
     msgpack_sbuffer_destroy(&want);
     ev_codec_destroy(&codec);
     free(text);
+}
+
+/* A key written by another encoder: as str8 instead of fixstr. */
+static void s_pack_str8_key(msgpack_sbuffer *out, const char *key)
+{
+    unsigned char head[2] = {0xd9, (unsigned char)strlen(key)};
+    msgpack_sbuffer_write(out, (const char *)head, 2);
+    msgpack_sbuffer_write(out, key, strlen(key));
+}
+
+Test(wire_event, decodes_keys_in_other_forms_and_near_misses_of_the_expected_key)
+{
+    /* Fields in order (the decoder expects each next), but every other key
+     * as str8, and before each field a key that differs from it by one
+     * byte at its end, or is one byte longer or shorter. */
+    ev_event_t ev = s_event(), back;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1 + 2 * EV_FIELD_COUNT);
+    s_pack_key(&pk, "v");
+    msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        char near[64];
+        snprintf(near, sizeof near, "%s", f->name);
+        size_t n = strlen(near);
+        if (i % 3 == 0)
+            near[n - 1] ^= 1;
+        else if (i % 3 == 1)
+            near[n++] = 'x', near[n] = '\0';
+        else
+            near[--n] = '\0';
+        msgpack_pack_str(&pk, n);
+        msgpack_pack_str_body(&pk, near, n);
+        msgpack_pack_nil(&pk);
+        if (i % 2)
+            s_pack_str8_key(&body, f->name);
+        else
+            s_pack_key(&pk, f->name);
+        s_pack_value(&pk, f, &ev);
+    }
+    ev_codec_t *codec = ev_codec_new();
+    void *copy = s_copy(body.data, body.size);
+    ev_error_t err = {0};
+    cr_assert_eq(ev_codec_decode_event(codec, copy, body.size, &back, &err), EV_OK, "%s", err.detail);
+    cr_assert(ev_event_equal(&ev, &back, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+    free(copy);
+    msgpack_sbuffer_destroy(&body);
+    ev_codec_destroy(&codec);
 }
 
 Test(wire_event, carries_protocol_version_1_under_v)
