@@ -145,25 +145,28 @@ static ssize_t s_fill(ev_csv_reader_t *self)
     return n;
 }
 
+/* Room for twice as many fields (16 at first). */
+static void s_grow_fields(ev_csv_reader_t *self)
+{
+    size_t cap = self->fields_cap ? 2 * self->fields_cap : 16;
+    ev_str_t *f = realloc(self->fields, cap * sizeof *f);
+    if (!f)
+        abort();
+    self->fields = f;
+    self->fields_cap = cap;
+}
+
 /* Splits raw[0..len) into fields. scratch has room for len bytes, so the
  * views stay put. Returns false on misplaced or unclosed quotes. */
 static bool s_split(ev_csv_reader_t *self, const char *raw, size_t len, size_t *nfields)
 {
-    size_t n = 1;
-    for (size_t i = 0; i < len; i++)
-        n += raw[i] == ',';
-    if (n > self->fields_cap) {
-        ev_str_t *f = realloc(self->fields, n * sizeof *f);
-        if (!f)
-            abort();
-        self->fields = f;
-        self->fields_cap = n;
-    }
     ev_buf_reset(&self->scratch);
     ev_buf_reserve(&self->scratch, len);
     char *out = self->scratch.data;
     size_t count = 0, i = 0;
     bool ok = true;
+    if (self->fields_cap == 0)
+        s_grow_fields(self);
     for (;;) {
         if (i < len && raw[i] == '"') {
             char *start = out;
@@ -190,8 +193,8 @@ static bool s_split(ev_csv_reader_t *self, const char *raw, size_t len, size_t *
             self->fields[count].len = (uint32_t)(out - start);
         } else {
             size_t start = i;
-            while (i < len && raw[i] != ',')
-                i++;
+            const char *comma = memchr(raw + i, ',', len - i);
+            i = comma ? (size_t)(comma - raw) : len;
             self->fields[count].ptr = raw + start;
             self->fields[count].len = (uint32_t)(i - start);
         }
@@ -199,10 +202,8 @@ static bool s_split(ev_csv_reader_t *self, const char *raw, size_t len, size_t *
         if (i >= len)
             break;
         i++; /* the comma */
-        if (count == self->fields_cap) {
-            ok = false;
-            break;
-        }
+        if (count == self->fields_cap)
+            s_grow_fields(self);
     }
     *nfields = count;
     return ok;

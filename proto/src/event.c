@@ -18,7 +18,8 @@
 #define EV_SQL_LEN_TIME(max) ""
 const ev_field_t ev_fields[EV_FIELD_COUNT] = {
 #define EV_FIELD(name, kind, max, sql, where) \
-    {#name, EV_KIND_##kind, max, sql EV_SQL_LEN_##kind(max), EV_WHERE_OF(where), offsetof(ev_event_t, name)},
+    {#name, EV_KIND_##kind, max, sql EV_SQL_LEN_##kind(max), EV_WHERE_OF(where), offsetof(ev_event_t, name), \
+     sizeof #name - 1},
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
 };
@@ -56,12 +57,25 @@ ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...
     return code;
 }
 
+/* Whether field i is named name (len bytes). */
+static bool s_named(int i, const char *name, size_t len)
+{
+    return ev_fields[i].name_len == len && memcmp(ev_fields[i].name, name, len) == 0;
+}
+
 int ev_field_index(const char *name, size_t len)
 {
     for (int i = 0; i < EV_FIELD_COUNT; i++)
-        if (strlen(ev_fields[i].name) == len && memcmp(ev_fields[i].name, name, len) == 0)
+        if (s_named(i, name, len))
             return i;
     return -1;
+}
+
+int ev_field_index_hint(const char *name, size_t len, int hint)
+{
+    if (hint >= 0 && hint < EV_FIELD_COUNT && s_named(hint, name, len))
+        return hint;
+    return ev_field_index(name, len);
 }
 
 /* ---- Text ---- */
@@ -267,25 +281,29 @@ static void s_quote(char *dst, size_t cap, const char *s, size_t len)
     dst[n] = '\0';
 }
 
+/* A value refused: "field: 'value' what", the value quoted printable and
+ * cut short. Only on the failure path: good values pay nothing for it. */
+static ev_reject_t s_bad_value(ev_error_t *err, ev_reject_t code, const char *field, const char *s, size_t len,
+                               const char *what)
+{
+    char q[48];
+    s_quote(q, sizeof q, s, len);
+    return ev_error_set(err, code, "%s: '%s' %s", field, q, what);
+}
+
 ev_reject_t ev_parse_i32(const char *s, size_t len, int32_t *out, const char *field, ev_error_t *err)
 {
     int64_t v;
-    if (!s_parse_int(s, len, INT32_MIN, INT32_MAX, &v)) {
-        char q[48];
-        s_quote(q, sizeof q, s, len);
-        return ev_error_set(err, EV_REJECT_NUMBER, "%s: '%s' is not a 32-bit integer", field, q);
-    }
+    if (!s_parse_int(s, len, INT32_MIN, INT32_MAX, &v))
+        return s_bad_value(err, EV_REJECT_NUMBER, field, s, len, "is not a 32-bit integer");
     *out = (int32_t)v;
     return EV_OK;
 }
 
 ev_reject_t ev_parse_i64(const char *s, size_t len, int64_t *out, const char *field, ev_error_t *err)
 {
-    if (!s_parse_int(s, len, INT64_MIN, INT64_MAX, out)) {
-        char q[48];
-        s_quote(q, sizeof q, s, len);
-        return ev_error_set(err, EV_REJECT_NUMBER, "%s: '%s' is not a 64-bit integer", field, q);
-    }
+    if (!s_parse_int(s, len, INT64_MIN, INT64_MAX, out))
+        return s_bad_value(err, EV_REJECT_NUMBER, field, s, len, "is not a 64-bit integer");
     return EV_OK;
 }
 
@@ -301,14 +319,12 @@ ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char
     const char *dot = memchr(s, '.', len);
     size_t ilen = dot ? (size_t)(dot - s) : len;
     size_t flen = dot ? len - ilen - 1 : 0;
-    char q[48];
-    s_quote(q, sizeof q, orig, olen);
     if (!s_digits(s, ilen) || (dot && flen && !s_digits(dot + 1, flen)))
-        return ev_error_set(err, EV_REJECT_PRICE, "%s: '%s' is not a decimal number", field, q);
+        return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is not a decimal number");
     while (ilen > 1 && s[0] == '0')
         s++, ilen--;
     if (ilen > 8)
-        return ev_error_set(err, EV_REJECT_PRICE, "%s: '%s' is larger than numeric(10,2) holds", field, q);
+        return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is larger than numeric(10,2) holds");
     int64_t v = 0;
     for (size_t i = 0; i < ilen; i++)
         v = v * 10 + (s[i] - '0');
@@ -317,7 +333,7 @@ ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char
         frac = frac * 10 + (i < flen ? dot[1 + i] - '0' : 0);
     for (size_t i = 2; i < flen; i++)
         if (dot[1 + i] != '0')
-            return ev_error_set(err, EV_REJECT_PRICE, "%s: '%s' is finer than cents", field, q);
+            return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is finer than cents");
     v = v * 100 + frac;
     *cents = neg ? -v : v;
     return EV_OK;
@@ -361,19 +377,16 @@ static bool s_num(const char *s, size_t n, unsigned *out)
 
 ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *field, ev_error_t *err)
 {
-    char q[48];
-    s_quote(q, sizeof q, s, len);
     unsigned Y, M, D, h, mi, sec;
     if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
         s[16] != ':' || !s_num(s, 4, &Y) || !s_num(s + 5, 2, &M) || !s_num(s + 8, 2, &D) ||
         !s_num(s + 11, 2, &h) || !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
-        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' is not a time like 2024-01-31 12:00:00[.ffffff]",
-                            field, q);
+        return s_bad_value(err, EV_REJECT_TIME, field, s, len, "is not a time like 2024-01-31 12:00:00[.ffffff]");
     static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
     if (Y < 1 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 ||
         mi > 59 || sec > 59)
-        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' is not a valid date and time", field, q);
+        return s_bad_value(err, EV_REJECT_TIME, field, s, len, "is not a valid date and time");
     size_t i = 19;
     int64_t frac = 0;
     if (i < len && s[i] == '.') {
@@ -382,7 +395,7 @@ ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *fi
             i++;
         size_t n = i - start;
         if (n == 0 || n > 6)
-            return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' needs 1 to 6 fractional digits", field, q);
+            return s_bad_value(err, EV_REJECT_TIME, field, s, len, "needs 1 to 6 fractional digits");
         for (size_t k = 0; k < 6; k++)
             frac = frac * 10 + (k < n ? s[start + k] - '0' : 0);
     }
@@ -396,17 +409,17 @@ ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *fi
         bool ok = (rest == 5 && o[2] == ':' && s_num(o, 2, &oh) && s_num(o + 3, 2, &om)) ||
                   (rest == 4 && s_num(o, 2, &oh) && s_num(o + 2, 2, &om)) || (rest == 2 && s_num(o, 2, &oh) && !(om = 0));
         if (!ok || oh > 23 || om > 59)
-            return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' has a bad UTC offset", field, q);
+            return s_bad_value(err, EV_REJECT_TIME, field, s, len, "has a bad UTC offset");
         offset_s = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
         i = len;
     }
     if (i != len)
-        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' has trailing characters", field, q);
+        return s_bad_value(err, EV_REJECT_TIME, field, s, len, "has trailing characters");
     int64_t days = s_days_from_civil(Y, M, D);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     /* An offset may move a time out of years 1..9999, which PostgreSQL refuses. */
     if (secs < s_days_from_civil(1, 1, 1) * 86400 || secs >= s_days_from_civil(10000, 1, 1) * 86400)
-        return ev_error_set(err, EV_REJECT_TIME, "%s: '%s' is outside years 1 to 9999 in UTC", field, q);
+        return s_bad_value(err, EV_REJECT_TIME, field, s, len, "is outside years 1 to 9999 in UTC");
     *us = secs * 1000000 + frac;
     return EV_OK;
 }

@@ -8,11 +8,72 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The event map's start (map header, "v", the version) and each field's
+ * key, msgpack-encoded once: an event is then written byte by byte. */
+#define S_HEAD_MAX 64
+#define S_KEYS_MAX 512
+
 struct ev_codec_t {
     msgpack_sbuffer out; /* what the last encode wrote */
     msgpack_packer pk;   /* packs into out */
     msgpack_zone zone;   /* decode scratch, cleared before each decode */
+    unsigned char head[S_HEAD_MAX]; /* an event map's first bytes */
+    size_t head_len;
+    unsigned char keys[S_KEYS_MAX]; /* field i's key at keys[key_off[i]] */
+    uint16_t key_off[EV_FIELD_COUNT + 1];
 };
+
+/* ---- Packing helpers ---- */
+
+static void s_key(msgpack_packer *pk, const char *key)
+{
+    size_t n = strlen(key);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, key, n);
+}
+
+static void s_str(msgpack_packer *pk, ev_str_t s)
+{
+    msgpack_pack_str(pk, s.len);
+    msgpack_pack_str_body(pk, s.ptr ? s.ptr : "", s.len);
+}
+
+static void s_begin(ev_codec_t *self, size_t entries)
+{
+    msgpack_sbuffer_clear(&self->out);
+    msgpack_pack_map(&self->pk, entries + 1);
+    s_key(&self->pk, "v");
+    msgpack_pack_int(&self->pk, EV_PROTOCOL_VERSION);
+}
+
+static void s_done(ev_codec_t *self, const void **data, size_t *len)
+{
+    *data = self->out.data;
+    *len = self->out.size;
+}
+
+/* Packs the event map's start and the keys once, with msgpack-c itself. */
+static bool s_prepare_event(ev_codec_t *self)
+{
+    s_begin(self, EV_FIELD_COUNT);
+    if (self->out.size > sizeof self->head)
+        return false;
+    memcpy(self->head, self->out.data, self->out.size);
+    self->head_len = self->out.size;
+    size_t off = 0;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        msgpack_sbuffer_clear(&self->out);
+        s_key(&self->pk, ev_fields[i].name);
+        if (off + self->out.size > sizeof self->keys)
+            return false;
+        self->key_off[i] = (uint16_t)off;
+        memcpy(self->keys + off, self->out.data, self->out.size);
+        off += self->out.size;
+    }
+    self->key_off[EV_FIELD_COUNT] = (uint16_t)off;
+    msgpack_sbuffer_clear(&self->out);
+    return true;
+}
 
 ev_codec_t *ev_codec_new(void)
 {
@@ -25,6 +86,8 @@ ev_codec_t *ev_codec_new(void)
         free(self);
         return NULL;
     }
+    if (!s_prepare_event(self))
+        ev_codec_destroy(&self);
     return self;
 }
 
@@ -75,57 +138,134 @@ bool ev_topic_parse(const void *topic, size_t len, uint32_t *partition, ev_msg_k
     return true;
 }
 
-/* ---- Packing helpers ---- */
-
-static void s_key(msgpack_packer *pk, const char *key)
+/* Big-endian stores. */
+static unsigned char *s_be16(unsigned char *p, uint16_t v)
 {
-    size_t n = strlen(key);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, key, n);
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+    return p + 2;
 }
 
-static void s_str(msgpack_packer *pk, ev_str_t s)
+static unsigned char *s_be32(unsigned char *p, uint32_t v)
 {
-    msgpack_pack_str(pk, s.len);
-    msgpack_pack_str_body(pk, s.ptr ? s.ptr : "", s.len);
+    p = s_be16(p, (uint16_t)(v >> 16));
+    return s_be16(p, (uint16_t)v);
 }
 
-static void s_begin(ev_codec_t *self, size_t entries)
+static unsigned char *s_be64(unsigned char *p, uint64_t v)
 {
-    msgpack_sbuffer_clear(&self->out);
-    msgpack_pack_map(&self->pk, entries + 1);
-    s_key(&self->pk, "v");
-    msgpack_pack_int(&self->pk, EV_PROTOCOL_VERSION);
+    p = s_be32(p, (uint32_t)(v >> 32));
+    return s_be32(p, (uint32_t)v);
 }
 
-static void s_done(ev_codec_t *self, const void **data, size_t *len)
+/* An integer in its shortest msgpack form, chosen as msgpack-c's
+ * msgpack_pack_int64 chooses it (the bytes must not change). */
+static unsigned char *s_put_int(unsigned char *p, int64_t d)
 {
-    *data = self->out.data;
-    *len = self->out.size;
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 15)) {
+            if (d < -(1LL << 31)) {
+                *p++ = 0xd3;
+                return s_be64(p, (uint64_t)d);
+            }
+            *p++ = 0xd2;
+            return s_be32(p, (uint32_t)d);
+        }
+        if (d < -(1LL << 7)) {
+            *p++ = 0xd1;
+            return s_be16(p, (uint16_t)d);
+        }
+        *p++ = 0xd0;
+        *p++ = (unsigned char)d;
+        return p;
+    }
+    if (d < (1LL << 7)) {
+        *p++ = (unsigned char)d;
+        return p;
+    }
+    if (d < (1LL << 16)) {
+        if (d < (1LL << 8)) {
+            *p++ = 0xcc;
+            *p++ = (unsigned char)d;
+            return p;
+        }
+        *p++ = 0xcd;
+        return s_be16(p, (uint16_t)d);
+    }
+    if (d < (1LL << 32)) {
+        *p++ = 0xce;
+        return s_be32(p, (uint32_t)d);
+    }
+    *p++ = 0xcf;
+    return s_be64(p, (uint64_t)d);
 }
 
+/* A string's header (fixstr, str8, str16, str32, as msgpack-c) and bytes. */
+static unsigned char *s_put_str(unsigned char *p, ev_str_t s)
+{
+    size_t n = s.len;
+    if (n < 32) {
+        *p++ = (unsigned char)(0xa0 | n);
+    } else if (n < 256) {
+        *p++ = 0xd9;
+        *p++ = (unsigned char)n;
+    } else if (n < 65536) {
+        *p++ = 0xda;
+        p = s_be16(p, (uint16_t)n);
+    } else {
+        *p++ = 0xdb;
+        p = s_be32(p, (uint32_t)n);
+    }
+    if (n)
+        memcpy(p, s.ptr, n);
+    return p + n;
+}
+
+/* Writes the event straight into out: its size is bounded beforehand (a
+ * string's header takes at most 5 bytes, an integer at most 9), so one
+ * reservation serves the whole map. Aborts when memory runs out, as
+ * msgpack-c's sbuffer does. */
 void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **data, size_t *len)
 {
-    s_begin(self, EV_FIELD_COUNT);
+    size_t need = self->head_len + self->key_off[EV_FIELD_COUNT];
+    for (int i = 0; i < EV_FIELD_COUNT; i++)
+        need += ev_fields[i].kind == EV_KIND_STR
+                    ? 5 + ((const ev_str_t *)((const char *)ev + ev_fields[i].offset))->len
+                    : 9;
+    msgpack_sbuffer *out = &self->out;
+    if (out->alloc < need) {
+        char *grown = realloc(out->data, need);
+        if (!grown)
+            abort();
+        out->data = grown;
+        out->alloc = need;
+    }
+    unsigned char *start = (unsigned char *)out->data, *p = start;
+    memcpy(p, self->head, self->head_len);
+    p += self->head_len;
     for (int i = 0; i < EV_FIELD_COUNT; i++) {
         const ev_field_t *f = &ev_fields[i];
-        const char *p = (const char *)ev + f->offset;
-        s_key(&self->pk, f->name);
+        const char *v = (const char *)ev + f->offset;
+        size_t klen = (size_t)(self->key_off[i + 1] - self->key_off[i]);
+        memcpy(p, self->keys + self->key_off[i], klen);
+        p += klen;
         switch (f->kind) {
         case EV_KIND_I32:
-            msgpack_pack_int32(&self->pk, *(const int32_t *)p);
+            p = s_put_int(p, *(const int32_t *)v);
             break;
         case EV_KIND_I64:
         case EV_KIND_PRICE:
         case EV_KIND_TIME:
-            msgpack_pack_int64(&self->pk, *(const int64_t *)p);
+            p = s_put_int(p, *(const int64_t *)v);
             break;
         case EV_KIND_STR:
-            s_str(&self->pk, *(const ev_str_t *)p);
+            p = s_put_str(p, *(const ev_str_t *)v);
             break;
         }
     }
-    s_done(self, data, len);
+    out->size = (size_t)(p - start);
+    *data = out->data;
+    *len = out->size;
 }
 
 /* ---- Unpacking helpers ---- */
@@ -436,6 +576,14 @@ static ev_reject_t s_head_field(const s_head_t *h, int idx, ev_event_t *ev, ev_e
     return rc;
 }
 
+/* Whether p starts with field i's name as a msgpack fixstr (every field
+ * name is shorter than 32 bytes). */
+static bool s_is_key(const unsigned char *p, size_t len, int i)
+{
+    size_t n = ev_fields[i].name_len;
+    return n < 32 && len > n && p[0] == (0xa0 | n) && memcmp(p + 1, ev_fields[i].name, n) == 0;
+}
+
 /* Decodes the event map at the start of data (len bytes there, maybe more
  * after it). *size: the map's length in bytes, 0 when it is truncated or
  * malformed (nothing else is then known). */
@@ -455,8 +603,21 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     ev_error_t verr = {0}, ferr = {0};
     bool has_v = false;
     uint32_t seen = 0;
+    int next = 0; /* the field expected next */
     for (uint32_t i = 0; i < top.size; i++) {
         s_head_t k, v;
+        /* The key our encoders write next, as a fixstr: taken without parsing. */
+        if (next < EV_FIELD_COUNT && s_is_key(data + pos, len - pos, next)) {
+            pos += 1 + ev_fields[next].name_len;
+            if (!s_read(data, len, &pos, false, &v))
+                return EV_REJECT_DECODE;
+            if (ferr.code)
+                continue;
+            if (s_head_field(&v, next, ev, &ferr) == EV_OK)
+                seen |= 1u << next;
+            next++;
+            continue;
+        }
         if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
             return EV_REJECT_DECODE;
         if (k.type != MSGPACK_OBJECT_STR) {
@@ -476,9 +637,10 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
             has_v = true;
             continue;
         }
-        int idx = ev_field_index(k.ptr, k.size);
+        int idx = ev_field_index_hint(k.ptr, k.size, next);
         if (idx < 0 || ferr.code)
             continue; /* a key of a later version, or past the first refusal */
+        next = idx + 1;
         if (s_head_field(&v, idx, ev, &ferr) == EV_OK)
             seen |= 1u << idx;
     }

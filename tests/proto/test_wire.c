@@ -258,6 +258,131 @@ Test(wire_event, encoding_is_deterministic_and_reuses_the_codec)
     ev_codec_destroy(&codec);
 }
 
+/* Field f's value of ev, as msgpack-c packs it. */
+static void s_pack_value(msgpack_packer *pk, const ev_field_t *f, const ev_event_t *ev)
+{
+    const char *p = (const char *)ev + f->offset;
+    if (f->kind == EV_KIND_STR) {
+        const ev_str_t *v = (const ev_str_t *)p;
+        msgpack_pack_str(pk, v->len);
+        msgpack_pack_str_body(pk, v->len ? v->ptr : "", v->len);
+    } else if (f->kind == EV_KIND_I32) {
+        msgpack_pack_int32(pk, *(const int32_t *)p);
+    } else {
+        msgpack_pack_int64(pk, *(const int64_t *)p);
+    }
+}
+
+/* The event packed by msgpack-c's own packer, field by field: the bytes the
+ * encoder must give (archives, taps and other publishers compare them). */
+static void s_pack_reference(msgpack_sbuffer *out, const ev_event_t *ev)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, EV_FIELD_COUNT + 1);
+    s_pack_key(&pk, "v");
+    msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        s_pack_key(&pk, f->name);
+        s_pack_value(&pk, f, ev);
+    }
+}
+
+Test(wire_event, bytes_are_msgpack_cs_for_every_integer_and_string_length_class)
+{
+    /* Each side of every boundary between msgpack's integer and string forms. */
+    static const int64_t ints[] = {0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                                   INT64_MAX, -1, -31, -32, -33, -127, -128, -129, -32767, -32768, -32769,
+                                   INT32_MIN + 1LL, INT32_MIN, INT32_MIN - 1LL, INT64_MIN, INT32_MAX};
+    static const size_t lens[] = {0, 1, 31, 32, 33, 255, 256, 257, 65535, 65536, 70000};
+    char *text = malloc(70000);
+    cr_assert_not_null(text);
+    memset(text, 'x', 70000);
+    ev_codec_t *codec = ev_codec_new();
+    msgpack_sbuffer want;
+    msgpack_sbuffer_init(&want);
+    size_t nints = sizeof ints / sizeof ints[0], nlens = sizeof lens / sizeof lens[0];
+    for (size_t k = 0; k < nints + nlens; k++) {
+        ev_event_t ev = s_event();
+        int64_t n = ints[k % nints];
+        /* 32-bit fields take the values that fit; strings each length. */
+        int32_t n32 = n >= INT32_MIN && n <= INT32_MAX ? (int32_t)n : (int32_t)(k * 7919);
+        ev.user_id = n32;
+        ev.product_id = n32 / -2;
+        ev.partition = n32;
+        ev.product_price = n;
+        ev.event_time = n / -3;
+        ev.seq = n;
+        ev.published_at = n ^ 0x5555;
+        ev_str_t t = {text, (uint32_t)lens[k % nlens]};
+        ev.user_name = t;
+        ev.product_category = (ev_str_t){text, (uint32_t)lens[(k + 3) % nlens]};
+        ev.source = (ev_str_t){NULL, 0};
+        const void *data;
+        size_t len;
+        ev_codec_encode_event(codec, &ev, &data, &len);
+        msgpack_sbuffer_clear(&want);
+        s_pack_reference(&want, &ev);
+        cr_assert_eq(len, want.size, "case %zu: %zu bytes, msgpack-c packs %zu", k, len, want.size);
+        cr_assert_arr_eq(data, want.data, len, "case %zu: the bytes differ from msgpack-c's", k);
+    }
+    msgpack_sbuffer_destroy(&want);
+    ev_codec_destroy(&codec);
+    free(text);
+}
+
+/* A key written by another encoder: as str8 instead of fixstr. */
+static void s_pack_str8_key(msgpack_sbuffer *out, const char *key)
+{
+    unsigned char head[2] = {0xd9, (unsigned char)strlen(key)};
+    msgpack_sbuffer_write(out, (const char *)head, 2);
+    msgpack_sbuffer_write(out, key, strlen(key));
+}
+
+Test(wire_event, decodes_keys_in_other_forms_and_near_misses_of_the_expected_key)
+{
+    /* Fields in order (the decoder expects each next), but every other key
+     * as str8, and before each field a key that differs from it by one
+     * byte at its end, or is one byte longer or shorter. */
+    ev_event_t ev = s_event(), back;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1 + 2 * EV_FIELD_COUNT);
+    s_pack_key(&pk, "v");
+    msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        char near[64];
+        snprintf(near, sizeof near, "%s", f->name);
+        size_t n = strlen(near);
+        if (i % 3 == 0)
+            near[n - 1] ^= 1;
+        else if (i % 3 == 1)
+            near[n++] = 'x', near[n] = '\0';
+        else
+            near[--n] = '\0';
+        msgpack_pack_str(&pk, n);
+        msgpack_pack_str_body(&pk, near, n);
+        msgpack_pack_nil(&pk);
+        if (i % 2)
+            s_pack_str8_key(&body, f->name);
+        else
+            s_pack_key(&pk, f->name);
+        s_pack_value(&pk, f, &ev);
+    }
+    ev_codec_t *codec = ev_codec_new();
+    void *copy = s_copy(body.data, body.size);
+    ev_error_t err = {0};
+    cr_assert_eq(ev_codec_decode_event(codec, copy, body.size, &back, &err), EV_OK, "%s", err.detail);
+    cr_assert(ev_event_equal(&ev, &back, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+    free(copy);
+    msgpack_sbuffer_destroy(&body);
+    ev_codec_destroy(&codec);
+}
+
 Test(wire_event, carries_protocol_version_1_under_v)
 {
     ev_codec_t *codec = ev_codec_new();

@@ -51,6 +51,7 @@ typedef struct {
     const char *sql_type; /* the type of its column in sql/ */
     unsigned where;       /* EV_WHERE_* */
     size_t offset;        /* offsetof(ev_event_t, name) */
+    size_t name_len;      /* strlen(name) */
 } ev_field_t;
 
 extern const ev_field_t ev_fields[EV_FIELD_COUNT];
@@ -88,6 +89,10 @@ ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...
 
 /* Looks a field up by name; -1 when there is none. */
 int ev_field_index(const char *name, size_t len);
+
+/* The same, trying field `hint` first: decoders pass the field after the
+ * last one found, since every encoder of ours writes them in order. */
+int ev_field_index_hint(const char *name, size_t len, int hint);
 
 /* Checks what the table would refuse: text encoding and length, event_type,
  * price range, event_time within years 1..9999 (what ev_parse_time reads, so
