@@ -80,6 +80,15 @@ int ev_field_index_hint(const char *name, size_t len, int hint)
 
 /* ---- Text ---- */
 
+/* Whether the eight bytes at p are ASCII without a NUL. */
+static bool s_ascii8(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    return !(w & highs) && !((w - ones) & ~w & highs);
+}
+
 long ev_utf8_chars(const char *s, size_t len)
 {
     if (len == 0)
@@ -89,14 +98,14 @@ long ev_utf8_chars(const char *s, size_t len)
     while (p < end) {
         /* Eight ASCII bytes at a time: no high bit, no NUL (most text). */
         if (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, sizeof w);
-            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-            if (!(w & highs) && !((w - ones) & ~w & highs)) {
+            if (s_ascii8(p)) {
                 p += 8;
                 chars += 8;
                 continue;
             }
+        } else if (len >= 8 && s_ascii8(end - 8)) {
+            /* The tail, within the last eight bytes read again. */
+            return chars + (end - p);
         }
         unsigned c = *p;
         if (c == 0)

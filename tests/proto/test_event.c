@@ -470,6 +470,30 @@ Test(event_utf8, refuses_invalid_sequences_and_nul)
     cr_assert_eq(ev_utf8_chars("a\0b", 3), -1, "a NUL byte is refused");
 }
 
+Test(event_utf8, every_length_and_tail_is_checked)
+{
+    /* Lengths that are not multiples of eight end in a tail read again
+     * within the last eight bytes: what sits there still counts. */
+    char text[41];
+    for (size_t len = 1; len <= 40; len++) {
+        memset(text, 'x', sizeof text);
+        cr_assert_eq(ev_utf8_chars(text, len), (long)len, "len %zu", len);
+        for (size_t at = 0; at < len; at++) {
+            text[at] = '\0';
+            cr_assert_eq(ev_utf8_chars(text, len), -1, "len %zu, a NUL at %zu", len, at);
+            text[at] = '\xFF';
+            cr_assert_eq(ev_utf8_chars(text, len), -1, "len %zu, a bad byte at %zu", len, at);
+            text[at] = 'x';
+        }
+        for (size_t at = 0; at + 3 <= len; at++) {
+            memcpy(text + at, "\xE6\xBC\xA2", 3); /* 漢 */
+            cr_assert_eq(ev_utf8_chars(text, len), (long)len - 2, "len %zu, 漢 at %zu", len, at);
+            cr_assert_eq(ev_utf8_chars(text, at + 2), -1, "len %zu, half of 漢 at the end", at + 2);
+            memset(text + at, 'x', 3);
+        }
+    }
+}
+
 Test(event_utf8, long_text_is_checked_at_every_position)
 {
     /* Long ASCII runs take the eight-bytes-at-a-time path: a NUL, a bad
