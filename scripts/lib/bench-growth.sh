@@ -134,19 +134,30 @@ growth_evpipe() {
 
 growth_rate() { local s; s=$(get "$1.$2.s"); [ -n "$s" ] && b_calc "$G_STEP / $s"; }
 
-# growth_table: one line per load and system.
+# growth_median KEY FROM TO: the median rows/s of steps FROM..TO (one step
+# is noisy on a shared machine: a neighbour's burst halves it).
+growth_median() {
+  local s
+  for ((s = $2; s <= $3; s++)); do growth_rate "$1" "$s"; done | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) exit; print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# growth_table: one line per load and system, each rate the median of five
+# steps (fewer in a run of under 15): the first ones, those around the
+# middle, and the last ones.
 growth_table() {
-  local load sys key first last mid m mb wal rows
-  m=$((G_STEPS / 2)); [ "$m" -lt 1 ] && m=1
-  echo "| load | into | rows/s, first $(b_int "$G_STEP") | at $(b_int $((m * G_STEP))) rows | last step (to $(b_int "$G_ROWS")) | last ÷ first | MB per million rows | WAL MB per million rows |"
+  local load sys key first last mid m w mb wal rows
+  w=5; [ "$G_STEPS" -lt $((3 * w)) ] && w=$(((G_STEPS + 2) / 3))
+  m=$(((G_STEPS - w) / 2 + 1))
+  echo "| load | into | rows/s, first $(b_int $((w * G_STEP))) rows | from $(b_int $(((m - 1) * G_STEP))) rows | last $(b_int $((w * G_STEP))) (to $(b_int "$G_ROWS")) | last ÷ first | MB per million rows | WAL MB per million rows |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
   for load in $G_LOADS; do
     for sys in $G_SYSTEMS; do
       key=${load}_$sys
       [ -n "$(get "$key.1.s")" ] || continue
-      first=$(growth_rate "$key" 1)
-      mid=$(growth_rate "$key" "$m")
-      last=$(growth_rate "$key" "$G_STEPS")
+      first=$(growth_median "$key" 1 "$w")
+      mid=$(growth_median "$key" "$m" $((m + w - 1)))
+      last=$(growth_median "$key" $((G_STEPS - w + 1)) "$G_STEPS")
       rows=$(get "$key.rows")
       mb=—
       [ -n "$(get "$key.$G_STEPS.bytes")" ] &&
