@@ -2,15 +2,12 @@
 #include "writer.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #include "evpipe/curve.h"
@@ -21,14 +18,13 @@
 #include "evpipe/sig.h"
 #include "evpipe/wire.h"
 #include "evpipe/zmqutil.h"
-#include "writer_assign.h"
 #include "writer_batch.h"
 #include "writer_checkdb.h"
 #include "writer_db.h"
-#include "writer_lease.h"
 #include "writer_metrics.h"
 #include "writer_migrate.h"
 #include "writer_partition.h"
+#include "writer_share.h"
 #include "writer_stream.h"
 
 #define S_WELCOME "!welcome"
@@ -41,16 +37,9 @@
 #define S_HEAD_EVERY_MS 1000
 /* How long writer_finish keeps trying to commit. */
 #define S_FINISH_MS 10000
-/* How often the live writers are looked at (a NOTIFY makes it at once). */
-#define S_REBALANCE_MS 1000
-/* After a reconnection, no new partition is taken for this long: the other
- * writers reconnect and take theirs back first. */
-#define S_SETTLE_MS 2000
 /* A partition taken looks for events nobody announced after this long,
  * unless a heartbeat of the stream came first. */
 #define S_PROBE_AFTER_MS 3000
-/* Live writers considered, at most. */
-#define S_MEMBERS_MAX 1024
 
 struct writer_t {
     evp_config_t cfg;              /* settings (a copy) */
@@ -64,18 +53,7 @@ struct writer_t {
     writer_db_t *db;               /* PostgreSQL */
     writer_metrics_t *metrics;     /* Prometheus metrics and /healthz (METRICS_PORT) */
     writer_stats_t stats;          /* counters */
-    bool owned[EV_PARTITIONS_MAX]; /* partitions this writer owns (holds the lock of, subscribes to) */
-    size_t nowned;                 /* how many */
-    char name[WRITER_DB_NAME_MAX]; /* this writer among the writers: its connection's application_name */
-    char (*members)[WRITER_DB_NAME_MAX]; /* live writers at the last look (S_MEMBERS_MAX) */
-    const char **member_names;     /* pointers into members, for writer_assign */
-    size_t nmembers;               /* how many */
-    bool sharing;                  /* writer_start done: the loop shares partitions with the other writers */
-    uint64_t joined_session;       /* the writer_db session whose locks match owned[] (0: none) */
-    uint64_t joins;                /* sessions joined */
-    int64_t next_rebalance_ms;     /* next look at the live writers */
-    int64_t take_after_ms;         /* no new partition is taken before this (after a reconnection) */
-    bool rebalance_now;            /* look at the next turn (a notification came, this writer joined) */
+    writer_share_t *share;         /* the partitions owned, shared with the other writers */
     size_t pending_max;            /* rows the batch may hold while PostgreSQL is down */
     uint64_t next_repair_id;       /* ids of repair requests */
     bool stop;                     /* writer_stop was called */
@@ -85,136 +63,6 @@ struct writer_t {
     uint64_t progress_committed;   /* committed at the last progress line */
     evp_log_limit_t log_limit;     /* bounds the lines about bad messages */
 };
-
-/* ---- Lifecycle ---- */
-
-/* evpipe-writer/<host>/<pid>/<random>: unique, at most 63 printable bytes. */
-static void s_make_name(char *out, size_t outlen)
-{
-    char host[256] = "";
-    if (gethostname(host, sizeof host) != 0 || !host[0])
-        snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
-    char clean[29];
-    size_t k = 0;
-    for (size_t i = 0; host[i] && k < sizeof clean - 1; i++) {
-        unsigned char c = (unsigned char)host[i];
-        clean[k++] = isalnum(c) || c == '-' || c == '.' || c == '_' ? (char)c : '-';
-    }
-    clean[k] = '\0';
-    uint32_t rnd;
-    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
-        rnd = (uint32_t)zclock_mono() * 2654435761u ^ (uint32_t)getpid();
-    snprintf(out, outlen, "%s%s/%d/%08x", WRITER_DB_MEMBER_PREFIX, clean, (int)getpid(), (unsigned)rnd);
-}
-
-writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
-{
-    writer_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        snprintf(why, whylen, "out of memory");
-        return NULL;
-    }
-    self->cfg = *cfg;
-    self->pending_max = (size_t)(cfg->writer_holdback_max > cfg->writer_batch_size ? cfg->writer_holdback_max
-                                                                                   : cfg->writer_batch_size);
-    self->next_repair_id = 1;
-    self->zctx = zmq_ctx_new();
-    self->codec = ev_codec_new();
-    self->streams =
-        writer_streams_new((size_t)cfg->writer_holdback_max, (size_t)cfg->writer_holdback_mb * 1024 * 1024,
-                           (uint32_t)cfg->writer_sources_max);
-    self->batch = writer_batch_new((size_t)cfg->writer_batch_size);
-    self->metrics = writer_metrics_new();
-    self->db = writer_db_new(&self->cfg, self->metrics);
-    self->members = calloc(S_MEMBERS_MAX, sizeof *self->members);
-    self->member_names = calloc(S_MEMBERS_MAX, sizeof *self->member_names);
-    s_make_name(self->name, sizeof self->name);
-    if (!self->zctx || !self->codec || !self->streams || !self->batch || !self->metrics || !self->db ||
-        !self->members || !self->member_names) {
-        snprintf(why, whylen, "out of memory");
-        writer_destroy(&self);
-        return NULL;
-    }
-    self->sub = zmq_socket(self->zctx, ZMQ_SUB);
-    self->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
-    int immediate = 1;
-    if (!self->sub || !self->dealer || evp_zmq_tune(self->sub, &self->cfg, cfg->bus_hwm, 0) != 0 ||
-        evp_zmq_tune(self->dealer, &self->cfg, cfg->bus_hwm, 0) != 0 ||
-        /* Requests are not queued for a repair service that is not there: they are re-sent. */
-        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
-        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, S_WELCOME, strlen(S_WELCOME)) != 0) {
-        snprintf(why, whylen, "cannot set up the sockets: %s", zmq_strerror(errno));
-        writer_destroy(&self);
-        return NULL;
-    }
-    /* With CURVE=1 both the bus and the repair endpoint admit only known keys. */
-    if (evp_curve_client_apply(self->sub, &self->cfg, why, whylen) != 0 ||
-        evp_curve_client_apply(self->dealer, &self->cfg, why, whylen) != 0) {
-        writer_destroy(&self);
-        return NULL;
-    }
-    writer_metrics_set_partitions(self->metrics, cfg->partitions);
-    if (writer_metrics_serve(self->metrics, cfg->metrics_port, why, whylen) != 0) {
-        writer_destroy(&self);
-        return NULL;
-    }
-    return self;
-}
-
-void writer_destroy(writer_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    writer_t *self = *self_p;
-    /* First: the HTTP thread stops before anything it reads goes. */
-    writer_metrics_destroy(&self->metrics);
-    if (self->sub)
-        zmq_close(self->sub);
-    if (self->dealer)
-        zmq_close(self->dealer);
-    if (self->zctx)
-        zmq_ctx_term(self->zctx);
-    ev_codec_destroy(&self->codec);
-    writer_streams_destroy(&self->streams);
-    writer_batch_destroy(&self->batch);
-    writer_db_destroy(&self->db);
-    free(self->members);
-    free(self->member_names);
-    free(self);
-    *self_p = NULL;
-}
-
-void writer_stop(writer_t *self)
-{
-    self->stop = true;
-}
-
-bool writer_stopping(const writer_t *self)
-{
-    return self->stop || evp_stopping();
-}
-
-const writer_stats_t *writer_stats(const writer_t *self)
-{
-    return &self->stats;
-}
-
-void writer_render_metrics(writer_t *self, ev_buf_t *out)
-{
-    writer_metrics_sync(self->metrics, &self->stats, self->nowned, writer_db_connected(self->db));
-    writer_metrics_render(self->metrics, out);
-}
-
-size_t writer_held(const writer_t *self)
-{
-    return writer_streams_held(self->streams);
-}
-
-size_t writer_pending_rows(const writer_t *self)
-{
-    return self->batch->nrows;
-}
 
 /* ---- Bad messages ---- */
 
@@ -408,7 +256,7 @@ static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, si
     self->stats.received++;
     ev_error_t err;
     bool usable = s_identity_ok(self, ev, &err);
-    if (usable && !self->owned[ev->partition]) {
+    if (usable && !writer_share_owns(self->share, ev->partition)) {
         /* The topic was ours, the body names another partition. */
         usable = false;
         ev_error_set(&err, EV_REJECT_IDENTITY, "partition: %d in the body, %d in the topic", (int)ev->partition,
@@ -482,7 +330,7 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
     s_check_partitions(self, &hb);
     long chars = hb.source.ptr ? ev_utf8_chars(hb.source.ptr, hb.source.len) : -1;
     if (chars < 1 || (unsigned long)chars > ev_fields[EV_F_source].max_chars || hb.partition != (int32_t)topic_partition ||
-        hb.partition >= self->cfg.partitions || !self->owned[hb.partition]) {
+        hb.partition >= self->cfg.partitions || !writer_share_owns(self->share, hb.partition)) {
         char topic[EV_TOPIC_MAX];
         size_t n = ev_topic_format(topic, topic_partition, EV_MSG_HEARTBEAT);
         s_undecodable(self, "bus", topic, n, "heartbeat: bad source or partition");
@@ -502,14 +350,11 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
 
 /* ---- Commit ---- */
 
-static bool s_session_ready(writer_t *self, int64_t now);
-static bool s_rebalance(writer_t *self, int64_t now);
-
 /* Commits the batch, on a session that holds the locks of the partitions
  * owned (re-taken first after a reconnection). */
 static bool s_commit(writer_t *self, int64_t now)
 {
-    if (!s_session_ready(self, now))
+    if (!writer_share_ready(self->share, now))
         return false;
     if (writer_db_commit(self->db, self->batch, self->streams, &self->stats, now) != WRITER_COMMIT_OK)
         return false;
@@ -554,7 +399,7 @@ static bool s_may_read_bus(writer_t *self)
  * session that holds the locks (else the commit sends it all). */
 static void s_send_ahead(writer_t *self, int64_t now)
 {
-    if (writer_db_connected(self->db) && (!self->sharing || self->joined_session == writer_db_session(self->db)))
+    if (writer_db_connected(self->db) && writer_share_joined(self->share))
         writer_db_send_ahead(self->db, self->batch, now);
 }
 
@@ -566,6 +411,71 @@ static void s_commit_if_due(writer_t *self, int64_t now)
     bool old = now - self->batch->first_ms >= self->cfg.writer_linger_ms;
     if ((full || old) && (writer_db_connected(self->db) || now >= writer_db_next_attempt_ms(self->db)))
         s_commit(self, now);
+}
+
+/* ---- Partitions: what sharing them asks of the writer (writer_share.h) ---- */
+
+static void s_subscribe(void *arg, int32_t p, bool on)
+{
+    writer_t *self = arg;
+    char prefix[EV_TOPIC_MAX];
+    size_t len = ev_topic_prefix(prefix, (uint32_t)p);
+    if (zmq_setsockopt(self->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, prefix, len) != 0)
+        evp_error(on ? "cannot subscribe" : "cannot unsubscribe", "partition=%d reason=\"%s\"", (int)p,
+                  zmq_strerror(errno));
+}
+
+/* Commits the batch before partitions are given up, when it holds anything. */
+static bool s_commit_held(void *arg, int64_t now)
+{
+    writer_t *self = arg;
+    return writer_batch_empty(self->batch) || s_commit(self, now);
+}
+
+/* Forgets partitions: what the batch holds of them, their streams and the
+ * events they hold back (the next owner repairs them from the archive). */
+static void s_forget(void *arg, const int32_t *parts, size_t n)
+{
+    writer_t *self = arg;
+    bool gone[EV_PARTITIONS_MAX] = {false};
+    for (size_t i = 0; i < n; i++)
+        gone[parts[i]] = true;
+    uint32_t limit = writer_streams_id_limit(self->streams);
+    bool *drop = calloc(limit ? limit : 1, sizeof *drop);
+    if (!drop)
+        abort();
+    for (uint32_t id = 0; id < limit; id++) {
+        const writer_stream_t *s = writer_streams_by_id(self->streams, id);
+        drop[id] = s && gone[s->partition];
+    }
+    size_t rows = writer_batch_drop_streams(self->batch, drop, limit);
+    free(drop);
+    if (rows > 0)
+        evp_info("rows of partitions given up dropped from the batch", "rows=%zu", rows);
+    for (size_t i = 0; i < n; i++)
+        writer_streams_drop_partition(self->streams, parts[i]);
+}
+
+/* Partitions just taken: the heads read are holes to repair now; events
+ * published after them are looked for later unless a heartbeat tells. How
+ * many streams the partitions have. */
+static size_t s_taken(void *arg, const int32_t *parts, size_t n, int64_t now)
+{
+    writer_t *self = arg;
+    bool mine[EV_PARTITIONS_MAX] = {false};
+    for (size_t i = 0; i < n; i++)
+        mine[parts[i]] = true;
+    size_t streams = 0;
+    uint32_t limit = writer_streams_id_limit(self->streams);
+    for (uint32_t id = 0; id < limit; id++) {
+        writer_stream_t *s = writer_streams_by_id(self->streams, id);
+        if (!s || !mine[s->partition])
+            continue;
+        streams++;
+        writer_stream_probe_at(s, now + S_PROBE_AFTER_MS);
+        s_check_repair(self, s, now);
+    }
+    return streams;
 }
 
 /* ---- Messages ---- */
@@ -663,7 +573,7 @@ static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, i
     const void *topic = zmq_msg_data(&frames[0]);
     size_t topic_len = zmq_msg_size(&frames[0]);
     if (nframes == 1 && topic_len == strlen(S_WELCOME) && memcmp(topic, S_WELCOME, topic_len) == 0) {
-        evp_info("subscribed to the bus", "partitions=%zu endpoint=%s", self->nowned,
+        evp_info("subscribed to the bus", "partitions=%zu endpoint=%s", writer_share_owned_count(self->share),
                  self->cfg.bus_subscribe_endpoint);
         return;
     }
@@ -679,7 +589,7 @@ static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, i
         s_undecodable(self, "bus", topic, topic_len, "not a topic like p0007/ev");
         return;
     }
-    if (!self->owned[partition]) {
+    if (!writer_share_owns(self->share, (int32_t)partition)) {
         self->stats.foreign++; /* still in flight after giving the partition up */
         return;
     }
@@ -861,18 +771,15 @@ void writer_step(writer_t *self, int max_wait_ms)
     s_commit_if_due(self, now);
     if (now >= self->next_check_ms) {
         s_check_timeouts(self, now);
-        if (self->sharing && writer_db_notified(self->db))
-            self->rebalance_now = true;
+        writer_share_check_notify(self->share);
         self->next_check_ms = now + S_CHECK_MS;
     }
-    if (self->sharing && (self->rebalance_now || now >= self->next_rebalance_ms)) {
-        self->rebalance_now = false;
-        self->next_rebalance_ms = now + S_REBALANCE_MS;
+    if (writer_share_due(self->share, now)) {
         /* Looking at the members needs the connection: a batch whose rows
          * went ahead is committed first rather than given up. */
         if (writer_db_ahead(self->db))
             s_commit(self, now);
-        s_rebalance(self, now);
+        writer_share_rebalance(self->share, now);
     }
     if (writer_partition_enabled(&self->cfg) && now >= self->next_partition_ms && !writer_db_ahead(self->db) &&
         writer_db_connected(self->db))
@@ -881,7 +788,118 @@ void writer_step(writer_t *self, int max_wait_ms)
         s_progress(self);
         self->next_progress_ms = now + S_PROGRESS_MS;
     }
-    writer_metrics_sync(self->metrics, &self->stats, self->nowned, writer_db_connected(self->db));
+    writer_metrics_sync(self->metrics, &self->stats, writer_share_owned_count(self->share),
+                        writer_db_connected(self->db));
+}
+
+/* ---- Lifecycle ---- */
+
+writer_t *writer_new(const evp_config_t *cfg, char *why, size_t whylen)
+{
+    writer_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    self->pending_max = (size_t)(cfg->writer_holdback_max > cfg->writer_batch_size ? cfg->writer_holdback_max
+                                                                                   : cfg->writer_batch_size);
+    self->next_repair_id = 1;
+    self->zctx = zmq_ctx_new();
+    self->codec = ev_codec_new();
+    self->streams =
+        writer_streams_new((size_t)cfg->writer_holdback_max, (size_t)cfg->writer_holdback_mb * 1024 * 1024,
+                           (uint32_t)cfg->writer_sources_max);
+    self->batch = writer_batch_new((size_t)cfg->writer_batch_size);
+    self->metrics = writer_metrics_new();
+    self->db = writer_db_new(&self->cfg, self->metrics);
+    writer_share_hooks_t hooks = {s_subscribe, s_commit_held, s_forget, s_taken, self};
+    if (self->db && self->streams)
+        self->share = writer_share_new(&self->cfg, self->db, self->streams, &self->stats, &hooks);
+    if (!self->zctx || !self->codec || !self->streams || !self->batch || !self->metrics || !self->db ||
+        !self->share) {
+        snprintf(why, whylen, "out of memory");
+        writer_destroy(&self);
+        return NULL;
+    }
+    self->sub = zmq_socket(self->zctx, ZMQ_SUB);
+    self->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
+    int immediate = 1;
+    if (!self->sub || !self->dealer || evp_zmq_tune(self->sub, &self->cfg, cfg->bus_hwm, 0) != 0 ||
+        evp_zmq_tune(self->dealer, &self->cfg, cfg->bus_hwm, 0) != 0 ||
+        /* Requests are not queued for a repair service that is not there: they are re-sent. */
+        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, S_WELCOME, strlen(S_WELCOME)) != 0) {
+        snprintf(why, whylen, "cannot set up the sockets: %s", zmq_strerror(errno));
+        writer_destroy(&self);
+        return NULL;
+    }
+    /* With CURVE=1 both the bus and the repair endpoint admit only known keys. */
+    if (evp_curve_client_apply(self->sub, &self->cfg, why, whylen) != 0 ||
+        evp_curve_client_apply(self->dealer, &self->cfg, why, whylen) != 0) {
+        writer_destroy(&self);
+        return NULL;
+    }
+    writer_metrics_set_partitions(self->metrics, cfg->partitions);
+    if (writer_metrics_serve(self->metrics, cfg->metrics_port, why, whylen) != 0) {
+        writer_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void writer_destroy(writer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    writer_t *self = *self_p;
+    /* First: the HTTP thread stops before anything it reads goes. */
+    writer_metrics_destroy(&self->metrics);
+    if (self->sub)
+        zmq_close(self->sub);
+    if (self->dealer)
+        zmq_close(self->dealer);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    ev_codec_destroy(&self->codec);
+    writer_streams_destroy(&self->streams);
+    writer_batch_destroy(&self->batch);
+    writer_share_destroy(&self->share);
+    writer_db_destroy(&self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+void writer_stop(writer_t *self)
+{
+    self->stop = true;
+}
+
+bool writer_stopping(const writer_t *self)
+{
+    return self->stop || evp_stopping();
+}
+
+const writer_stats_t *writer_stats(const writer_t *self)
+{
+    return &self->stats;
+}
+
+void writer_render_metrics(writer_t *self, ev_buf_t *out)
+{
+    writer_metrics_sync(self->metrics, &self->stats, writer_share_owned_count(self->share),
+                        writer_db_connected(self->db));
+    writer_metrics_render(self->metrics, out);
+}
+
+size_t writer_held(const writer_t *self)
+{
+    return writer_streams_held(self->streams);
+}
+
+size_t writer_pending_rows(const writer_t *self)
+{
+    return self->batch->nrows;
 }
 
 /* ---- Start and finish ---- */
@@ -973,7 +991,7 @@ static int s_check_deployment(writer_t *self)
             return -1;
         char why[EVP_WHY_MAX], reason[EVP_WHY_MAX];
         PGconn *c = writer_db_conn(self->db);
-        evp_deploy_t rc = evp_deploy_check_conn(c, &self->cfg, self->name, why, sizeof why);
+        evp_deploy_t rc = evp_deploy_check_conn(c, &self->cfg, writer_share_name(self->share), why, sizeof why);
         if (rc == EVP_DEPLOY_AGREE)
             return 0;
         evp_log_text(reason, sizeof reason, why, strlen(why));
@@ -1037,15 +1055,14 @@ int writer_partition_events(writer_t *self, int deadline_ms)
 int writer_start(writer_t *self)
 {
     /* The first connection already counts as a live writer. */
-    writer_db_set_name(self->db, self->name);
+    writer_db_set_name(self->db, writer_share_name(self->share));
     int rc = s_migrate(self, -1);
     if (rc == 0)
         rc = s_check_deployment(self);
     if (rc != 0)
         return rc;
     /* Subscriptions first, then connect: nothing is missed while joining. */
-    self->sharing = true;
-    while (!s_rebalance(self, zclock_mono()))
+    while (!writer_share_start(self->share, zclock_mono()))
         if (!s_connect_wait(self, -1))
             return -1;
     char why[EVP_WHY_MAX];
@@ -1058,16 +1075,13 @@ int writer_start(writer_t *self)
     self->connected = true;
     int64_t now = zclock_mono();
     self->next_progress_ms = now + S_PROGRESS_MS;
-    self->next_rebalance_ms = now + S_REBALANCE_MS;
     evp_info("writer ready", "name=%s batch_size=%d linger_ms=%d holdback_max=%d repair_timeout_ms=%d "
              "partitions=%zu writers=%zu bus=%s replay=%s",
-             self->name, self->cfg.writer_batch_size, self->cfg.writer_linger_ms, self->cfg.writer_holdback_max,
-             self->cfg.writer_repair_timeout_ms, self->nowned, self->nmembers, self->cfg.bus_subscribe_endpoint,
-             self->cfg.replay_endpoint);
+             writer_share_name(self->share), self->cfg.writer_batch_size, self->cfg.writer_linger_ms,
+             self->cfg.writer_holdback_max, self->cfg.writer_repair_timeout_ms, writer_share_owned_count(self->share),
+             writer_share_members(self->share), self->cfg.bus_subscribe_endpoint, self->cfg.replay_endpoint);
     return 0;
 }
-
-static void s_leave(writer_t *self);
 
 int writer_finish(writer_t *self)
 {
@@ -1089,7 +1103,7 @@ int writer_finish(writer_t *self)
         /* Signals are ignored here: the 10 s bound is what ends this wait. */
         zclock_sleep((int)(wait < 1 ? 1 : wait > S_CHECK_MS ? S_CHECK_MS : wait));
     }
-    s_leave(self);
+    writer_share_leave(self->share);
     const writer_stats_t *st = &self->stats;
     evp_info("writer stopped", "committed=%llu duplicates=%llu rejects=%llu undecodable=%llu gaps=%llu "
              "repaired=%llu batches=%llu held_dropped=%zu",
@@ -1110,294 +1124,29 @@ int writer_run(writer_t *self)
     return writer_finish(self);
 }
 
-/* ---- Partitions: sharing them with the other writers ----
- *
- * A partition is this writer's while its connection holds the session
- * advisory lock (WRITER_DB_PARTITION_LOCK, partition): the connection that
- * COPYs, so ownership and writing share one session. If the connection
- * goes, so do the locks; nothing is committed on a new session before the
- * locks of the partitions owned are taken again (s_session_ready), and a
- * partition whose lock could not be taken again is forgotten. */
-
-static void s_subscribe(writer_t *self, int32_t p, bool on)
-{
-    char prefix[EV_TOPIC_MAX];
-    size_t len = ev_topic_prefix(prefix, (uint32_t)p);
-    if (zmq_setsockopt(self->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, prefix, len) != 0)
-        evp_error(on ? "cannot subscribe" : "cannot unsubscribe", "partition=%d reason=\"%s\"", (int)p,
-                  zmq_strerror(errno));
-    if (self->owned[p] != on)
-        self->nowned = on ? self->nowned + 1 : self->nowned - 1;
-    self->owned[p] = on;
-}
-
-/* Forgets partitions: what the batch holds of them, their streams and the
- * events they hold back (the next owner repairs them from the archive). */
-static void s_forget(writer_t *self, const int32_t *parts, size_t n)
-{
-    bool gone[EV_PARTITIONS_MAX] = {false};
-    for (size_t i = 0; i < n; i++)
-        gone[parts[i]] = true;
-    uint32_t limit = writer_streams_id_limit(self->streams);
-    bool *drop = calloc(limit ? limit : 1, sizeof *drop);
-    if (!drop)
-        abort();
-    for (uint32_t id = 0; id < limit; id++) {
-        const writer_stream_t *s = writer_streams_by_id(self->streams, id);
-        drop[id] = s && gone[s->partition];
-    }
-    size_t rows = writer_batch_drop_streams(self->batch, drop, limit);
-    free(drop);
-    if (rows > 0)
-        evp_info("rows of partitions given up dropped from the batch", "rows=%zu", rows);
-    for (size_t i = 0; i < n; i++)
-        writer_streams_drop_partition(self->streams, parts[i]);
-}
-
-static void s_given_up(const writer_t *self, const int32_t *parts, size_t n, const char *reason)
-{
-    for (size_t i = 0; i < n; i++)
-        evp_info("partition given up", "partition=%d owned=%zu reason=%s", (int)parts[i], self->nowned, reason);
-}
-
-/* Takes the locks of parts that are free, loads their checkpoints and the
- * publishers' heads, subscribes, and asks for what is missing. How many were
- * taken, or -1 when PostgreSQL failed (nothing taken). */
-static int s_take_partitions(writer_t *self, const int32_t *parts, size_t n, int64_t now)
-{
-    bool got[EV_PARTITIONS_MAX];
-    int32_t taken[EV_PARTITIONS_MAX];
-    size_t k = 0;
-    char why[EVP_WHY_MAX];
-    if (writer_db_lock(self->db, now, parts, n, got, why, sizeof why) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (got[i])
-            taken[k++] = parts[i];
-    if (k == 0)
-        return 0;
-    /* A failure drops the connection, and the locks with it. */
-    if (writer_db_load_checkpoints(self->db, taken, k, self->streams, now, why, sizeof why) != 0)
-        return -1;
-    bool mine[EV_PARTITIONS_MAX] = {false};
-    for (size_t i = 0; i < k; i++) {
-        s_subscribe(self, taken[i], true);
-        mine[taken[i]] = true;
-    }
-    /* The heads read are holes to repair now; events published after them
-     * are looked for later unless a heartbeat tells. */
-    size_t streams = 0;
-    uint32_t limit = writer_streams_id_limit(self->streams);
-    for (uint32_t id = 0; id < limit; id++) {
-        writer_stream_t *s = writer_streams_by_id(self->streams, id);
-        if (!s || !mine[s->partition])
-            continue;
-        streams++;
-        writer_stream_probe_at(s, now + S_PROBE_AFTER_MS);
-        s_check_repair(self, s, now);
-    }
-    for (size_t i = 0; i < k; i++)
-        evp_info("partition taken", "partition=%d owned=%zu", (int)taken[i], self->nowned);
-    evp_debug("partitions taken", "count=%zu streams=%zu", k, streams);
-    return (int)k;
-}
-
-/* Gives parts up: unsubscribes, commits the batch, forgets them, releases
- * their locks. 0, or -1 when the batch could not be committed (nothing
- * changed; tried again later). */
-static int s_release_partitions(writer_t *self, const int32_t *parts, size_t n, int64_t now, const char *reason)
-{
-    if (n == 0)
-        return 0;
-    /* The session first, so that a reconnection re-takes these locks too. */
-    if (!s_session_ready(self, now))
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        s_subscribe(self, parts[i], false);
-    if (!writer_batch_empty(self->batch) && !s_commit(self, now)) {
-        for (size_t i = 0; i < n; i++)
-            s_subscribe(self, parts[i], true);
-        return -1;
-    }
-    s_forget(self, parts, n);
-    char why[EVP_WHY_MAX];
-    /* A failure drops the connection: the locks are gone then too. */
-    writer_db_unlock(self->db, now, parts, n, why, sizeof why);
-    s_given_up(self, parts, n, reason);
-    return 0;
-}
-
-/* A new session: LISTEN, end the previous session if it lingers, take the
- * locks of the partitions owned again (forgetting those another writer took
- * meanwhile), reload their checkpoints, tell the others. */
-static bool s_join(writer_t *self, int64_t now)
-{
-    char why[EVP_WHY_MAX];
-    int ended = 0;
-    if (writer_db_join(self->db, now, why, sizeof why) != 0 ||
-        writer_lease_session(self->db, self->cfg.writer_lease_ms, now, why, sizeof why) != 0 ||
-        writer_lease_renew(self->db, self->name, self->cfg.writer_lease_ms, now, &ended, why, sizeof why) != 0)
-        return false;
-    self->stats.leases_ended += (uint64_t)ended;
-    int32_t mine[EV_PARTITIONS_MAX], kept[EV_PARTITIONS_MAX], lost[EV_PARTITIONS_MAX];
-    size_t n = 0, nkept = 0, nlost = 0;
-    for (int32_t p = 0; p < self->cfg.partitions; p++)
-        if (self->owned[p])
-            mine[n++] = p;
-    if (n > 0) {
-        bool got[EV_PARTITIONS_MAX];
-        if (writer_db_lock(self->db, now, mine, n, got, why, sizeof why) != 0)
-            return false;
-        for (size_t i = 0; i < n; i++) {
-            if (got[i])
-                kept[nkept++] = mine[i];
-            else
-                lost[nlost++] = mine[i];
-        }
-        for (size_t i = 0; i < nlost; i++)
-            s_subscribe(self, lost[i], false);
-        if (nlost > 0) {
-            s_forget(self, lost, nlost);
-            s_given_up(self, lost, nlost, "taken_by_another_writer");
-        }
-        /* Another writer may have committed in them meanwhile. */
-        if (nkept > 0 && writer_db_load_checkpoints(self->db, kept, nkept, self->streams, now, why, sizeof why) != 0)
-            return false;
-    }
-    self->joined_session = writer_db_session(self->db);
-    if (self->joins++ > 0) {
-        self->take_after_ms = now + S_SETTLE_MS;
-        evp_info("rejoined the writers after a reconnection", "kept=%zu lost=%zu", nkept, nlost);
-    }
-    writer_db_notify(self->db);
-    self->rebalance_now = true;
-    return true;
-}
-
-/* Connected, on a session that holds the locks of every partition owned. */
-static bool s_session_ready(writer_t *self, int64_t now)
-{
-    if (!writer_db_ensure(self->db, now))
-        return false;
-    if (!self->sharing || self->joined_session == writer_db_session(self->db))
-        return true;
-    return s_join(self, now);
-}
-
-/* Looks at the live writers, gives up the partitions that are another's
- * share now and takes the free ones of its own share. True when it could
- * look (PostgreSQL answered). */
-static bool s_rebalance(writer_t *self, int64_t now)
-{
-    if (!s_session_ready(self, now))
-        return false;
-    char why[EVP_WHY_MAX];
-    size_t n = 0;
-    int ended = 0;
-    /* The lease first: a writer whose lease ran out is no member any more. */
-    if (writer_lease_renew(self->db, self->name, self->cfg.writer_lease_ms, now, &ended, why, sizeof why) != 0)
-        return false;
-    if (ended > 0) {
-        self->stats.leases_ended += (uint64_t)ended;
-        writer_db_notify(self->db);
-    }
-    if (writer_db_members(self->db, now, self->members, S_MEMBERS_MAX, &n, why, sizeof why) != 0)
-        return false;
-    int32_t me = -1;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(self->members[i], self->name) == 0)
-            me = (int32_t)i;
-    if (me < 0) {
-        /* Its own connection is there; only a name PostgreSQL changed gets here. */
-        if (n == S_MEMBERS_MAX)
-            return false;
-        snprintf(self->members[n], sizeof self->members[n], "%s", self->name);
-        me = (int32_t)n++;
-    }
-    for (size_t i = 0; i < n; i++)
-        self->member_names[i] = self->members[i];
-    int32_t partitions = self->cfg.partitions;
-    int32_t owner[EV_PARTITIONS_MAX];
-    if (writer_assign(self->member_names, n, partitions, owner) != 0)
-        return false;
-    int32_t give[EV_PARTITIONS_MAX], want[EV_PARTITIONS_MAX];
-    size_t ngive = 0, nwant = 0, share = 0;
-    for (int32_t p = 0; p < partitions; p++) {
-        share += owner[p] == me;
-        if (self->owned[p] && owner[p] != me)
-            give[ngive++] = p;
-        else if (!self->owned[p] && owner[p] == me)
-            want[nwant++] = p;
-    }
-    if (n != self->nmembers)
-        evp_info("writers seen", "live=%zu share=%zu owned=%zu", n, share, self->nowned);
-    self->nmembers = n;
-    if (ngive > 0) {
-        if (s_release_partitions(self, give, ngive, now, "rebalance") != 0)
-            return false;
-        writer_db_notify(self->db);
-    }
-    if (nwant > 0 && now >= self->take_after_ms && s_take_partitions(self, want, nwant, now) < 0)
-        return false;
-    return true;
-}
-
-/* Stops being a writer of the group: the partitions go to the others at
- * once (they are notified). */
-static void s_leave(writer_t *self)
-{
-    if (!self->sharing)
-        return;
-    self->sharing = false;
-    int32_t mine[EV_PARTITIONS_MAX];
-    size_t n = 0;
-    for (int32_t p = 0; p < self->cfg.partitions; p++)
-        if (self->owned[p]) {
-            s_subscribe(self, p, false);
-            mine[n++] = p;
-        }
-    char why[EVP_WHY_MAX];
-    writer_lease_release(self->db, self->name);
-    if (writer_db_leave(self->db, zclock_mono(), why, sizeof why) != 0) {
-        char reason[sizeof why];
-        evp_warn("could not leave the writers cleanly; the locks go with the connection", "reason=\"%s\"",
-                 evp_log_text(reason, sizeof reason, why, strlen(why)));
-    }
-    s_given_up(self, mine, n, "stopping");
-}
+/* ---- Partitions owned (writer_share.c shares them) ---- */
 
 int writer_take_partition(writer_t *self, int32_t partition)
 {
-    if (partition < 0 || partition >= self->cfg.partitions)
-        return -1;
-    if (self->owned[partition])
-        return 0;
-    int64_t now = zclock_mono();
-    if (!s_session_ready(self, now) || s_take_partitions(self, &partition, 1, now) < 0)
-        return -1;
-    return self->owned[partition] ? 0 : -1;
+    return writer_share_take(self->share, partition);
 }
 
 int writer_release_partition(writer_t *self, int32_t partition)
 {
-    if (partition < 0 || partition >= self->cfg.partitions)
-        return -1;
-    if (!self->owned[partition])
-        return 0;
-    return s_release_partitions(self, &partition, 1, zclock_mono(), "asked");
+    return writer_share_release(self->share, partition);
 }
 
 bool writer_owns(const writer_t *self, int32_t partition)
 {
-    return partition >= 0 && partition < EV_PARTITIONS_MAX && self->owned[partition];
+    return writer_share_owns(self->share, partition);
 }
 
 size_t writer_owned_count(const writer_t *self)
 {
-    return self->nowned;
+    return writer_share_owned_count(self->share);
 }
 
 const char *writer_name(const writer_t *self)
 {
-    return self->name;
+    return writer_share_name(self->share);
 }

@@ -62,12 +62,12 @@ void writer_stop(writer_t *self);
 bool writer_stopping(const writer_t *self);
 
 /* ---- Partitions owned ----
- * Writers share the partitions out among themselves through PostgreSQL: a
- * partition is a writer's while its connection holds the session advisory
- * lock (WRITER_DB_PARTITION_LOCK, partition). Every second (at once when
- * another writer notifies) the loop lists the live writers, computes each
- * one's share (writer_assign), gives up what is another's share and takes
- * the free partitions of its own. */
+ * Writers share the partitions out among themselves through PostgreSQL
+ * (writer_share.h): a partition is a writer's while its connection holds
+ * the session advisory lock (WRITER_DB_PARTITION_LOCK, partition). Every
+ * second (at once when another writer notifies) the loop lists the live
+ * writers, computes each one's share (writer_assign), gives up what is
+ * another's share and takes the free partitions of its own. */
 
 /* Takes the partition's lock (when free), loads its checkpoints and
  * publishers' heads, subscribes to it and asks for what is missing. 0, or
