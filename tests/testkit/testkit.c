@@ -355,6 +355,16 @@ int tk_exit_code(const tk_proc_t *p)
     return WEXITSTATUS(p->status);
 }
 
+int tk_finish(tk_proc_t *p, tk_proc_t **out)
+{
+    int rc = tk_exit_code(p);
+    if (out)
+        *out = p;
+    else
+        tk_proc_destroy(&p);
+    return rc;
+}
+
 void tk_proc_destroy(tk_proc_t **pp)
 {
     if (!pp || !*pp)

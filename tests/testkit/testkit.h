@@ -79,6 +79,9 @@ char *tk_read_file(const char *path, size_t *len);
 void tk_show(const tk_proc_t *p, size_t tail);
 /* Exit code, or -1 when killed by a signal or still running. */
 int tk_exit_code(const tk_proc_t *p);
+/* The exit code of p, which has exited; p is handed to *out when out is not
+ * NULL (the caller reads its log, then destroys it), else destroyed. */
+int tk_finish(tk_proc_t *p, tk_proc_t **out);
 
 /* ---- Events ---- */
 

@@ -198,12 +198,7 @@ static int s_run(tk_world_t *w, s_bus_t *bus, s_got_t *g, const char *const *arg
     if (bus)
         s_bus_drain(bus, g, 0, 300, 3000);
     cr_assert(tk_wait_exit(p, 0), "ingest did not finish in time");
-    int rc = tk_exit_code(p);
-    if (out)
-        *out = p;
-    else
-        tk_proc_destroy(&p);
-    return rc;
+    return tk_finish(p, out);
 }
 
 static void s_copy_in(const char *dir, const char *fixture, const char *name)
