@@ -614,21 +614,9 @@ static void s_read_csv(const char *path, bool payload_only, s_row_t **rows, size
         if (ev_csv_parse_row(&map, &rec, &ev, &err) != EV_OK)
             continue;
         ev_buf_reset(&line);
-        if (payload_only) {
-            for (int i = 0; i < EV_FIELD_COUNT; i++) {
-                if (!(ev_fields[i].where & EV_WHERE_PAYLOAD))
-                    continue;
-                if (line.len)
-                    ev_buf_putc(&line, '\t');
-                if (!ev_format_scalar(&line, &ev, i, false)) {
-                    const ev_str_t *s = (const ev_str_t *)((const char *)&ev + ev_fields[i].offset);
-                    ev_copy_append_text(&line, s->ptr, s->len);
-                }
-            }
-            ev_buf_putc(&line, '\n');
-        } else {
-            ev_copy_append_row(&line, &ev);
-        }
+        /* A COPY text row: of the payload only, or as ev_copy_append_row. */
+        unsigned where = payload_only ? EV_WHERE_PAYLOAD : EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY;
+        ev_format_row(&line, &ev, where, '\t', ev_copy_append_text);
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 1024;
             *rows = realloc(*rows, *cap * sizeof **rows);
