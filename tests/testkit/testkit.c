@@ -683,6 +683,37 @@ char *tk_csv_payload_lines(const char *path, size_t *rows)
     return s_csv_lines(path, true, rows);
 }
 
+size_t tk_archive_file_rows(const char *path, tk_row_fn fn, void *arg)
+{
+    size_t len;
+    char *text = tk_read_file(path, &len);
+    size_t complete = len;
+    while (complete > 0 && text[complete - 1] != '\n')
+        complete--;
+    free(text);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    ev_csv_reader_t *r = ev_csv_reader_new(fd, 0);
+    ev_csv_record_t rec;
+    ev_csv_map_t map;
+    ev_error_t err;
+    size_t rows = 0;
+    if (ev_csv_reader_next(r, &rec) == 1 && ev_csv_reader_offset(r) <= complete) {
+        cr_assert_eq(ev_csv_map_header(&map, &rec, &err), EV_OK, "%s: %s", path, err.detail);
+        cr_assert_eq(map.layout, EV_CSV_ARCHIVE);
+        while (ev_csv_reader_next(r, &rec) == 1 && ev_csv_reader_offset(r) <= complete) {
+            ev_event_t ev;
+            cr_assert_eq(ev_csv_parse_row(&map, &rec, &ev, &err), EV_OK, "%s line %llu: %s", path,
+                         (unsigned long long)rec.line, err.detail);
+            fn(&ev, arg);
+            rows++;
+        }
+    }
+    ev_csv_reader_destroy(&r);
+    close(fd);
+    return rows;
+}
+
 /* ---- A private PostgreSQL cluster ---- */
 
 struct tk_cluster_t {

@@ -158,5 +158,10 @@ char *tk_archive_as_copy(const char *path, size_t *rows);
  * (source restricts to one source when not NULL) or from CSV files. */
 char *tk_events_payload_lines(PGconn *c, const char *source, size_t *rows);
 char *tk_csv_payload_lines(const char *path, size_t *rows);
+/* Calls fn for every complete row of the archive file at path, in order; a
+ * torn last line (a file being written, or after kill -9) is not a row. The
+ * header must be the archive's. Returns the row count. */
+typedef void (*tk_row_fn)(const ev_event_t *ev, void *arg);
+size_t tk_archive_file_rows(const char *path, tk_row_fn fn, void *arg);
 
 #endif
