@@ -896,6 +896,18 @@ void *tk_bus_publisher(void *ctx, const tk_world_t *w)
     return pub;
 }
 
+void *tk_bus_standin(void *ctx, const char *endpoint, int rcvhwm)
+{
+    void *xsub = zmq_socket(ctx, ZMQ_XSUB);
+    cr_assert_not_null(xsub);
+    int linger = 0;
+    zmq_setsockopt(xsub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(xsub, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    cr_assert_eq(zmq_bind(xsub, endpoint), 0, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    cr_assert_eq(zmq_send(xsub, "\x01", 1, 0), 1);
+    return xsub;
+}
+
 void tk_bus_send(void *pub, uint32_t partition, ev_msg_kind_t kind, const void *body, size_t len)
 {
     char topic[EV_TOPIC_MAX];

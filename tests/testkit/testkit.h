@@ -97,6 +97,11 @@ ev_event_t tk_event(const char *source, int32_t partition, int64_t seq);
  * written from docs/protocol.md would be, returned once the bus has
  * subscribed (fails the test after 10 s). Close it with zmq_close. */
 void *tk_bus_publisher(void *ctx, const tk_world_t *w);
+/* A stand-in for the bus where publishers connect: an XSUB bound on
+ * endpoint, without linger, queueing up to rcvhwm messages (ZMQ_RCVHWM), and
+ * subscribed to everything as the bus is (XSUB sends that again to each
+ * publisher that connects later). Close it with zmq_close. */
+void *tk_bus_standin(void *ctx, const char *endpoint, int rcvhwm);
 /* Sends [topic, body] for partition and kind. */
 void tk_bus_send(void *pub, uint32_t partition, ev_msg_kind_t kind, const void *body, size_t len);
 
