@@ -56,20 +56,7 @@ void ev_copy_append_text(ev_buf_t *b, const char *s, size_t len)
 
 void ev_copy_append_row(ev_buf_t *b, const ev_event_t *ev)
 {
-    bool first = true;
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        const ev_field_t *f = &ev_fields[i];
-        if (!(f->where & (EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY)))
-            continue;
-        if (!first)
-            ev_buf_putc(b, '\t');
-        first = false;
-        if (!ev_format_scalar(b, ev, i, false)) {
-            const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
-            s_text(b, s->ptr, s->len);
-        }
-    }
-    ev_buf_putc(b, '\n');
+    ev_format_row(b, ev, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY, '\t', s_text);
 }
 
 /* ---- Binary format ---- */

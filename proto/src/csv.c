@@ -53,21 +53,7 @@ void ev_csv_append_field(ev_buf_t *b, const char *s, size_t len)
 
 void ev_csv_append_row(ev_buf_t *b, const ev_event_t *ev, ev_csv_layout_t layout)
 {
-    unsigned where = s_layout_where(layout);
-    bool first = true;
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        const ev_field_t *f = &ev_fields[i];
-        if (!(f->where & where))
-            continue;
-        if (!first)
-            ev_buf_putc(b, ',');
-        first = false;
-        if (!ev_format_scalar(b, ev, i, false)) {
-            const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
-            ev_csv_append_field(b, s->ptr, s->len);
-        }
-    }
-    ev_buf_putc(b, '\n');
+    ev_format_row(b, ev, s_layout_where(layout), ',', ev_csv_append_field);
 }
 
 /* ---- Reading ---- */

@@ -524,6 +524,25 @@ bool ev_format_scalar(ev_buf_t *b, const ev_event_t *ev, int field, bool iso_t)
     return false;
 }
 
+void ev_format_row(ev_buf_t *b, const ev_event_t *ev, unsigned where, char sep,
+                   void (*text)(ev_buf_t *b, const char *s, size_t len))
+{
+    bool first = true;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const ev_field_t *f = &ev_fields[i];
+        if (!(f->where & where))
+            continue;
+        if (!first)
+            ev_buf_putc(b, sep);
+        first = false;
+        if (!ev_format_scalar(b, ev, i, false)) {
+            const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
+            text(b, s->ptr, s->len);
+        }
+    }
+    ev_buf_putc(b, '\n');
+}
+
 int64_t ev_now_us(void)
 {
     struct timespec ts;

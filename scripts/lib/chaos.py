@@ -336,6 +336,11 @@ def cmd_check(a):
         if count and fatal:
             fail.append(f"{label} {count}")
 
+    def rows_finding(label, sql):
+        """A finding of the rows sql returns, a few of them as examples."""
+        c.execute(f"SELECT count(*) FROM ({sql}) q")
+        finding(label, c.fetchone()[0], s_examples(c, sql))
+
     with connect(a) as db, db.cursor() as c:
         if a.plant:
             # Self-test: one archived row removed, one duplicated, one gap and one reject nobody explains.
@@ -359,8 +364,7 @@ def cmd_check(a):
 
         # Archived identities used by two different events (a seq reused).
         reused = f"SELECT source, partition, seq FROM {S}.exp GROUP BY 1, 2, 3 HAVING count(*) > 1"
-        c.execute(f"SELECT count(*) FROM ({reused}) r")
-        finding("archived identities reused by different events", c.fetchone()[0], s_examples(c, reused))
+        rows_finding("archived identities reused by different events", reused)
 
         # Archived events not stored (lost = their file was deleted before its commit: allowed).
         c.execute(f"""SET work_mem = '256MB';
@@ -395,8 +399,7 @@ def cmd_check(a):
         # Rows of archived sources whose identity was never archived.
         stray = f"""SELECT source, partition, seq FROM {S}.got WHERE source IN (SELECT source FROM {S}.heads)
                     EXCEPT ALL SELECT source, partition, seq FROM {S}.exp"""
-        c.execute(f"SELECT count(*) FROM ({stray}) s")
-        finding("rows of archived sources never archived", c.fetchone()[0], s_examples(c, stray))
+        rows_finding("rows of archived sources never archived", stray)
 
         # Old-format files: the nine columns as a multiset, over rows of sources
         # that are neither archived nor forged.
@@ -444,22 +447,18 @@ def cmd_check(a):
         rej = f"""SELECT r.source, r.partition, r.seq, r.reason FROM rejects r
                   WHERE NOT EXISTS (SELECT 1 FROM {S}.forged f WHERE f.source = r.source
                   AND (r.seq IS NULL OR (f.partition = r.partition AND f.seq = r.seq)))"""
-        c.execute(f"SELECT count(*) FROM ({rej}) r")
-        finding("unexplained rejects", c.fetchone()[0], s_examples(c, rej))
+        rows_finding("unexplained rejects", rej)
 
         # Checkpoints and recorded heads never past the archive.
         past = f"""SELECT k.source, k.partition, k.seq, h.head FROM checkpoints k
                    JOIN {S}.heads h USING (source, partition) WHERE k.seq > h.head"""
-        c.execute(f"SELECT count(*) FROM ({past}) p")
-        finding("checkpoints past the archive head", c.fetchone()[0], s_examples(c, past))
+        rows_finding("checkpoints past the archive head", past)
         behind = f"""SELECT h.source, h.partition, coalesce(k.seq, 0), h.head FROM {S}.heads h
                      LEFT JOIN checkpoints k USING (source, partition) WHERE coalesce(k.seq, 0) < h.head"""
-        c.execute(f"SELECT count(*) FROM ({behind}) b")
-        finding("streams whose checkpoint is below the archive head", c.fetchone()[0], s_examples(c, behind))
+        rows_finding("streams whose checkpoint is below the archive head", behind)
         heads = f"""SELECT p.source, p.partition, p.seq, h.head FROM publisher_heads p
                     JOIN {S}.heads h USING (source, partition) WHERE p.seq > h.head"""
-        c.execute(f"SELECT count(*) FROM ({heads}) p")
-        finding("publisher_heads past the archive head", c.fetchone()[0], s_examples(c, heads))
+        rows_finding("publisher_heads past the archive head", heads)
 
     for r in a.fail or []:
         print(f"  {r}")

@@ -25,6 +25,18 @@ static const evp_option_t s_options[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static s_args_t s_args; /* written by the loader, from s_options */
+
+static const evp_program_t s_program = {
+    .program = "evpipe-bus",
+    .service = EVP_SVC_BUS,
+    .summary = "The evpipe bus: publishers connect to BUS_PUBLISH_ENDPOINT, writers subscribe on\n"
+               "BUS_SUBSCRIBE_ENDPOINT (lossless), debug taps on BUS_TAP_ENDPOINT (lossy).",
+    .usage = "[--keygen ROLE NAME]",
+    .options = s_options,
+    .values = &s_args,
+};
+
 /* --keygen ROLE NAME [--sources ...] [--keys-dir DIR]. */
 static int s_keygen(const char *role, const char *name, const char *sources, const char *dir)
 {
@@ -43,37 +55,25 @@ static int s_keygen(const char *role, const char *name, const char *sources, con
     return 0;
 }
 
-int main(int argc, char **argv)
+static int s_run(const evp_program_t *prog, const evp_config_t *cfg, char **args, int nargs)
 {
-    s_args_t a = {0};
-    const evp_program_t prog = {
-        .program = "evpipe-bus",
-        .service = EVP_SVC_BUS,
-        .summary = "The evpipe bus: publishers connect to BUS_PUBLISH_ENDPOINT, writers subscribe on\n"
-                   "BUS_SUBSCRIBE_ENDPOINT (lossless), debug taps on BUS_TAP_ENDPOINT (lossy).",
-        .usage = "[--keygen ROLE NAME]",
-        .options = s_options,
-        .values = &a,
-    };
-    evp_config_t cfg;
-    char *args[argc];
-    int nargs = 0;
-    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 1);
-    if (rc >= 0)
-        return rc;
-    if (nargs > 0 && !a.keygen) {
+    if (nargs > 0 && !s_args.keygen) {
         fprintf(stderr, "evpipe-bus: %s: unexpected argument (see --help)\n", args[0]);
         return 1;
     }
-    if (a.keygen)
-        return s_keygen(a.keygen, nargs ? args[0] : NULL, a.sources, a.keys_dir ? a.keys_dir : "./var/keys");
+    if (s_args.keygen)
+        return s_keygen(s_args.keygen, nargs ? args[0] : NULL, s_args.sources,
+                        s_args.keys_dir ? s_args.keys_dir : "./var/keys");
     char why[EVP_WHY_MAX] = "";
-    bus_t *bus = bus_new(&cfg, why, sizeof why);
-    if (!bus) {
-        fprintf(stderr, "evpipe-bus: %s\n", why);
-        return 1;
-    }
-    rc = bus_run(bus);
+    bus_t *bus = bus_new(cfg, why, sizeof why);
+    if (!bus)
+        return evp_service_fail(prog, why);
+    int rc = bus_run(bus);
     bus_destroy(&bus);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return evp_service_main(&s_program, argc, argv, 1, s_run);
 }

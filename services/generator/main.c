@@ -1,7 +1,6 @@
 /* evpipe-generator: reads settings, makes fake shop events, archives and
  * publishes them until SIGTERM/SIGINT or --count events. */
 #include <stddef.h>
-#include <stdio.h>
 
 #include "evpipe/deploy.h"
 #include "evpipe/service.h"
@@ -17,39 +16,37 @@ static const evp_option_t s_options[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int main(int argc, char **argv)
+static s_args_t s_args; /* written by the loader, from s_options */
+
+static const evp_program_t s_program = {
+    .program = "evpipe-generator",
+    .service = EVP_SVC_GENERATOR,
+    .summary = "Makes fake shop events, appends each to the CSV archive in ARCHIVE_DIR (the\n"
+               "write-ahead log), then publishes it on the bus at BUS_PUBLISH_ENDPOINT.",
+    .options = s_options,
+    .values = &s_args,
+};
+
+static int s_run(const evp_program_t *prog, const evp_config_t *cfg, char **args, int nargs)
 {
-    s_args_t a = {0};
-    const evp_program_t prog = {
-        .program = "evpipe-generator",
-        .service = EVP_SVC_GENERATOR,
-        .summary = "Makes fake shop events, appends each to the CSV archive in ARCHIVE_DIR (the\n"
-                   "write-ahead log), then publishes it on the bus at BUS_PUBLISH_ENDPOINT.",
-        .options = s_options,
-        .values = &a,
-    };
-    evp_config_t cfg;
-    char *args[argc];
-    int nargs = 0;
-    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
-    if (rc >= 0)
-        return rc;
+    (void)args, (void)nargs;
     char why[EVP_WHY_MAX] = "";
     uint64_t count = 0;
-    if (a.count && generator_parse_count(a.count, &count, why, sizeof why) != 0) {
-        fprintf(stderr, "evpipe-generator: %s\n", why);
-        return 1;
-    }
+    if (s_args.count && generator_parse_count(s_args.count, &count, why, sizeof why) != 0)
+        return evp_service_fail(prog, why);
     /* PARTITIONS must be the deployment's (docs/operations.md). */
-    rc = evp_deploy_check(&cfg, prog.program, EVP_DEPLOY_WAIT_MS);
+    int rc = evp_deploy_check(cfg, prog->program, EVP_DEPLOY_WAIT_MS);
     if (rc != 0)
         return rc;
-    generator_t *gen = generator_new(&cfg, count, why, sizeof why);
-    if (!gen) {
-        fprintf(stderr, "evpipe-generator: %s\n", why);
-        return 1;
-    }
+    generator_t *gen = generator_new(cfg, count, why, sizeof why);
+    if (!gen)
+        return evp_service_fail(prog, why);
     rc = generator_run(gen);
     generator_destroy(&gen);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return evp_service_main(&s_program, argc, argv, 0, s_run);
 }

@@ -42,36 +42,37 @@ static const evp_option_t s_options[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int main(int argc, char **argv)
+static s_args_t s_args; /* written by the loader, from s_options */
+
+static const evp_program_t s_program = {
+    "evpipe-ingest", EVP_SVC_INGEST, "Replays CSV files onto the bus, watches a folder for new ones, answers repairs.",
+    "[FILE|DIR...]", s_options, &s_args};
+
+static int s_run(const evp_program_t *prog, const evp_config_t *cfg, char **args, int nargs)
 {
-    s_args_t a = {0};
-    const evp_program_t prog = {"evpipe-ingest", EVP_SVC_INGEST,
-                                "Replays CSV files onto the bus, watches a folder for new ones, answers repairs.",
-                                "[FILE|DIR...]", s_options, &a};
-    evp_config_t cfg;
-    char *args[argc + 1];
-    int nargs = 0;
-    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, -1);
-    if (rc >= 0)
-        return rc;
-    ingest_opts_t opts = {args, nargs, a.force, a.wait, s_seconds(a.wait_timeout, -1), s_seconds(a.bus_timeout, 30),
-                          a.progress      ? INGEST_PROGRESS_BAR
-                          : a.no_progress ? INGEST_PROGRESS_LOG
-                                          : INGEST_PROGRESS_AUTO};
+    ingest_opts_t opts = {
+        .paths = args,
+        .npaths = nargs,
+        .force = s_args.force,
+        .wait = s_args.wait,
+        .wait_timeout_s = s_seconds(s_args.wait_timeout, -1),
+        .bus_timeout_s = s_seconds(s_args.bus_timeout, 30),
+        .progress = s_args.progress      ? INGEST_PROGRESS_BAR
+                    : s_args.no_progress ? INGEST_PROGRESS_LOG
+                                         : INGEST_PROGRESS_AUTO,
+    };
     const char *bad = opts.wait_timeout_s < -1 || opts.bus_timeout_s < 0
                           ? "--wait-timeout and --bus-timeout take a number of seconds"
-                      : a.progress && a.no_progress ? "--progress and --no-progress contradict each other"
-                                                    : NULL;
-    if (bad) {
-        fprintf(stderr, "evpipe-ingest: %s\n", bad);
-        return 1;
-    }
+                      : s_args.progress && s_args.no_progress ? "--progress and --no-progress contradict each other"
+                                                              : NULL;
+    if (bad)
+        return evp_service_fail(prog, bad);
     /* PARTITIONS must be the deployment's (docs/operations.md). */
-    rc = evp_deploy_check(&cfg, prog.program, EVP_DEPLOY_WAIT_MS);
+    int rc = evp_deploy_check(cfg, prog->program, EVP_DEPLOY_WAIT_MS);
     if (rc != 0)
         return rc;
     char why[EVP_WHY_MAX];
-    ingest_t *ingest = ingest_new(&cfg, &opts, why, sizeof why);
+    ingest_t *ingest = ingest_new(cfg, &opts, why, sizeof why);
     if (!ingest) {
         evp_error("cannot start", "error=\"%s\"", why);
         return 1;
@@ -79,4 +80,9 @@ int main(int argc, char **argv)
     rc = ingest_run(ingest);
     ingest_destroy(&ingest);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return evp_service_main(&s_program, argc, argv, -1, s_run);
 }

@@ -27,47 +27,47 @@ static const evp_option_t s_options[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int main(int argc, char **argv)
+static s_args_t s_args; /* written by the loader, from s_options */
+
+static const evp_program_t s_program = {
+    .program = "evpipe-tap",
+    .service = EVP_SVC_TAP,
+    .summary = "Prints the bus's traffic as JSON lines (for jq), from the lossy tap endpoint:\n"
+               "a slow or stopped tap never slows the writers.",
+    .options = s_options,
+    .values = &s_args,
+};
+
+static int s_run(const evp_program_t *prog, const evp_config_t *cfg, char **args, int nargs)
 {
-    s_args_t a = {0};
-    const evp_program_t prog = {
-        .program = "evpipe-tap",
-        .service = EVP_SVC_TAP,
-        .summary = "Prints the bus's traffic as JSON lines (for jq), from the lossy tap endpoint:\n"
-                   "a slow or stopped tap never slows the writers.",
-        .options = s_options,
-        .values = &a,
-    };
-    evp_config_t cfg;
-    char *args[argc];
-    int nargs = 0;
-    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
-    if (rc >= 0)
-        return rc;
+    (void)args, (void)nargs;
     tap_options_t opt = {
-        .partitions = a.partitions,
-        .event_type = a.event_type,
-        .heartbeats = a.heartbeats,
-        .stats = a.stats,
+        .partitions = s_args.partitions,
+        .event_type = s_args.event_type,
+        .heartbeats = s_args.heartbeats,
+        .stats = s_args.stats,
     };
     char *end = NULL;
-    if (a.count && ((opt.count = strtoll(a.count, &end, 10)) <= 0 || *end)) {
-        fprintf(stderr, "evpipe-tap: --count %s: a positive whole number was expected\n", a.count);
+    if (s_args.count && ((opt.count = strtoll(s_args.count, &end, 10)) <= 0 || *end)) {
+        fprintf(stderr, "evpipe-tap: --count %s: a positive whole number was expected\n", s_args.count);
         return 1;
     }
     double seconds = 0;
-    if (a.seconds && ((seconds = strtod(a.seconds, &end)) <= 0 || *end)) {
-        fprintf(stderr, "evpipe-tap: --seconds %s: a positive number was expected\n", a.seconds);
+    if (s_args.seconds && ((seconds = strtod(s_args.seconds, &end)) <= 0 || *end)) {
+        fprintf(stderr, "evpipe-tap: --seconds %s: a positive number was expected\n", s_args.seconds);
         return 1;
     }
     opt.run_ms = (int64_t)(seconds * 1000);
     char why[EVP_WHY_MAX] = "";
-    tap_t *tap = tap_new(&cfg, &opt, stdout, why, sizeof why);
-    if (!tap) {
-        fprintf(stderr, "evpipe-tap: %s\n", why);
-        return 1;
-    }
-    rc = tap_run(tap);
+    tap_t *tap = tap_new(cfg, &opt, stdout, why, sizeof why);
+    if (!tap)
+        return evp_service_fail(prog, why);
+    int rc = tap_run(tap);
     tap_destroy(&tap);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return evp_service_main(&s_program, argc, argv, 0, s_run);
 }

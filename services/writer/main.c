@@ -4,7 +4,6 @@
  * --check-db). */
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 
 #include "evpipe/service.h"
 #include "writer.h"
@@ -28,37 +27,38 @@ static const evp_option_t s_options[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int main(int argc, char **argv)
+static s_args_t s_args; /* written by the loader, from s_options */
+
+static const evp_program_t s_program = {
+    .program = "evpipe-writer",
+    .service = EVP_SVC_WRITER,
+    .summary = "The evpipe writer: takes events from the bus in order per (source, partition), asks\n"
+               "ingest to repair holes, and commits them to PostgreSQL in batches, exactly once.",
+    .options = s_options,
+    .values = &s_args,
+};
+
+static int s_run(const evp_program_t *prog, const evp_config_t *cfg, char **args, int nargs)
 {
-    s_args_t a = {0};
-    const evp_program_t prog = {
-        .program = "evpipe-writer",
-        .service = EVP_SVC_WRITER,
-        .summary = "The evpipe writer: takes events from the bus in order per (source, partition), asks\n"
-                   "ingest to repair holes, and commits them to PostgreSQL in batches, exactly once.",
-        .options = s_options,
-        .values = &a,
-    };
-    evp_config_t cfg;
-    char *args[argc];
-    int nargs = 0;
-    int rc = evp_service_start(&prog, argc, argv, &cfg, args, &nargs, 0);
-    if (rc >= 0)
-        return rc;
+    (void)args, (void)nargs;
     char why[EVP_WHY_MAX] = "";
-    writer_t *writer = writer_new(&cfg, why, sizeof why);
-    if (!writer) {
-        fprintf(stderr, "evpipe-writer: %s\n", why);
-        return 1;
-    }
-    if (a.migrate_only)
+    writer_t *writer = writer_new(cfg, why, sizeof why);
+    if (!writer)
+        return evp_service_fail(prog, why);
+    int rc;
+    if (s_args.migrate_only)
         rc = writer_migrate_only(writer, MIGRATE_ONLY_WAIT_MS);
-    else if (a.partition_events)
+    else if (s_args.partition_events)
         rc = writer_partition_events(writer, MIGRATE_ONLY_WAIT_MS);
-    else if (a.check_db)
+    else if (s_args.check_db)
         rc = writer_check_db(writer, MIGRATE_ONLY_WAIT_MS);
     else
         rc = writer_run(writer);
     writer_destroy(&writer);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return evp_service_main(&s_program, argc, argv, 0, s_run);
 }

@@ -62,17 +62,10 @@ static void s_init(void)
 /* Bytes a setting occupies in evp_config_t. */
 static size_t s_size(const evp_setting_t *s)
 {
+    size_t text = evp_setting_text_max(s);
+    if (text)
+        return text;
     switch (s->type) {
-    case EVP_SET_TEXT:
-    case EVP_SET_SECRET:
-    case EVP_SET_ENDPOINT:
-    case EVP_SET_TYPES:
-    case EVP_SET_ADDRESS:
-    case EVP_SET_CHOICE:
-        return EVP_TEXT_MAX;
-    case EVP_SET_DIR:
-    case EVP_SET_PATH:
-        return EVP_PATH_MAX;
     case EVP_SET_INT:
         return s->max > INT32_MAX ? sizeof(int64_t) : sizeof(int);
     case EVP_SET_PORT:
@@ -82,6 +75,8 @@ static size_t s_size(const evp_setting_t *s)
         return sizeof(double);
     case EVP_SET_LEVEL:
         return sizeof(evp_log_level_t);
+    default:
+        break;
     }
     return 0;
 }
@@ -90,19 +85,13 @@ static size_t s_size(const evp_setting_t *s)
 static void s_check_value(const evp_config_t *cfg, const evp_setting_t *s)
 {
     const char *p = (const char *)cfg + s->offset;
+    size_t text = evp_setting_text_max(s);
+    if (text) {
+        bool is_path = s->type == EVP_SET_DIR || s->type == EVP_SET_PATH;
+        FUZZ_CHECK(memchr(p, '\0', text) && (*p || !is_path), "%s: empty path or not terminated", s->env);
+        return;
+    }
     switch (s->type) {
-    case EVP_SET_TEXT:
-    case EVP_SET_SECRET:
-    case EVP_SET_ENDPOINT:
-    case EVP_SET_TYPES:
-    case EVP_SET_ADDRESS:
-    case EVP_SET_CHOICE:
-        FUZZ_CHECK(memchr(p, '\0', EVP_TEXT_MAX), "%s: not terminated", s->env);
-        break;
-    case EVP_SET_DIR:
-    case EVP_SET_PATH:
-        FUZZ_CHECK(memchr(p, '\0', EVP_PATH_MAX) && *p, "%s: empty or not terminated", s->env);
-        break;
     case EVP_SET_INT: {
         int64_t x = s->max > INT32_MAX ? *(const int64_t *)p : *(const int *)p;
         FUZZ_CHECK(x >= s->min && x <= s->max, "%s: %lld outside %lld..%lld", s->env, (long long)x,
@@ -121,6 +110,8 @@ static void s_check_value(const evp_config_t *cfg, const evp_setting_t *s)
     case EVP_SET_LEVEL:
         FUZZ_CHECK(*(const evp_log_level_t *)p <= EVP_LOG_ERROR, "%s: level %d", s->env,
                    (int)*(const evp_log_level_t *)p);
+        break;
+    default:
         break;
     }
 }
@@ -148,17 +139,11 @@ static void s_set(evp_config_t *cfg, const evp_setting_t *s, const char *v)
         return;
     }
     s_check_value(cfg, s);
-    switch (s->type) {
-    case EVP_SET_TEXT:
-    case EVP_SET_SECRET:
-    case EVP_SET_ENDPOINT:
-    case EVP_SET_TYPES:
-    case EVP_SET_ADDRESS:
-    case EVP_SET_CHOICE:
-    case EVP_SET_DIR:
-    case EVP_SET_PATH:
+    if (evp_setting_text_max(s)) {
         FUZZ_CHECK(strcmp(p, v) == 0, "%s: stored text differs from the value", s->env);
-        break;
+        return;
+    }
+    switch (s->type) {
     case EVP_SET_INT:
     case EVP_SET_PORT: {
         char *end;

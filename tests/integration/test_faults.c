@@ -32,16 +32,6 @@ typedef struct {
     tk_proc_t *gen;        /* the steady generator */
 } rig_t;
 
-static void s_show(const tk_proc_t *p)
-{
-    if (!p)
-        return;
-    char *log = tk_read_file(p->log, NULL);
-    size_t len = strlen(log);
-    fprintf(stderr, "---- %s (last 3000 bytes) ----\n%s\n", p->name, len > 3000 ? log + len - 3000 : log);
-    free(log);
-}
-
 static tk_proc_t *s_bus(rig_t *r)
 {
     tk_proc_t *p = tk_start(r->w, "bus", NULL, NULL);
@@ -53,7 +43,7 @@ static tk_proc_t *s_writer(rig_t *r)
 {
     tk_proc_t *p = tk_start(r->w, "writer", NULL, NULL);
     if (!tk_wait_log(p, "subscribed to the bus", 60000)) {
-        s_show(p);
+        tk_show(p, 3000);
         cr_fatal("the writer did not subscribe");
     }
     return p;
@@ -102,7 +92,7 @@ static void s_check(rig_t *r, int64_t gap_seqs)
     tk_signal(r->gen, SIGTERM);
     bool exited = tk_wait_exit(r->gen, 30000);
     if (!exited)
-        s_show(r->gen);
+        tk_show(r->gen, 3000);
     cr_assert(exited && tk_exit_code(r->gen) == 0, "the generator did not stop cleanly");
 
     size_t archived = 0;
@@ -110,8 +100,8 @@ static void s_check(rig_t *r, int64_t gap_seqs)
     cr_assert_gt(archived, 1000, "too little traffic to mean anything: %zu", archived);
     int64_t n = tk_wait_sql_int(r->w->conn, "SELECT count(*) FROM events", (int64_t)archived, 180000);
     if (n != (int64_t)archived) {
-        s_show(r->writer);
-        s_show(r->repair);
+        tk_show(r->writer, 3000);
+        tk_show(r->repair, 3000);
     }
     cr_assert_eq(n, (int64_t)archived, "committed %lld of %zu archived events", (long long)n, archived);
     cr_assert_eq(tk_sql_int(r->w->conn, "SELECT count(DISTINCT (source, partition, seq)) FROM events"),
@@ -288,7 +278,7 @@ static void s_generate(rig_t *r, const char *count)
     tk_proc_t *g = tk_start(r->w, "generator", args, NULL);
     bool exited = tk_wait_exit(g, 60000);
     if (!exited || tk_exit_code(g) != 0)
-        s_show(g);
+        tk_show(g, 3000);
     cr_assert(exited && tk_exit_code(g) == 0, "the generator did not finish");
     tk_proc_destroy(&g);
 }
@@ -313,7 +303,7 @@ Test(faults, deleting_committed_archive_files_then_restarting_loses_nothing, .ti
     s_generate(&r, "3000");
     int64_t n = tk_wait_sql_int(r.w->conn, "SELECT count(*) FROM events", 6000, 60000);
     if (n != 6000)
-        s_show(r.writer);
+        tk_show(r.writer, 3000);
     cr_assert_eq(n, 6000, "stored %lld of 6000 events", (long long)n);
     cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(DISTINCT (source, partition, seq)) FROM events"), 6000);
     cr_assert_eq(tk_sql_int(r.w->conn, "SELECT count(DISTINCT source) FROM events"), 2, "one source per start");
@@ -410,8 +400,8 @@ Test(faults, a_replay_unknown_to_the_repair_service_survives_writer_restarts, .t
     }
     bool exited = tk_wait_exit(once, 320000);
     if (!exited || tk_exit_code(once) != 0) {
-        s_show(once);
-        s_show(r.writer);
+        tk_show(once, 3000);
+        tk_show(r.writer, 3000);
     }
     cr_assert(exited, "ingest --wait did not finish");
     cr_assert_eq(tk_exit_code(once), 0);

@@ -30,12 +30,7 @@ static struct {
 
 static void s_show(const svc_t *s)
 {
-    if (!s->proc)
-        return;
-    char *log = tk_read_file(s->proc->log, NULL);
-    size_t len = strlen(log);
-    fprintf(stderr, "---- %s (last 3000 bytes) ----\n%s\n", s->proc->name, len > 3000 ? log + len - 3000 : log);
-    free(log);
+    tk_show(s->proc, 3000);
 }
 
 /* Starts evpipe-<service> with a METRICS_PORT of its own (plus env). */

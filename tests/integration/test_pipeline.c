@@ -20,16 +20,6 @@ typedef struct {
     tk_proc_t *repair; /* ingest --watch: answers repair requests */
 } pipeline_t;
 
-static void s_show_log(const tk_proc_t *p)
-{
-    if (!p)
-        return;
-    char *log = tk_read_file(p->log, NULL);
-    size_t len = strlen(log);
-    fprintf(stderr, "---- %s log (last 4000 bytes) ----\n%s\n", p->name, len > 4000 ? log + len - 4000 : log);
-    free(log);
-}
-
 static void s_start(pipeline_t *p, const char *name, const char *const *bus_env)
 {
     p->w = tk_world_new(name);
@@ -37,7 +27,7 @@ static void s_start(pipeline_t *p, const char *name, const char *const *bus_env)
     cr_assert(tk_wait_log(p->bus, "bus ready", 10000), "the bus did not start");
     p->writer = tk_start(p->w, "writer", NULL, NULL);
     if (!tk_wait_log(p->writer, "subscribed to the bus", 60000)) {
-        s_show_log(p->writer);
+        tk_show(p->writer, 4000);
         cr_fatal("the writer did not subscribe");
     }
     const char *watch[] = {"--watch", p->w->data_dir, NULL};
@@ -52,7 +42,7 @@ static void s_stop(pipeline_t *p)
             continue;
         tk_signal(all[i], SIGTERM);
         if (!tk_wait_exit(all[i], 20000) || tk_exit_code(all[i]) != 0)
-            s_show_log(all[i]);
+            tk_show(all[i], 4000);
     }
     tk_proc_destroy(&p->repair);
     tk_proc_destroy(&p->writer);
@@ -74,13 +64,33 @@ static void s_ingest_and_wait(pipeline_t *p, const char *const *args)
     tk_proc_t *ing = tk_start(p->w, "ingest", args, NULL);
     bool done = tk_wait_exit(ing, 120000);
     if (!done || tk_exit_code(ing) != 0) {
-        s_show_log(ing);
-        s_show_log(p->writer);
+        tk_show(ing, 4000);
+        tk_show(p->writer, 4000);
     }
     cr_assert(done, "ingest did not finish");
     cr_assert_eq(tk_exit_code(ing), 0, "ingest failed");
     cr_assert(tk_wait_log(ing, "committed: all", 1000), "ingest --wait did not confirm the commit");
     tk_proc_destroy(&ing);
+}
+
+/* Runs evpipe-generator ARGS... to its end; asserts a clean exit. */
+static void s_generate(pipeline_t *p, const char *const *args, int timeout_ms)
+{
+    tk_proc_t *gen = tk_start(p->w, "generator", args, NULL);
+    bool exited = tk_wait_exit(gen, timeout_ms);
+    if (!exited || tk_exit_code(gen) != 0)
+        tk_show(gen, 4000);
+    cr_assert(exited && tk_exit_code(gen) == 0, "the generator did not finish cleanly");
+    tk_proc_destroy(&gen);
+}
+
+/* Waits until the events table holds want rows; asserts it does. */
+static void s_wait_rows(pipeline_t *p, int64_t want, int timeout_ms)
+{
+    int64_t n = tk_wait_sql_int(p->w->conn, "SELECT count(*) FROM events", want, timeout_ms);
+    if (n != want)
+        tk_show(p->writer, 4000);
+    cr_assert_eq(n, want, "rows committed: %lld of %lld", (long long)n, (long long)want);
 }
 
 Test(pipeline, generator_count_20000_gives_exactly_the_archive_and_a_replay_adds_nothing, .timeout = 300)
@@ -89,16 +99,8 @@ Test(pipeline, generator_count_20000_gives_exactly_the_archive_and_a_replay_adds
     s_start(&p, "pipeline_20000", NULL);
 
     const char *args[] = {"--count", "20000", "--rate", "5000", "--seed", "42", NULL};
-    tk_proc_t *gen = tk_start(p.w, "generator", args, NULL);
-    bool exited = tk_wait_exit(gen, 120000);
-    if (!exited || tk_exit_code(gen) != 0)
-        s_show_log(gen);
-    cr_assert(exited && tk_exit_code(gen) == 0, "the generator did not finish cleanly");
-
-    int64_t n = tk_wait_sql_int(p.w->conn, "SELECT count(*) FROM events", 20000, 120000);
-    if (n != 20000)
-        s_show_log(p.writer);
-    cr_assert_eq(n, 20000, "rows committed: %lld", (long long)n);
+    s_generate(&p, args, 120000);
+    s_wait_rows(&p, 20000, 120000);
 
     size_t table_rows = 0, archive_rows = 0;
     char *table = tk_events_as_copy(p.w->conn, &table_rows);
@@ -118,7 +120,6 @@ Test(pipeline, generator_count_20000_gives_exactly_the_archive_and_a_replay_adds
     tk_sleep_ms(500);
     cr_assert_eq(tk_sql_int(p.w->conn, "SELECT count(*) FROM events"), 20000);
 
-    tk_proc_destroy(&gen);
     s_stop(&p);
 }
 
@@ -197,22 +198,13 @@ Test(pipeline, a_stopped_tap_neither_slows_nor_loses_the_writers_events, .timeou
 
     /* A first trickle shows the tap is attached, then it is stopped. */
     const char *warm[] = {"--count", "100", "--rate", "1000", NULL};
-    tk_proc_t *gen = tk_start(p.w, "generator", warm, NULL);
-    cr_assert(tk_wait_exit(gen, 60000) && tk_exit_code(gen) == 0);
-    tk_proc_destroy(&gen);
+    s_generate(&p, warm, 60000);
     cr_assert(tk_wait_log(tap, "\"event_type\"", 30000), "the tap printed nothing");
     tk_signal(tap, SIGSTOP);
 
     const char *flood[] = {"--count", "200000", "--rate", "max", NULL};
-    gen = tk_start(p.w, "generator", flood, NULL);
-    bool exited = tk_wait_exit(gen, 240000);
-    if (!exited)
-        s_show_log(gen);
-    cr_assert(exited && tk_exit_code(gen) == 0, "the generator did not finish while the tap was stopped");
-    int64_t n = tk_wait_sql_int(p.w->conn, "SELECT count(*) FROM events", 200100, 240000);
-    if (n != 200100)
-        s_show_log(p.writer);
-    cr_assert_eq(n, 200100, "rows committed while the tap was stopped: %lld", (long long)n);
+    s_generate(&p, flood, 240000); /* while the tap is stopped */
+    s_wait_rows(&p, 200100, 240000);
     cr_assert_eq(tk_sql_int(p.w->conn, "SELECT count(*) FROM gaps"), 0);
 
     /* The bus dropped for the tap rather than waiting for it. */
@@ -237,6 +229,5 @@ Test(pipeline, a_stopped_tap_neither_slows_nor_loses_the_writers_events, .timeou
 
     tk_signal(tap, SIGCONT);
     tk_proc_destroy(&tap);
-    tk_proc_destroy(&gen);
     s_stop(&p);
 }

@@ -90,21 +90,10 @@ typedef struct {
     sampler_t sampler;
 } rig_t;
 
-static void s_show(const tk_proc_t *p)
-{
-    if (!p)
-        return;
-    char *log = tk_read_file(p->log, NULL);
-    size_t len = strlen(log);
-    fprintf(stderr, "---- %s %d (last 4000 bytes) ----\n%s\n", p->name, (int)p->pid,
-            len > 4000 ? log + len - 4000 : log);
-    free(log);
-}
-
 static void s_show_writers(const rig_t *r)
 {
     for (int i = 0; i < WRITERS_MAX; i++)
-        s_show(r->writers[i]);
+        tk_show(r->writers[i], 4000);
 }
 
 static void s_setup(rig_t *r, const char *name)
@@ -134,7 +123,7 @@ static void s_writer(rig_t *r, int i)
     cr_assert_null(r->writers[i]);
     r->writers[i] = tk_start(r->w, "writer", NULL, NULL);
     if (!tk_wait_log(r->writers[i], "subscribed to the bus", 60000)) {
-        s_show(r->writers[i]);
+        tk_show(r->writers[i], 4000);
         cr_fatal("writer %d did not start", i);
     }
 }
@@ -151,7 +140,7 @@ static void s_stop_generator(rig_t *r)
     tk_signal(r->gen, SIGTERM);
     bool exited = tk_wait_exit(r->gen, 30000);
     if (!exited)
-        s_show(r->gen);
+        tk_show(r->gen, 4000);
     cr_assert(exited && tk_exit_code(r->gen) == 0, "the generator did not stop cleanly");
 }
 
@@ -219,7 +208,7 @@ static void s_check_table_equals_archive(rig_t *r)
     int64_t n = tk_wait_sql_int(r->w->conn, "SELECT count(*) FROM events", (int64_t)archived, DRAIN_MS);
     if (n != (int64_t)archived) {
         s_show_writers(r);
-        s_show(r->repair);
+        tk_show(r->repair, 4000);
     }
     cr_assert_eq(n, (int64_t)archived, "committed %lld of %zu archived events", (long long)n, archived);
     cr_assert_gt(archived, 1000, "too little traffic to mean anything: %zu", archived);
@@ -284,7 +273,7 @@ Test(scaling, writers_join_die_come_back_and_leave_without_losing_or_doubling_an
     tk_signal(r.writers[2], SIGTERM);
     bool exited = tk_wait_exit(r.writers[2], 30000);
     if (!exited || tk_exit_code(r.writers[2]) != 0)
-        s_show(r.writers[2]);
+        tk_show(r.writers[2], 4000);
     cr_assert(exited && tk_exit_code(r.writers[2]) == 0, "the writer did not stop cleanly");
     char *log = tk_read_file(r.writers[2]->log, NULL);
     cr_assert(strstr(log, "\"partition given up\"") != NULL && strstr(log, "reason=stopping") != NULL, "%s", log);

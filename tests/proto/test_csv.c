@@ -9,13 +9,9 @@
 #include <unistd.h>
 
 #include "evpipe/csv.h"
+#include "proto_test.h"
 
 /* ---- Helpers ---- */
-
-static ev_str_t s_str(const char *s)
-{
-    return (ev_str_t){s, (uint32_t)strlen(s)};
-}
 
 #define NASTY "say \"hi\", then\nnew line\r\nCRLF\ttab \\back\\ é 漢字 😀"
 #define OLD_HEADER "user_id,user_name,user_email,event_type,product_id,product_name,product_category,product_price,event_time"
@@ -35,14 +31,14 @@ static ev_event_t s_event(int i, char *scratch, size_t cap)
     int n = snprintf(scratch, cap, "user %d %s", i, texts[(size_t)i % nt]);
     ev.user_id = i * 7919 - 1000;
     ev.user_name = (ev_str_t){scratch, (uint32_t)n};
-    ev.user_email = s_str(texts[(size_t)(i + 1) % nt]);
-    ev.event_type = s_str(i % 3 ? "view" : "purchase");
+    ev.user_email = pt_str(texts[(size_t)(i + 1) % nt]);
+    ev.event_type = pt_str(i % 3 ? "view" : "purchase");
     ev.product_id = i % 1000;
-    ev.product_name = s_str(texts[(size_t)(i + 2) % nt]);
-    ev.product_category = s_str(texts[(size_t)(i + 3) % nt]);
+    ev.product_name = pt_str(texts[(size_t)(i + 2) % nt]);
+    ev.product_category = pt_str(texts[(size_t)(i + 3) % nt]);
     ev.product_price = (i % 2 ? 1 : -1) * (int64_t)i * 1234567 % EV_PRICE_MAX_CENTS;
     ev.event_time = 1706702400000000LL + (int64_t)i * 1000001;
-    ev.source = s_str(i % 5 ? "gen-0123456789abcdef" : "file-0123456789abcdef0123456789abcdef");
+    ev.source = pt_str(i % 5 ? "gen-0123456789abcdef" : "file-0123456789abcdef0123456789abcdef");
     ev.partition = i % 16;
     ev.seq = i + 1;
     return ev;
@@ -195,20 +191,8 @@ Test(csv_write, quotes_only_fields_that_need_it)
 
 Test(csv_write, writes_an_archive_row)
 {
-    ev_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.user_id = 42;
-    ev.user_name = s_str("Zoë");
-    ev.user_email = s_str("zoe@example.com");
-    ev.event_type = s_str("purchase");
-    ev.product_id = 7;
-    ev.product_name = s_str("Tea, green");
-    ev.product_category = s_str("Food");
-    ev.product_price = 1250;
-    ev.event_time = 1706702400000001LL;
-    ev.source = s_str("gen-0123456789abcdef");
-    ev.partition = 3;
-    ev.seq = 1;
+    ev_event_t ev = pt_event();
+    ev.user_name = pt_str("Zoë");
     ev.published_at = 99; /* on the wire only: never in a file */
     ev_buf_t b;
     ev_buf_init(&b);

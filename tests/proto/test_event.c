@@ -7,34 +7,9 @@
 #include <string.h>
 
 #include "evpipe/event.h"
+#include "proto_test.h"
 
 /* ---- Helpers ---- */
-
-static ev_str_t s_str(const char *s)
-{
-    return (ev_str_t){s, (uint32_t)strlen(s)};
-}
-
-/* A valid event with every field set. */
-static ev_event_t s_event(void)
-{
-    ev_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.user_id = 42;
-    ev.user_name = s_str("Zoë Ångström");
-    ev.user_email = s_str("zoe@example.com");
-    ev.event_type = s_str("purchase");
-    ev.product_id = 7;
-    ev.product_name = s_str("Tea, green");
-    ev.product_category = s_str("Food");
-    ev.product_price = 1250;
-    ev.event_time = 1706702400000001LL;
-    ev.source = s_str("gen-0123456789abcdef");
-    ev.partition = 3;
-    ev.seq = 1;
-    ev.published_at = 1706702400000002LL;
-    return ev;
-}
 
 /* Text of n copies of the UTF-8 character ch. */
 static char *s_repeat(const char *ch, size_t n)
@@ -177,12 +152,12 @@ Test(event_fields, event_types_are_view_and_purchase)
     cr_assert_str_eq(ev_event_types[0], "view");
     cr_assert_str_eq(ev_event_types[1], "purchase");
     cr_assert_null(ev_event_types[2]);
-    cr_assert(ev_event_type_allowed(s_str("view")));
-    cr_assert(ev_event_type_allowed(s_str("purchase")));
-    cr_assert_not(ev_event_type_allowed(s_str("click")));
-    cr_assert_not(ev_event_type_allowed(s_str("View")));
-    cr_assert_not(ev_event_type_allowed(s_str("views")));
-    cr_assert_not(ev_event_type_allowed(s_str("")));
+    cr_assert(ev_event_type_allowed(pt_str("view")));
+    cr_assert(ev_event_type_allowed(pt_str("purchase")));
+    cr_assert_not(ev_event_type_allowed(pt_str("click")));
+    cr_assert_not(ev_event_type_allowed(pt_str("View")));
+    cr_assert_not(ev_event_type_allowed(pt_str("views")));
+    cr_assert_not(ev_event_type_allowed(pt_str("")));
 }
 
 Test(event_fields, reject_names_are_stable)
@@ -313,7 +288,7 @@ Test(event_price, formats_back_with_two_decimals)
 
 Test(event_price, validation_refuses_cents_beyond_numeric_10_2)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev_error_t err = {0};
     ev.product_price = EV_PRICE_MAX_CENTS;
     cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s", err.detail);
@@ -520,7 +495,7 @@ Test(event_utf8, long_text_is_checked_at_every_position)
 
 Test(event_validate, a_complete_event_is_valid)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev_error_t err = {.code = EV_REJECT_DATABASE};
     cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s", err.detail);
     cr_assert_eq(err.code, EV_OK);
@@ -528,20 +503,20 @@ Test(event_validate, a_complete_event_is_valid)
 
 Test(event_validate, limits_are_in_characters_not_bytes)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev_error_t err = {0};
     char *s = s_repeat("漢", 255);
-    ev.user_name = s_str(s);
+    ev.user_name = pt_str(s);
     cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "255 characters of 3 bytes fit: %s", err.detail);
     free(s);
-    ev = s_event();
+    ev = pt_event();
     s = s_repeat("😀", 255);
-    ev.user_email = s_str(s);
+    ev.user_email = pt_str(s);
     cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "255 characters of 4 bytes fit: %s", err.detail);
     free(s);
-    ev = s_event();
+    ev = pt_event();
     s = s_repeat("a", 256);
-    ev.user_name = s_str(s);
+    ev.user_name = pt_str(s);
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_TOO_LONG);
     cr_assert(strstr(err.detail, "user_name") != NULL, "%s", err.detail);
     free(s);
@@ -553,15 +528,15 @@ Test(event_validate, each_text_field_has_its_own_limit)
         const ev_field_t *f = &ev_fields[i];
         if (f->kind != EV_KIND_STR || i == EV_F_event_type)
             continue;
-        ev_event_t ev = s_event();
+        ev_event_t ev = pt_event();
         ev_error_t err = {0};
         ev_str_t *field = (ev_str_t *)((char *)&ev + f->offset);
         char *s = s_repeat("é", f->max_chars);
-        *field = s_str(s);
+        *field = pt_str(s);
         cr_assert_eq(ev_event_validate(&ev, &err), EV_OK, "%s at its limit: %s", f->name, err.detail);
         free(s);
         s = s_repeat("é", f->max_chars + 1);
-        *field = s_str(s);
+        *field = pt_str(s);
         cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_TOO_LONG, "%s over its limit", f->name);
         cr_assert(strstr(err.detail, f->name) != NULL, "%s", err.detail);
         free(s);
@@ -570,12 +545,12 @@ Test(event_validate, each_text_field_has_its_own_limit)
 
 Test(event_validate, refuses_bad_encoding_naming_the_field)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev_error_t err = {0};
     ev.product_name = (ev_str_t){"Te\xC3", 3};
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_ENCODING);
     cr_assert(strstr(err.detail, "product_name") != NULL, "%s", err.detail);
-    ev = s_event();
+    ev = pt_event();
     ev.product_category = (ev_str_t){"Fo\0d", 4};
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_ENCODING);
     cr_assert(strstr(err.detail, "product_category") != NULL, "%s", err.detail);
@@ -583,34 +558,34 @@ Test(event_validate, refuses_bad_encoding_naming_the_field)
 
 Test(event_validate, refuses_unknown_event_types)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev_error_t err = {0};
-    ev.event_type = s_str("click");
+    ev.event_type = pt_str("click");
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_EVENT_TYPE);
     cr_assert(strstr(err.detail, "event_type") != NULL && strstr(err.detail, "click") != NULL, "%s", err.detail);
-    ev.event_type = s_str("");
+    ev.event_type = pt_str("");
     cr_assert_eq(ev_event_validate_payload(&ev, &err), EV_REJECT_EVENT_TYPE);
 }
 
 Test(event_validate, refuses_a_bad_identity_but_payload_validation_ignores_it)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev_error_t err = {0};
     ev.source = (ev_str_t){NULL, 0};
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_IDENTITY);
     cr_assert(strstr(err.detail, "source") != NULL, "%s", err.detail);
     cr_assert_eq(ev_event_validate_payload(&ev, &err), EV_OK, "%s", err.detail);
-    ev = s_event();
+    ev = pt_event();
     ev.partition = -1;
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_IDENTITY);
     cr_assert(strstr(err.detail, "partition") != NULL, "%s", err.detail);
-    ev = s_event();
+    ev = pt_event();
     ev.seq = 0;
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_IDENTITY);
     cr_assert(strstr(err.detail, "seq") != NULL, "%s", err.detail);
     char *s = s_repeat("x", 65);
-    ev = s_event();
-    ev.source = s_str(s);
+    ev = pt_event();
+    ev.source = pt_str(s);
     cr_assert_eq(ev_event_validate(&ev, &err), EV_REJECT_TOO_LONG);
     free(s);
 }
@@ -632,26 +607,26 @@ Test(event_validate, error_set_fills_code_and_detail)
 
 Test(event_equal, compares_text_by_content_and_only_the_fields_asked)
 {
-    ev_event_t a = s_event(), b = s_event();
+    ev_event_t a = pt_event(), b = pt_event();
     char name[64];
     strcpy(name, "Zoë Ångström");
-    b.user_name = s_str(name);
+    b.user_name = pt_str(name);
     cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
     b.published_at++;
     cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_WIRE));
     cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY));
-    b = s_event();
+    b = pt_event();
     b.seq = 2;
     cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_IDENTITY));
     cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
-    b = s_event();
+    b = pt_event();
     name[0] = 'z';
-    b.user_name = s_str(name);
+    b.user_name = pt_str(name);
     cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
-    b = s_event();
+    b = pt_event();
     b.product_price = 1251;
     cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
-    b = s_event();
+    b = pt_event();
     b.product_name.len--;
     cr_assert_not(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD));
 }
@@ -660,7 +635,7 @@ Test(event_equal, compares_text_by_content_and_only_the_fields_asked)
 
 Test(event_scalar, formats_every_kind_but_text)
 {
-    ev_event_t ev = s_event();
+    ev_event_t ev = pt_event();
     ev.user_id = -5;
     ev.seq = 9007199254740993LL;
     ev_buf_t b;

@@ -9,13 +9,9 @@
 #include <string.h>
 
 #include "evpipe/wire.h"
+#include "proto_test.h"
 
 /* ---- Helpers ---- */
-
-static ev_str_t s_str(const char *s)
-{
-    return (ev_str_t){s, (uint32_t)strlen(s)};
-}
 
 /* Text with everything CSV, COPY and JSON must escape, and non-ASCII. */
 #define NASTY "a \"quoted\", comma\nnew line\r\ttab \\ back é 漢字 😀"
@@ -25,15 +21,15 @@ static ev_event_t s_event(void)
     ev_event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.user_id = INT32_MIN;
-    ev.user_name = s_str("Zoë " NASTY);
-    ev.user_email = s_str("zoe+\"x\"@example.com,\\");
-    ev.event_type = s_str("purchase");
+    ev.user_name = pt_str("Zoë " NASTY);
+    ev.user_email = pt_str("zoe+\"x\"@example.com,\\");
+    ev.event_type = pt_str("purchase");
     ev.product_id = INT32_MAX;
-    ev.product_name = s_str("漢字 😀\t\"name\"");
-    ev.product_category = s_str("cat,\r\n\\");
+    ev.product_name = pt_str("漢字 😀\t\"name\"");
+    ev.product_category = pt_str("cat,\r\n\\");
     ev.product_price = -9999999999LL;
     ev.event_time = -62135596800LL * 1000000;
-    ev.source = s_str("gen-0123456789abcdef");
+    ev.source = pt_str("gen-0123456789abcdef");
     ev.partition = 1023;
     ev.seq = INT64_MAX;
     ev.published_at = 253402300799LL * 1000000 + 999999;
@@ -227,7 +223,7 @@ Test(wire_event, round_trips_empty_text_and_zero_values)
     ev_event_t ev, back;
     memset(&ev, 0, sizeof ev);
     ev.user_name = (ev_str_t){NULL, 0};
-    ev.event_type = s_str("view");
+    ev.event_type = pt_str("view");
     const void *data;
     size_t len;
     ev_codec_encode_event(codec, &ev, &data, &len);
@@ -781,7 +777,7 @@ static ev_event_t s_event_n(int i)
     ev.partition = 7;
     ev.seq = 100 + i;
     snprintf(names[i % 64], sizeof names[0], "user %.*s", i % 30, "abcdefghijklmnopqrstuvwxyz0123");
-    ev.user_name = s_str(names[i % 64]);
+    ev.user_name = pt_str(names[i % 64]);
     return ev;
 }
 
@@ -982,7 +978,7 @@ Test(wire_body, a_single_event_decode_refuses_a_body_of_two)
 Test(wire_heartbeat, round_trips)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {.source = s_str("gen-0123456789abcdef"), .partition = 1023, .seq = INT64_MAX,
+    ev_heartbeat_t hb = {.source = pt_str("gen-0123456789abcdef"), .partition = 1023, .seq = INT64_MAX,
                          .published_at = 1706702400000001LL}, back;
     const void *data;
     size_t len;
@@ -1024,7 +1020,7 @@ static ev_reject_t s_heartbeat_round_trip(ev_codec_t *codec, const ev_heartbeat_
 Test(wire_heartbeat, carries_the_publishers_partitions_when_it_says_them)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {.source = s_str("gen-0123456789abcdef"), .partition = 3, .seq = 42,
+    ev_heartbeat_t hb = {.source = pt_str("gen-0123456789abcdef"), .partition = 3, .seq = 42,
                          .published_at = 1706702400000001LL, .partitions = 32}, back;
     bool has;
     cr_assert_eq(s_heartbeat_round_trip(codec, &hb, &back, &has), EV_OK);
@@ -1096,7 +1092,7 @@ Test(wire_heartbeat, refuses_a_missing_field_naming_it)
 Test(wire_heartbeat, refuses_bad_values)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {.source = s_str("gen-x"), .partition = EV_PARTITIONS_MAX, .seq = 5, .published_at = 1}, back;
+    ev_heartbeat_t hb = {.source = pt_str("gen-x"), .partition = EV_PARTITIONS_MAX, .seq = 5, .published_at = 1}, back;
     const void *data;
     size_t len;
     ev_error_t err = {0};
@@ -1121,7 +1117,7 @@ Test(wire_heartbeat, refuses_bad_values)
 Test(wire_heartbeat, is_not_mistaken_for_an_event)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_heartbeat_t hb = {.source = s_str("gen-x"), .partition = 1, .seq = 5, .published_at = 1};
+    ev_heartbeat_t hb = {.source = pt_str("gen-x"), .partition = 1, .seq = 5, .published_at = 1};
     ev_event_t ev;
     const void *data;
     size_t len;
@@ -1138,7 +1134,7 @@ Test(wire_heartbeat, is_not_mistaken_for_an_event)
 Test(wire_repair, request_and_end_round_trip)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_repair_t r = {.id = UINT64_MAX, .source = s_str("file-0123456789abcdef0123456789abcdef"), .partition = 15,
+    ev_repair_t r = {.id = UINT64_MAX, .source = pt_str("file-0123456789abcdef0123456789abcdef"), .partition = 15,
                      .from = 3, .to = INT64_MAX};
     ev_repair_t back;
     const void *data;
@@ -1173,7 +1169,7 @@ Test(wire_repair, request_and_end_round_trip)
 Test(wire_repair, refuses_a_range_that_runs_backwards_or_starts_at_0)
 {
     ev_codec_t *codec = ev_codec_new();
-    ev_repair_t r = {.id = 1, .source = s_str("gen-x"), .partition = 0, .from = 5, .to = 4}, back;
+    ev_repair_t r = {.id = 1, .source = pt_str("gen-x"), .partition = 0, .from = 5, .to = 4}, back;
     const void *data;
     size_t len;
     ev_error_t err = {0};

@@ -355,6 +355,16 @@ int tk_exit_code(const tk_proc_t *p)
     return WEXITSTATUS(p->status);
 }
 
+int tk_finish(tk_proc_t *p, tk_proc_t **out)
+{
+    int rc = tk_exit_code(p);
+    if (out)
+        *out = p;
+    else
+        tk_proc_destroy(&p);
+    return rc;
+}
+
 void tk_proc_destroy(tk_proc_t **pp)
 {
     if (!pp || !*pp)
@@ -604,21 +614,9 @@ static void s_read_csv(const char *path, bool payload_only, s_row_t **rows, size
         if (ev_csv_parse_row(&map, &rec, &ev, &err) != EV_OK)
             continue;
         ev_buf_reset(&line);
-        if (payload_only) {
-            for (int i = 0; i < EV_FIELD_COUNT; i++) {
-                if (!(ev_fields[i].where & EV_WHERE_PAYLOAD))
-                    continue;
-                if (line.len)
-                    ev_buf_putc(&line, '\t');
-                if (!ev_format_scalar(&line, &ev, i, false)) {
-                    const ev_str_t *s = (const ev_str_t *)((const char *)&ev + ev_fields[i].offset);
-                    ev_copy_append_text(&line, s->ptr, s->len);
-                }
-            }
-            ev_buf_putc(&line, '\n');
-        } else {
-            ev_copy_append_row(&line, &ev);
-        }
+        /* A COPY text row: of the payload only, or as ev_copy_append_row. */
+        unsigned where = payload_only ? EV_WHERE_PAYLOAD : EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY;
+        ev_format_row(&line, &ev, where, '\t', ev_copy_append_text);
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 1024;
             *rows = realloc(*rows, *cap * sizeof **rows);
@@ -683,6 +681,37 @@ char *tk_archive_as_copy(const char *path, size_t *rows)
 char *tk_csv_payload_lines(const char *path, size_t *rows)
 {
     return s_csv_lines(path, true, rows);
+}
+
+size_t tk_archive_file_rows(const char *path, tk_row_fn fn, void *arg)
+{
+    size_t len;
+    char *text = tk_read_file(path, &len);
+    size_t complete = len;
+    while (complete > 0 && text[complete - 1] != '\n')
+        complete--;
+    free(text);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    ev_csv_reader_t *r = ev_csv_reader_new(fd, 0);
+    ev_csv_record_t rec;
+    ev_csv_map_t map;
+    ev_error_t err;
+    size_t rows = 0;
+    if (ev_csv_reader_next(r, &rec) == 1 && ev_csv_reader_offset(r) <= complete) {
+        cr_assert_eq(ev_csv_map_header(&map, &rec, &err), EV_OK, "%s: %s", path, err.detail);
+        cr_assert_eq(map.layout, EV_CSV_ARCHIVE);
+        while (ev_csv_reader_next(r, &rec) == 1 && ev_csv_reader_offset(r) <= complete) {
+            ev_event_t ev;
+            cr_assert_eq(ev_csv_parse_row(&map, &rec, &ev, &err), EV_OK, "%s line %llu: %s", path,
+                         (unsigned long long)rec.line, err.detail);
+            fn(&ev, arg);
+            rows++;
+        }
+    }
+    ev_csv_reader_destroy(&r);
+    close(fd);
+    return rows;
 }
 
 /* ---- A private PostgreSQL cluster ---- */
@@ -865,6 +894,18 @@ void *tk_bus_publisher(void *ctx, const tk_world_t *w)
     char sub[8];
     cr_assert_geq(zmq_recv(pub, sub, sizeof sub, 0), 1, "the bus did not subscribe");
     return pub;
+}
+
+void *tk_bus_standin(void *ctx, const char *endpoint, int rcvhwm)
+{
+    void *xsub = zmq_socket(ctx, ZMQ_XSUB);
+    cr_assert_not_null(xsub);
+    int linger = 0;
+    zmq_setsockopt(xsub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(xsub, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    cr_assert_eq(zmq_bind(xsub, endpoint), 0, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    cr_assert_eq(zmq_send(xsub, "\x01", 1, 0), 1);
+    return xsub;
 }
 
 void tk_bus_send(void *pub, uint32_t partition, ev_msg_kind_t kind, const void *body, size_t len)

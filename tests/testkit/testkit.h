@@ -79,6 +79,9 @@ char *tk_read_file(const char *path, size_t *len);
 void tk_show(const tk_proc_t *p, size_t tail);
 /* Exit code, or -1 when killed by a signal or still running. */
 int tk_exit_code(const tk_proc_t *p);
+/* The exit code of p, which has exited; p is handed to *out when out is not
+ * NULL (the caller reads its log, then destroys it), else destroyed. */
+int tk_finish(tk_proc_t *p, tk_proc_t **out);
 
 /* ---- Events ---- */
 
@@ -94,6 +97,11 @@ ev_event_t tk_event(const char *source, int32_t partition, int64_t seq);
  * written from docs/protocol.md would be, returned once the bus has
  * subscribed (fails the test after 10 s). Close it with zmq_close. */
 void *tk_bus_publisher(void *ctx, const tk_world_t *w);
+/* A stand-in for the bus where publishers connect: an XSUB bound on
+ * endpoint, without linger, queueing up to rcvhwm messages (ZMQ_RCVHWM), and
+ * subscribed to everything as the bus is (XSUB sends that again to each
+ * publisher that connects later). Close it with zmq_close. */
+void *tk_bus_standin(void *ctx, const char *endpoint, int rcvhwm);
 /* Sends [topic, body] for partition and kind. */
 void tk_bus_send(void *pub, uint32_t partition, ev_msg_kind_t kind, const void *body, size_t len);
 
@@ -155,5 +163,10 @@ char *tk_archive_as_copy(const char *path, size_t *rows);
  * (source restricts to one source when not NULL) or from CSV files. */
 char *tk_events_payload_lines(PGconn *c, const char *source, size_t *rows);
 char *tk_csv_payload_lines(const char *path, size_t *rows);
+/* Calls fn for every complete row of the archive file at path, in order; a
+ * torn last line (a file being written, or after kill -9) is not a row. The
+ * header must be the archive's. Returns the row count. */
+typedef void (*tk_row_fn)(const ev_event_t *ev, void *arg);
+size_t tk_archive_file_rows(const char *path, tk_row_fn fn, void *arg);
 
 #endif

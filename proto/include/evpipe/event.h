@@ -128,6 +128,13 @@ void ev_format_time(ev_buf_t *b, int64_t us, bool iso_t);
  * (iso_t as in ev_format_time). Returns false for a text field. */
 bool ev_format_scalar(ev_buf_t *b, const ev_event_t *ev, int field, bool iso_t);
 
+/* Appends the fields in where (EV_WHERE_*) as one text row and a newline:
+ * sep between fields, the others as ev_format_scalar writes them (iso_t
+ * false), text through text (the format's own quoting or escaping). The
+ * CSV and COPY text rows are both this. */
+void ev_format_row(ev_buf_t *b, const ev_event_t *ev, unsigned where, char sep,
+                   void (*text)(ev_buf_t *b, const char *s, size_t len));
+
 /* Microseconds since the epoch, now (CLOCK_REALTIME). */
 int64_t ev_now_us(void);
 /* now - then, saturated to INT64_MIN..INT64_MAX instead of overflowing: the

@@ -286,6 +286,29 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, cha
     return FAIL("%s: unknown setting type", s->env);
 }
 
+size_t evp_setting_text_max(const evp_setting_t *s)
+{
+    switch (s->type) {
+    case EVP_SET_TEXT:
+    case EVP_SET_SECRET:
+    case EVP_SET_ENDPOINT:
+    case EVP_SET_TYPES:
+    case EVP_SET_ADDRESS:
+    case EVP_SET_CHOICE:
+        return EVP_TEXT_MAX;
+    case EVP_SET_DIR:
+    case EVP_SET_PATH:
+        return EVP_PATH_MAX;
+    case EVP_SET_INT:
+    case EVP_SET_PORT:
+    case EVP_SET_SECONDS:
+    case EVP_SET_RATE:
+    case EVP_SET_LEVEL:
+        break;
+    }
+    return 0;
+}
+
 const evp_setting_t *evp_config_find(const char *env)
 {
     for (size_t i = 0; i < evp_settings_count; i++)

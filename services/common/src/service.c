@@ -30,3 +30,20 @@ int evp_service_start(const evp_program_t *prog, int argc, char **argv, evp_conf
     evp_signals_install();
     return -1;
 }
+
+int evp_service_main(const evp_program_t *prog, int argc, char **argv, int max_args, evp_service_run_fn run)
+{
+    evp_config_t cfg;
+    char *args[argc + 1];
+    int nargs = 0;
+    int rc = evp_service_start(prog, argc, argv, &cfg, args, &nargs, max_args);
+    if (rc >= 0)
+        return rc;
+    return run(prog, &cfg, args, nargs);
+}
+
+int evp_service_fail(const evp_program_t *prog, const char *why)
+{
+    fprintf(stderr, "%s: %s\n", prog->program, why);
+    return 1;
+}

@@ -111,10 +111,7 @@ static void *s_publisher(fixture_t *f)
 
 static void s_send(void *pub, uint32_t partition, uint32_t n)
 {
-    char topic[EV_TOPIC_MAX];
-    size_t tlen = ev_topic_format(topic, partition, EV_MSG_EVENT);
-    zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
-    zmq_send(pub, &n, sizeof n, 0);
+    tk_bus_send(pub, partition, EV_MSG_EVENT, &n, sizeof n);
 }
 
 static int s_recv(void *sub, uint32_t *partition, uint32_t *n)
@@ -248,10 +245,9 @@ static void s_event_through(fixture_t *f, void *pub, void *writer, void *tap, ev
     const void *data;
     size_t len;
     ev_codec_encode_event(codec, &ev, &data, &len);
-    char topic[EV_TOPIC_MAX];
+    tk_bus_send(pub, 1, EV_MSG_EVENT, data, len);
+    char topic[EV_TOPIC_MAX]; /* the frame each subscriber receives first */
     size_t tlen = ev_topic_format(topic, 1, EV_MSG_EVENT);
-    zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
-    zmq_send(pub, data, len, 0);
     char body[4096];
     void *subs[] = {writer, tap};
     for (int i = 0; i < 2; i++) {

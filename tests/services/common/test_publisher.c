@@ -49,12 +49,7 @@ static void s_up_beating(fixture_t *f, int batch, int max_bytes, int heartbeat_m
     f->cfg.bus_hwm = 100;         /* a bus that does not read pushes back soon */
     snprintf(f->cfg.bus_publish_endpoint, EVP_TEXT_MAX, "tcp://127.0.0.1:%d", tk_free_port());
     f->ctx = zmq_ctx_new();
-    f->xsub = zmq_socket(f->ctx, ZMQ_XSUB);
-    int zero = 0, hwm = 100;
-    zmq_setsockopt(f->xsub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(f->xsub, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    cr_assert_eq(zmq_bind(f->xsub, f->cfg.bus_publish_endpoint), 0, "%s", zmq_strerror(zmq_errno()));
-    cr_assert_eq(zmq_send(f->xsub, "\x01", 1, 0), 1);
+    f->xsub = tk_bus_standin(f->ctx, f->cfg.bus_publish_endpoint, 100);
     f->codec = ev_codec_new();
     char why[256] = "";
     f->pub = evp_publisher_new(&f->cfg, why, sizeof why);

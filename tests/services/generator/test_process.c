@@ -48,14 +48,8 @@ static s_bus_t *s_bus_new(const char *endpoint)
 {
     s_bus_t *b = calloc(1, sizeof *b);
     b->ctx = zmq_ctx_new();
-    b->xsub = zmq_socket(b->ctx, ZMQ_XSUB);
+    b->xsub = tk_bus_standin(b->ctx, endpoint, 1000); /* libzmq's default queue */
     b->codec = ev_codec_new();
-    int zero = 0;
-    zmq_setsockopt(b->xsub, ZMQ_LINGER, &zero, sizeof zero);
-    cr_assert_eq(zmq_bind(b->xsub, endpoint), 0, "bind %s: %s", endpoint, zmq_strerror(errno));
-    /* Subscribe to everything, as the bus does; XSUB sends it again to
-     * every publisher that connects later. */
-    cr_assert_eq(zmq_send(b->xsub, "\x01", 1, 0), 1);
     return b;
 }
 
@@ -235,11 +229,9 @@ static void s_published_destroy(s_published_t **pp)
 
 /* ---- What was archived ---- */
 
-typedef void (*s_row_fn)(const ev_event_t *ev, void *arg);
-
 /* Calls fn for every complete row of every archive file, oldest first; a
  * torn last line (after kill -9) is not a row. Returns the row count. */
-static size_t s_archive_rows(const char *dir, s_row_fn fn, void *arg)
+static size_t s_archive_rows(const char *dir, tk_row_fn fn, void *arg)
 {
     char names[256][GEN_ARCHIVE_NAME_MAX];
     size_t n = 0, rows = 0;
@@ -255,31 +247,7 @@ static size_t s_archive_rows(const char *dir, s_row_fn fn, void *arg)
     for (size_t i = 0; i < n; i++) {
         char path[600];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        size_t len;
-        char *text = tk_read_file(path, &len);
-        size_t complete = len;
-        while (complete > 0 && text[complete - 1] != '\n')
-            complete--;
-        free(text);
-        int fd = open(path, O_RDONLY);
-        cr_assert_geq(fd, 0);
-        ev_csv_reader_t *r = ev_csv_reader_new(fd, 0);
-        ev_csv_record_t rec;
-        ev_csv_map_t map;
-        ev_error_t err;
-        if (ev_csv_reader_next(r, &rec) == 1 && ev_csv_reader_offset(r) <= complete) {
-            cr_assert_eq(ev_csv_map_header(&map, &rec, &err), EV_OK, "%s: %s", path, err.detail);
-            cr_assert_eq(map.layout, EV_CSV_ARCHIVE);
-            while (ev_csv_reader_next(r, &rec) == 1 && ev_csv_reader_offset(r) <= complete) {
-                ev_event_t ev;
-                cr_assert_eq(ev_csv_parse_row(&map, &rec, &ev, &err), EV_OK, "%s line %llu: %s", path,
-                             (unsigned long long)rec.line, err.detail);
-                fn(&ev, arg);
-                rows++;
-            }
-        }
-        ev_csv_reader_destroy(&r);
-        close(fd);
+        rows += tk_archive_file_rows(path, fn, arg);
     }
     return rows;
 }

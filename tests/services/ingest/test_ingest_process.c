@@ -86,14 +86,8 @@ static s_bus_t *s_bus_new(const tk_world_t *w)
 {
     s_bus_t *b = calloc(1, sizeof *b);
     b->ctx = zmq_ctx_new();
-    b->xsub = zmq_socket(b->ctx, ZMQ_XSUB);
+    b->xsub = tk_bus_standin(b->ctx, w->pub_ep, 1000000);
     b->codec = ev_codec_new();
-    int hwm = 1000000, linger = 0;
-    zmq_setsockopt(b->xsub, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(b->xsub, ZMQ_LINGER, &linger, sizeof linger);
-    cr_assert_eq(zmq_bind(b->xsub, w->pub_ep), 0, "bind %s: %s", w->pub_ep, zmq_strerror(zmq_errno()));
-    /* Subscribe to everything, as the bus does upstream. */
-    cr_assert_eq(zmq_send(b->xsub, "\x01", 1, 0), 1);
     return b;
 }
 
@@ -198,12 +192,7 @@ static int s_run(tk_world_t *w, s_bus_t *bus, s_got_t *g, const char *const *arg
     if (bus)
         s_bus_drain(bus, g, 0, 300, 3000);
     cr_assert(tk_wait_exit(p, 0), "ingest did not finish in time");
-    int rc = tk_exit_code(p);
-    if (out)
-        *out = p;
-    else
-        tk_proc_destroy(&p);
-    return rc;
+    return tk_finish(p, out);
 }
 
 static void s_copy_in(const char *dir, const char *fixture, const char *name)

@@ -237,10 +237,7 @@ Test(tap, stats_of_events_published_at_either_end_of_int64_do_not_overflow)
         const void *body;
         size_t len;
         ev_codec_encode_event(codec, &ev, &body, &len);
-        char topic[EV_TOPIC_MAX];
-        size_t tlen = ev_topic_format(topic, 3, EV_MSG_EVENT);
-        zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
-        zmq_send(pub, body, len, 0);
+        tk_bus_send(pub, 3, EV_MSG_EVENT, body, len);
         tk_sleep_ms(5);
     }
     cr_assert(tk_wait_exit(tap, 0), "the tap did not stop by itself");

@@ -31,12 +31,7 @@ static int s_migrate_only(tk_proc_t **out)
     const char *args[] = {"--migrate-only", NULL};
     tk_proc_t *p = tk_start(w, "writer", args, NULL);
     cr_assert(tk_wait_exit(p, 60000), "--migrate-only did not finish");
-    int rc = tk_exit_code(p);
-    if (out)
-        *out = p;
-    else
-        tk_proc_destroy(&p);
-    return rc;
+    return tk_finish(p, out);
 }
 
 Test(writer_migrate, applies_every_migration_once)

@@ -35,12 +35,7 @@ static int s_writer(const char *flag, const char *interval, tk_proc_t **out)
     const char *env[] = {env0, NULL};
     tk_proc_t *p = tk_start(w, "writer", args, env);
     cr_assert(tk_wait_exit(p, 60000), "evpipe-writer %s did not finish", flag);
-    int rc = tk_exit_code(p);
-    if (out)
-        *out = p;
-    else
-        tk_proc_destroy(&p);
-    return rc;
+    return tk_finish(p, out);
 }
 
 static bool s_partitioned(void)

@@ -160,6 +160,11 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *value,
 
 const evp_setting_t *evp_config_find(const char *env);
 
+/* The room a setting stored as text has in evp_config_t, its NUL included
+ * (EVP_TEXT_MAX, or EVP_PATH_MAX for a path); 0 for a setting stored as a
+ * number. */
+size_t evp_setting_text_max(const evp_setting_t *s);
+
 void evp_config_help(FILE *out, const evp_program_t *prog);
 
 #endif

@@ -19,4 +19,16 @@
 int evp_service_start(const evp_program_t *prog, int argc, char **argv, evp_config_t *cfg, char **args, int *nargs,
                       int max_args);
 
+/* What a service does once it has started: cfg is loaded, prog->values holds
+ * its options, args[0..nargs) its positional arguments. Returns the exit code. */
+typedef int (*evp_service_run_fn)(const evp_program_t *prog, const evp_config_t *cfg, char **args, int nargs);
+
+/* The whole of a service's main(): evp_service_start (with max_args as
+ * there), then run. Returns the exit code main() returns. */
+int evp_service_main(const evp_program_t *prog, int argc, char **argv, int max_args, evp_service_run_fn run);
+
+/* Says on stderr that prog cannot run, and why ("evpipe-tap: why").
+ * Returns 1, the exit code for it. */
+int evp_service_fail(const evp_program_t *prog, const char *why);
+
 #endif
