@@ -68,8 +68,6 @@ static const char S_LEAVE[] = "SELECT set_config('application_name', 'evpipe-wri
                               " SELECT pg_advisory_unlock_all();"
                               " NOTIFY " WRITER_DB_CHANNEL;
 
-/* Bytes per PQputCopyData call. */
-#define S_COPY_CHUNK (1 << 20)
 /* Rows are sent ahead of the commit once this many bytes of them wait. */
 #define S_AHEAD_MIN (64 * 1024)
 
@@ -299,166 +297,77 @@ static void s_marks_arrays(writer_db_t *self, const writer_mark_t *marks, size_t
 
 /* ---- Statements ---- */
 
+/* The outcome of a step of a commit. */
 typedef enum {
-    S_OK,       /* done */
-    S_DATA,     /* PostgreSQL refused a value (SQLSTATE class 22 or 23) */
-    S_RACE,     /* a checkpoint was not where this writer left it: another transaction moved it */
-    S_FAIL,     /* anything else: the transaction is lost, retry later */
+    S_OK,   /* done */
+    S_DATA, /* PostgreSQL refused a value (SQLSTATE class 22 or 23: evp_pg_err_t.data) */
+    S_RACE, /* a checkpoint was not where this writer left it: another transaction moved it */
+    S_FAIL, /* anything else: the transaction is lost, retry later */
 } s_rc_t;
 
-typedef struct {
-    char why[700];    /* what failed, for the log */
-    char detail[600]; /* PostgreSQL's message and SQLSTATE, for a reject */
-    long line;        /* COPY line that failed, 1-based; 0 when unknown */
-    bool conflict;    /* a deadlock or serialization failure (SQLSTATE class 40): try again at once */
-} s_err_t;
-
-/* Classifies a failed result (clears it). */
-static s_rc_t s_classify(PGresult *r, const char *what, s_err_t *err)
+/* The outcome of a step run through evpipe/pg.h (err set when !ok). */
+static s_rc_t s_rc(bool ok, const evp_pg_err_t *err)
 {
-    err->line = 0;
-    err->conflict = false;
+    return ok ? S_OK : err->data ? S_DATA : S_FAIL;
+}
+
+PGresult *writer_db_query(writer_db_t *self, int64_t now_ms, const char *sql, int n, const char *const *vals,
+                          ExecStatusType want, const char *what, char *why, size_t whylen)
+{
+    if (!self->conn) {
+        snprintf(why, whylen, "%s: not connected", what);
+        return NULL;
+    }
+    s_ahead_drop(self);
+    evp_pg_err_t err;
+    PGresult *r = evp_pg_query(self->conn, sql, n, vals, want, what, &err);
     if (!r) {
-        snprintf(err->why, sizeof err->why, "%s: no result (connection lost?)", what);
-        snprintf(err->detail, sizeof err->detail, "%.500s", err->why);
-        return S_FAIL;
+        snprintf(why, whylen, "%s", err.why);
+        writer_db_fail(self, now_ms, why);
     }
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    const char *context = PQresultErrorField(r, PG_DIAG_CONTEXT);
-    if (!primary)
-        primary = PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQresStatus(PQresultStatus(r));
-    snprintf(err->detail, sizeof err->detail, "%s (SQLSTATE %s)", primary, state ? state : "none");
-    for (char *p = err->detail; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
-    snprintf(err->why, sizeof err->why, "%s: %.500s", what, err->detail);
-    const char *at = context ? strstr(context, ", line ") : NULL;
-    if (at)
-        err->line = strtol(at + 7, NULL, 10);
-    s_rc_t rc = S_FAIL;
-    err->conflict = state && strncmp(state, "40", 2) == 0;
-    if (state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
-        rc = S_DATA;
-    PQclear(r);
-    return rc;
+    return r;
 }
 
-static s_rc_t s_exec(PGconn *c, const char *sql, const char *what, s_err_t *err)
+/* writer_db_query after connecting when not connected. */
+static PGresult *s_query(writer_db_t *self, int64_t now_ms, const char *sql, int n, const char *const *vals,
+                         ExecStatusType want, const char *what, char *why, size_t whylen)
 {
-    PGresult *r = PQexec(c, sql);
-    if (r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)) {
-        PQclear(r);
-        return S_OK;
+    if (!writer_db_ensure(self, now_ms)) {
+        snprintf(why, whylen, "%s: PostgreSQL unavailable", what);
+        return NULL;
     }
-    return s_classify(r, what, err);
-}
-
-static s_rc_t s_params(PGconn *c, const char *sql, int n, const char *const *vals, const char *what, s_err_t *err)
-{
-    PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
-    if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
-        PQclear(r);
-        return S_OK;
-    }
-    return s_classify(r, what, err);
-}
-
-/* Starts COPY ... FROM STDIN. */
-static s_rc_t s_copy_begin(PGconn *c, const char *sql, const char *what, s_err_t *err)
-{
-    PGresult *r = PQexec(c, sql);
-    if (!r || PQresultStatus(r) != PGRES_COPY_IN)
-        return s_classify(r, what, err);
-    PQclear(r);
-    return S_OK;
-}
-
-/* Sends len bytes of COPY data, in large chunks. False when sending failed. */
-static bool s_copy_put(PGconn *c, const char *data, size_t len)
-{
-    bool sent = true;
-    for (size_t off = 0; off < len && sent; off += S_COPY_CHUNK) {
-        size_t n = len - off < S_COPY_CHUNK ? len - off : S_COPY_CHUNK;
-        sent = PQputCopyData(c, data + off, (int)n) == 1;
-    }
-    return sent;
-}
-
-/* Reads the results left of a statement. A COPY that could not be ended
- * keeps answering "copy in": that ends the reading too (the connection is
- * dropped after such a failure). */
-static void s_drain(PGconn *c)
-{
-    PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) {
-        bool copy_in = PQresultStatus(r) == PGRES_COPY_IN;
-        PQclear(r);
-        if (copy_in)
-            break;
-    }
-}
-
-/* Ends a COPY whose data went (sent: without a failure) and reads its result. */
-static s_rc_t s_copy_end(PGconn *c, bool sent, const char *what, s_err_t *err)
-{
-    /* A COPY whose data did not all go is failed on purpose: nothing of it stays. */
-    if (sent)
-        sent = PQputCopyEnd(c, NULL) == 1;
-    else
-        PQputCopyEnd(c, "sending the data failed");
-    PGresult *r = PQgetResult(c);
-    s_rc_t rc = S_OK;
-    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = s_classify(r, what, err);
-    else
-        PQclear(r);
-    s_drain(c);
-    if (rc == S_OK && !sent) {
-        snprintf(err->why, sizeof err->why, "%s: sending data failed: %s", what, PQerrorMessage(c));
-        rc = S_FAIL;
-    }
-    return rc;
-}
-
-/* COPY ... FROM STDIN of len bytes of text. */
-static s_rc_t s_copy(PGconn *c, const char *sql, const char *data, size_t len, const char *what, s_err_t *err)
-{
-    s_rc_t rc = s_copy_begin(c, sql, what, err);
-    return rc == S_OK ? s_copy_end(c, s_copy_put(c, data, len), what, err) : rc;
+    return writer_db_query(self, now_ms, sql, n, vals, want, what, why, whylen);
 }
 
 /* Ends the transaction open on the connection, if it is still there. */
 static s_rc_t s_rollback(writer_db_t *self, s_rc_t rc)
 {
-    if (!evp_pg_lost(self->conn)) {
-        PGresult *r = PQexec(self->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    evp_pg_rollback(self->conn);
     return rc;
 }
 
 /* ---- Rows ---- */
 
 /* Starts the binary COPY of events: the statement, then the header. */
-static s_rc_t s_copy_events_begin(writer_db_t *self, const char *what, s_err_t *err)
+static s_rc_t s_copy_events_begin(writer_db_t *self, const char *what, evp_pg_err_t *err)
 {
-    s_rc_t rc = s_copy_begin(self->conn, self->copy_sql, what, err);
-    if (rc == S_OK && !s_copy_put(self->conn, ev_copy_binary_header, sizeof ev_copy_binary_header))
-        return s_copy_end(self->conn, false, what, err);
-    return rc;
+    if (!evp_pg_copy_begin(self->conn, self->copy_sql, what, err))
+        return s_rc(false, err);
+    if (!evp_pg_copy_put(self->conn, ev_copy_binary_header, sizeof ev_copy_binary_header))
+        return s_rc(evp_pg_copy_end(self->conn, false, what, err), err);
+    return S_OK;
 }
 
 /* Sends the last len bytes of rows and the trailer, ends the COPY of events. */
-static s_rc_t s_copy_events_end(writer_db_t *self, const char *data, size_t len, s_err_t *err)
+static s_rc_t s_copy_events_end(writer_db_t *self, const char *data, size_t len, evp_pg_err_t *err)
 {
-    bool sent = s_copy_put(self->conn, data, len) &&
-                s_copy_put(self->conn, ev_copy_binary_trailer, sizeof ev_copy_binary_trailer);
-    return s_copy_end(self->conn, sent, "COPY events", err);
+    bool sent = evp_pg_copy_put(self->conn, data, len) &&
+                evp_pg_copy_put(self->conn, ev_copy_binary_trailer, sizeof ev_copy_binary_trailer);
+    return s_rc(evp_pg_copy_end(self->conn, sent, "COPY events", err), err);
 }
 
 /* COPY of rows [lo, hi) (contiguous in the batch's binary rows). */
-static s_rc_t s_copy_rows(writer_db_t *self, const writer_batch_t *b, size_t lo, size_t hi, s_err_t *err)
+static s_rc_t s_copy_rows(writer_db_t *self, const writer_batch_t *b, size_t lo, size_t hi, evp_pg_err_t *err)
 {
     size_t start = b->rows[lo].off, end = b->rows[hi - 1].off + b->rows[hi - 1].len;
     s_rc_t rc = s_copy_events_begin(self, "COPY events", err);
@@ -469,18 +378,18 @@ static s_rc_t s_copy_rows(writer_db_t *self, const writer_batch_t *b, size_t lo,
  * refuses: the failing line PostgreSQL names is tried alone, or the range is
  * halved when it names none. A refused row becomes a reject. */
 static s_rc_t s_copy_isolating(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, size_t lo,
-                               size_t hi, s_err_t *err)
+                               size_t hi, evp_pg_err_t *err)
 {
     while (lo < hi) {
-        if (s_exec(self->conn, "SAVEPOINT w", "SAVEPOINT", err) != S_OK)
+        if (!evp_pg_exec(self->conn, "SAVEPOINT w", 0, NULL, "SAVEPOINT", err))
             return S_FAIL;
         s_rc_t rc = s_copy_rows(self, b, lo, hi, err);
         if (rc == S_OK)
-            return s_exec(self->conn, "RELEASE SAVEPOINT w", "RELEASE SAVEPOINT", err) == S_OK ? S_OK : S_FAIL;
+            return evp_pg_exec(self->conn, "RELEASE SAVEPOINT w", 0, NULL, "RELEASE SAVEPOINT", err) ? S_OK : S_FAIL;
         if (rc == S_FAIL)
             return S_FAIL;
-        s_err_t undo;
-        if (s_exec(self->conn, "ROLLBACK TO SAVEPOINT w", "ROLLBACK TO SAVEPOINT", &undo) != S_OK) {
+        evp_pg_err_t undo;
+        if (!evp_pg_exec(self->conn, "ROLLBACK TO SAVEPOINT w", 0, NULL, "ROLLBACK TO SAVEPOINT", &undo)) {
             *err = undo;
             return S_FAIL;
         }
@@ -537,7 +446,7 @@ static void s_ahead_drop(writer_db_t *self)
     if (evp_pg_lost(self->conn))
         return;
     PQputCopyEnd(self->conn, "rows sent ahead of the commit were given up");
-    s_drain(self->conn);
+    evp_pg_drain(self->conn);
     s_rollback(self, S_OK);
 }
 
@@ -553,9 +462,9 @@ void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t no
     size_t end = s_rows_end(b), from = self->ahead ? self->ahead_bytes : 0;
     if (!self->conn || self->verify || end - from < S_AHEAD_MIN)
         return;
-    s_err_t err;
+    evp_pg_err_t err;
     if (!self->ahead) {
-        if (s_exec(self->conn, "BEGIN", "sending rows ahead: BEGIN", &err) != S_OK ||
+        if (!evp_pg_exec(self->conn, "BEGIN", 0, NULL, "sending rows ahead: BEGIN", &err) ||
             s_copy_events_begin(self, "sending rows ahead: COPY events", &err) != S_OK) {
             writer_db_fail(self, now_ms, err.why);
             return;
@@ -564,9 +473,9 @@ void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t no
         self->ahead_batch = b;
         self->ahead_edits = b->edits;
     }
-    if (!s_copy_put(self->conn, b->copy.data + from, end - from)) {
+    if (!evp_pg_copy_put(self->conn, b->copy.data + from, end - from)) {
         const char *why = PQerrorMessage(self->conn);
-        snprintf(err.why, sizeof err.why, "sending rows ahead: %s", *why ? why : "the connection failed");
+        evp_pg_err_set(&err, "sending rows ahead: %s", *why ? why : "the connection failed");
         writer_db_fail(self, now_ms, err.why);
         return;
     }
@@ -578,7 +487,7 @@ void writer_db_send_ahead(writer_db_t *self, const writer_batch_t *b, int64_t no
 /* Moves the batch's checkpoints from where this writer last saw them
  * (S_SET_CHECKPOINTS). S_RACE when another transaction moved one. */
 static s_rc_t s_set_checkpoints(writer_db_t *self, const writer_batch_t *b, const writer_streams_t *ss,
-                                s_err_t *err)
+                                evp_pg_err_t *err)
 {
     s_marks_arrays(self, b->ckpts, b->nckpts, ss);
     s_array_begin(&self->a4);
@@ -586,22 +495,19 @@ static s_rc_t s_set_checkpoints(writer_db_t *self, const writer_batch_t *b, cons
         s_array_int(&self->a4, writer_streams_by_id(ss, b->ckpts[i].stream)->committed);
     s_array_end(&self->a4);
     const char *vals[] = {self->a1.data, self->a2.data, self->a3.data, self->a4.data};
-    PGresult *r = PQexecParams(self->conn, S_SET_CHECKPOINTS, 4, NULL, vals, NULL, NULL, 0);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        s_classify(r, "setting checkpoints", err);
+    PGresult *r = evp_pg_query_one(self->conn, S_SET_CHECKPOINTS, 4, vals, "setting checkpoints", err);
+    if (!r)
         return S_FAIL;
-    }
     long set = strtol(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     if (set == (long)b->nckpts)
         return S_OK;
-    snprintf(err->why, sizeof err->why, "setting checkpoints: %zu of %ld were moved by another transaction",
-             b->nckpts - (size_t)set, (long)b->nckpts);
-    err->conflict = false;
+    evp_pg_err_set(err, "setting checkpoints: %zu of %ld were moved by another transaction",
+                   b->nckpts - (size_t)set, (long)b->nckpts);
     return S_RACE;
 }
 
-static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err_t *err);
+static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, evp_pg_err_t *err);
 
 /* One attempt. isolate: copy under savepoints (a row was refused before).
  * ahead: bytes of the COPY rows already sent in this transaction
@@ -610,14 +516,14 @@ static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err
  * then finds what it moved, and the rows it locks stay locked until the
  * COMMIT, so no other writer's commit can slip in between. */
 static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_streams_t *ss, bool isolate,
-                        size_t ahead, s_err_t *err)
+                        size_t ahead, evp_pg_err_t *err)
 {
     PGconn *c = self->conn;
     s_rc_t rc = S_OK;
     if (ahead > 0) {
         rc = s_copy_events_end(self, b->copy.data + ahead, s_rows_end(b) - ahead, err);
     } else {
-        if (s_exec(c, "BEGIN", "BEGIN", err) != S_OK)
+        if (!evp_pg_exec(c, "BEGIN", 0, NULL, "BEGIN", err))
             return s_rollback(self, S_FAIL);
         if (b->nrows > 0)
             rc = isolate ? s_copy_isolating(self, b, ss, 0, b->nrows, err)
@@ -626,7 +532,7 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
     if (rc != S_OK)
         return s_rollback(self, rc);
     if (b->nrejects > 0 &&
-        s_copy(c, S_COPY_REJECTS, b->reject_copy.data, b->reject_copy.len, "COPY rejects", err) != S_OK)
+        !evp_pg_copy(c, S_COPY_REJECTS, b->reject_copy.data, b->reject_copy.len, "COPY rejects", err))
         return s_rollback(self, S_FAIL);
     if (b->ngaps > 0) {
         s_array_begin(&self->a1);
@@ -645,27 +551,27 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
         s_array_end(&self->a3);
         s_array_end(&self->a4);
         const char *vals[] = {self->a1.data, self->a2.data, self->a3.data, self->a4.data};
-        if (s_params(c, S_INSERT_GAPS, 4, vals, "inserting gaps", err) != S_OK)
+        if (!evp_pg_exec(c, S_INSERT_GAPS, 4, vals, "inserting gaps", err))
             return s_rollback(self, S_FAIL);
     }
     if (b->nheads > 0) {
         s_marks_arrays(self, b->heads, b->nheads, ss);
         const char *vals[] = {self->a1.data, self->a2.data, self->a3.data};
-        if (s_params(c, S_UPSERT_HEADS, 3, vals, "upserting publisher heads", err) != S_OK)
+        if (!evp_pg_exec(c, S_UPSERT_HEADS, 3, vals, "upserting publisher heads", err))
             return s_rollback(self, S_FAIL);
     }
     if (b->nckpts > 0 && (rc = s_set_checkpoints(self, b, ss, err)) != S_OK)
         return s_rollback(self, rc);
     if (s_note_anonymous(self, b, err) != S_OK)
         return s_rollback(self, S_FAIL);
-    if (s_exec(c, "COMMIT", "COMMIT", err) != S_OK)
+    if (!evp_pg_exec(c, "COMMIT", 0, NULL, "COMMIT", err))
         return s_rollback(self, S_FAIL);
     if (self->lose_answer) {
         /* As if the connection went right after PostgreSQL committed. */
         self->lose_answer = false;
         PQfinish(self->conn);
         self->conn = NULL;
-        snprintf(err->why, sizeof err->why, "COMMIT: no answer (lost on purpose, for a test)");
+        evp_pg_err_set(err, "COMMIT: no answer (lost on purpose, for a test)");
         return S_FAIL;
     }
     self->anon_xid[0] = '\0';
@@ -678,17 +584,15 @@ static s_rc_t s_attempt(writer_db_t *self, writer_batch_t *b, const writer_strea
  * transaction's id, so that if its answer is lost, s_anonymous_outcome can
  * ask PostgreSQL whether it committed. One round trip, only for such
  * batches (events with no usable identity are rare). */
-static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err_t *err)
+static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, evp_pg_err_t *err)
 {
     self->anon_xid[0] = '\0';
     size_t n = b->nrejects ? writer_batch_anonymous_rejects(b) : 0;
     if (n == 0)
         return S_OK;
-    PGresult *r = PQexec(self->conn, S_TXID);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        s_classify(r, "reading the transaction id", err);
+    PGresult *r = evp_pg_query_one(self->conn, S_TXID, 0, NULL, "reading the transaction id", err);
+    if (!r)
         return S_FAIL;
-    }
     snprintf(self->anon_xid, sizeof self->anon_xid, "%s", PQgetvalue(r, 0, 0));
     self->anon_count = n;
     PQclear(r);
@@ -700,16 +604,15 @@ static s_rc_t s_note_anonymous(writer_db_t *self, const writer_batch_t *b, s_err
  * all (its answer was lost), keeps them when it did not. S_OK when the
  * outcome is known, S_RACE when the transaction is still in progress (its
  * backend has not ended yet: ask again later), S_FAIL when asking failed. */
-static s_rc_t s_anonymous_outcome(writer_db_t *self, writer_batch_t *b, s_err_t *err)
+static s_rc_t s_anonymous_outcome(writer_db_t *self, writer_batch_t *b, evp_pg_err_t *err)
 {
     if (!self->anon_xid[0])
         return S_OK;
     const char *vals[] = {self->anon_xid};
-    PGresult *r = PQexecParams(self->conn, S_TXID_STATUS, 1, NULL, vals, NULL, NULL, 0);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        s_classify(r, "asking whether the last transaction committed", err);
+    PGresult *r =
+        evp_pg_query_one(self->conn, S_TXID_STATUS, 1, vals, "asking whether the last transaction committed", err);
+    if (!r)
         return S_FAIL;
-    }
     const char *status = PQgetisnull(r, 0, 0) ? "unknown" : PQgetvalue(r, 0, 0);
     s_rc_t rc = S_OK;
     if (strcmp(status, "in progress") == 0) {
@@ -738,17 +641,15 @@ void writer_db_lose_next_commit_answer(writer_db_t *self)
 /* Reads back the checkpoints of the streams the batch touches (0 when a
  * stream has none), sets the streams to them and drops what they cover.
  * Returns the rows dropped, or -1. */
-static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, s_err_t *err)
+static long s_drop_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, evp_pg_err_t *err)
 {
     if (b->nckpts == 0)
         return 0;
     s_marks_arrays(self, b->ckpts, b->nckpts, ss);
     const char *vals[] = {self->a1.data, self->a2.data};
-    PGresult *r = PQexecParams(self->conn, S_RELOAD, 2, NULL, vals, NULL, NULL, 0);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        s_classify(r, "reading checkpoints back", err);
+    PGresult *r = evp_pg_query(self->conn, S_RELOAD, 2, vals, PGRES_TUPLES_OK, "reading checkpoints back", err);
+    if (!r)
         return -1;
-    }
     size_t n = writer_streams_id_limit(ss);
     if (n > self->upto_cap) {
         int64_t *u = realloc(self->upto, n * sizeof *u);
@@ -814,7 +715,7 @@ static void s_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *
  * are some, or always with `always`), so the rest can be tried again. -1
  * (err set), 0 when nothing is left to commit, 1 to go on. */
 static int s_drop_what_committed(writer_db_t *self, writer_batch_t *b, writer_streams_t *ss, writer_stats_t *st,
-                                 size_t *nrejects, const char *what, bool always, s_err_t *err)
+                                 size_t *nrejects, const char *what, bool always, evp_pg_err_t *err)
 {
     long dropped = s_drop_committed(self, b, ss, err);
     if (dropped < 0)
@@ -839,7 +740,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
         return WRITER_COMMIT_OK;
     if (!writer_db_ensure(self, now_ms))
         return WRITER_COMMIT_RETRY;
-    s_err_t err = {0};
+    evp_pg_err_t err = {0};
     size_t nrejects = b->nrejects;
     int64_t started_us = zclock_usecs();
     /* After a failed attempt the outcome of its COMMIT is unknown. */
@@ -893,7 +794,7 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
         if (left == 0)
             return WRITER_COMMIT_OK;
     }
-    snprintf(err.why, sizeof err.why, "the batch could not be committed after isolating refused rows");
+    evp_pg_err_set(&err, "the batch could not be committed after isolating refused rows");
 fail:
     writer_batch_unrefuse(b, nrejects);
     st->commit_failures++;
@@ -906,18 +807,11 @@ fail:
 int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, size_t n, writer_streams_t *ss,
                                int64_t now_ms, char *why, size_t whylen)
 {
-    if (!writer_db_ensure(self, now_ms)) {
-        snprintf(why, whylen, "PostgreSQL unavailable");
-        return -1;
-    }
-    s_ahead_drop(self);
     s_partitions_array(self, partitions, n);
     const char *vals[] = {self->a1.data};
-    PGresult *r = PQexecParams(self->conn, S_LOAD, 1, NULL, vals, NULL, NULL, 0);
-    if (!evp_pg_ok(r, PGRES_TUPLES_OK, "loading checkpoints", why, whylen)) {
-        writer_db_fail(self, now_ms, why);
+    PGresult *r = s_query(self, now_ms, S_LOAD, 1, vals, PGRES_TUPLES_OK, "loading checkpoints", why, whylen);
+    if (!r)
         return -1;
-    }
     for (int i = 0; i < PQntuples(r); i++) {
         const char *source = PQgetvalue(r, i, 0);
         int32_t partition = (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10);
@@ -935,24 +829,6 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
 }
 
 /* ---- Sharing partitions ---- */
-
-/* Runs a statement with text parameters expecting `want`; the result is
- * returned (the caller clears it), or NULL after dropping the connection. */
-static PGresult *s_query(writer_db_t *self, int64_t now_ms, const char *sql, int n, const char *const *vals,
-                         ExecStatusType want, const char *what, char *why, size_t whylen)
-{
-    if (!writer_db_ensure(self, now_ms)) {
-        snprintf(why, whylen, "%s: PostgreSQL unavailable", what);
-        return NULL;
-    }
-    s_ahead_drop(self);
-    PGresult *r = n > 0 ? PQexecParams(self->conn, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(self->conn, sql);
-    if (!evp_pg_ok(r, want, what, why, whylen)) {
-        writer_db_fail(self, now_ms, why);
-        return NULL;
-    }
-    return r;
-}
 
 int writer_db_join(writer_db_t *self, int64_t now_ms, char *why, size_t whylen)
 {
@@ -1040,10 +916,10 @@ void writer_db_notify(writer_db_t *self)
     if (!self->conn)
         return;
     s_ahead_drop(self);
-    PGresult *r = PQexec(self->conn, S_NOTIFY);
-    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-        evp_debug("NOTIFY failed", "reason=\"%s\"", PQerrorMessage(self->conn));
-    PQclear(r);
+    evp_pg_err_t err;
+    char reason[sizeof err.why];
+    if (!evp_pg_exec(self->conn, S_NOTIFY, 0, NULL, "NOTIFY", &err))
+        evp_debug("NOTIFY failed", "reason=\"%s\"", evp_log_text(reason, sizeof reason, err.why, strlen(err.why)));
 }
 
 bool writer_db_notified(writer_db_t *self)

@@ -62,6 +62,12 @@ void writer_db_set_name(writer_db_t *self, const char *name);
 /* Counts connections made: a new number means a new session, whose advisory
  * locks are none yet. 0 before the first. */
 uint64_t writer_db_session(const writer_db_t *self);
+/* Runs sql with n text parameters on the connection (evp_pg_query; rows
+ * sent ahead are given up first): the result when its status is want (the
+ * caller clears it), else NULL with why after dropping the connection
+ * (writer_db_fail). Does not connect: "not connected" when there is none. */
+PGresult *writer_db_query(writer_db_t *self, int64_t now_ms, const char *sql, int n, const char *const *vals,
+                          ExecStatusType want, const char *what, char *why, size_t whylen);
 
 /* ---- Sharing partitions (each call drops the connection when it fails) ---- */
 

@@ -28,24 +28,6 @@ static const char S_EXPIRE_NEW[] = S_EXPIRE("pg_terminate_backend(a.pid, 2000)")
 static const char S_EXPIRE_OLD[] = S_EXPIRE("pg_terminate_backend(a.pid)");
 static const char S_RELEASE[] = "DELETE FROM writer_leases WHERE name = $1";
 
-/* Runs sql with n text parameters; the result when it has status want,
- * else NULL after dropping the connection (why says what failed). */
-static PGresult *s_query(writer_db_t *db, int64_t now_ms, const char *sql, int n, const char *const *vals,
-                         ExecStatusType want, const char *what, char *why, size_t whylen)
-{
-    PGconn *c = writer_db_conn(db);
-    if (!c) {
-        snprintf(why, whylen, "%s: not connected", what);
-        return NULL;
-    }
-    PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
-    if (!evp_pg_ok(r, want, what, why, whylen)) {
-        writer_db_fail(db, now_ms, why);
-        return NULL;
-    }
-    return r;
-}
-
 int writer_lease_session(writer_db_t *db, int lease_ms, int64_t now_ms, char *why, size_t whylen)
 {
     PGconn *c = writer_db_conn(db);
@@ -76,7 +58,8 @@ int writer_lease_session(writer_db_t *db, int lease_ms, int64_t now_ms, char *wh
                                           : "SELECT set_config('tcp_keepalives_idle', $1, false),"
                                             " set_config('tcp_keepalives_interval', $2, false),"
                                             " set_config('tcp_keepalives_count', '3', false), $3";
-    PGresult *r = s_query(db, now_ms, sql, 3, vals, PGRES_TUPLES_OK, "setting the session's keepalives", why, whylen);
+    PGresult *r =
+        writer_db_query(db, now_ms, sql, 3, vals, PGRES_TUPLES_OK, "setting the session's keepalives", why, whylen);
     if (!r)
         return -1;
     PQclear(r);
@@ -90,13 +73,14 @@ int writer_lease_renew(writer_db_t *db, const char *name, int lease_ms, int64_t 
     char ms[16];
     snprintf(ms, sizeof ms, "%d", lease_ms);
     const char *vals[] = {name, ms};
-    PGresult *r = s_query(db, now_ms, S_RENEW, 2, vals, PGRES_COMMAND_OK, "renewing the lease", why, whylen);
+    PGresult *r =
+        writer_db_query(db, now_ms, S_RENEW, 2, vals, PGRES_COMMAND_OK, "renewing the lease", why, whylen);
     if (!r)
         return -1;
     PQclear(r);
     PGconn *c = writer_db_conn(db);
-    r = s_query(db, now_ms, PQserverVersion(c) >= 140000 ? S_EXPIRE_NEW : S_EXPIRE_OLD, 1, vals, PGRES_TUPLES_OK,
-                "ending expired leases", why, whylen);
+    r = writer_db_query(db, now_ms, PQserverVersion(c) >= 140000 ? S_EXPIRE_NEW : S_EXPIRE_OLD, 1, vals,
+                        PGRES_TUPLES_OK, "ending expired leases", why, whylen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -119,13 +103,10 @@ void writer_lease_release(writer_db_t *db, const char *name)
     if (!c)
         return;
     const char *vals[] = {name};
-    PGresult *r = PQexecParams(c, S_RELEASE, 1, NULL, vals, NULL, NULL, 0);
-    char why[EVP_WHY_MAX];
-    if (evp_pg_ok(r, PGRES_COMMAND_OK, "giving the lease up", why, sizeof why))
-        PQclear(r);
-    else {
-        char reason[sizeof why];
+    evp_pg_err_t err;
+    if (!evp_pg_exec(c, S_RELEASE, 1, vals, "giving the lease up", &err)) {
+        char reason[sizeof err.why];
         evp_warn("could not give the lease up; it runs out by itself", "reason=\"%s\"",
-                 evp_log_text(reason, sizeof reason, why, strlen(why)));
+                 evp_log_text(reason, sizeof reason, err.why, strlen(err.why)));
     }
 }

@@ -18,15 +18,13 @@ static const char S_CREATE[] = "CREATE TABLE IF NOT EXISTS evpipe_migrations ("
 static const char S_RECORDED[] = "SELECT version, checksum FROM evpipe_migrations";
 static const char S_RECORD[] = "INSERT INTO evpipe_migrations (version, name, checksum) VALUES ($1, $2, $3)";
 
-/* Rolls back what can be; tells whether the connection is gone. */
-static int s_fail(PGconn *c, bool *lost)
+/* Rolls back what can be; tells whether the connection is gone. why gets
+ * err's message when err is given. */
+static int s_fail(PGconn *c, bool *lost, const evp_pg_err_t *err, char *why, size_t whylen)
 {
-    *lost = evp_pg_lost(c);
-    if (!*lost) {
-        PGresult *r = PQexec(c, "ROLLBACK");
-        PQclear(r);
-        *lost = evp_pg_lost(c);
-    }
+    if (err)
+        snprintf(why, whylen, "%s", err->why);
+    *lost = !evp_pg_rollback(c);
     return -1;
 }
 
@@ -76,23 +74,22 @@ int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t 
 {
     *applied = 0;
     *lost = false;
-    if (!evp_pg_exec(c, "BEGIN", "BEGIN", why, whylen))
-        return s_fail(c, lost);
+    evp_pg_err_t err;
     const char *key[] = {WRITER_MIGRATE_LOCK_KEY};
-    if (!evp_pg_exec_params(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key, "taking the migration lock",
-                            why, whylen) ||
-        !evp_pg_exec(c, S_CREATE, "creating evpipe_migrations", why, whylen))
-        return s_fail(c, lost);
-    PGresult *rec = PQexec(c, S_RECORDED);
-    if (!evp_pg_ok(rec, PGRES_TUPLES_OK, "reading evpipe_migrations", why, whylen))
-        return s_fail(c, lost);
+    if (!evp_pg_exec(c, "BEGIN", 0, NULL, "BEGIN", &err) ||
+        !evp_pg_exec(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key, "taking the migration lock", &err) ||
+        !evp_pg_exec(c, S_CREATE, 0, NULL, "creating evpipe_migrations", &err))
+        return s_fail(c, lost, &err, why, whylen);
+    PGresult *rec = evp_pg_query(c, S_RECORDED, 0, NULL, PGRES_TUPLES_OK, "reading evpipe_migrations", &err);
+    if (!rec)
+        return s_fail(c, lost, &err, why, whylen);
 
     /* A schema a newer writer made is not this writer's: refuse it before
      * applying anything (an older writer under a newer schema could store
      * what the newer schema's rules forbid, e.g. without an index it needs). */
     if (s_unknown(rec, why, whylen)) {
         PQclear(rec);
-        s_fail(c, lost);
+        s_fail(c, lost, NULL, why, whylen);
         return WRITER_MIGRATE_NEWER;
     }
     const writer_migration_t *done[S_MAX_MIGRATIONS];
@@ -107,29 +104,21 @@ int writer_migrate_apply(PGconn *c, int *applied, bool *lost, char *why, size_t 
         }
         char what[200];
         snprintf(what, sizeof what, "migration %s", m->name);
-        PGresult *r = PQexec(c, m->sql);
-        /* A file of several statements answers with the last one's result. */
-        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
-            PQclear(r);
-        } else if (!evp_pg_ok(r, PGRES_COMMAND_OK, what, why, whylen)) {
-            PQclear(rec);
-            return s_fail(c, lost);
-        } else {
-            PQclear(r);
-        }
         char version[16];
         snprintf(version, sizeof version, "%d", m->version);
         const char *vals[] = {version, m->name, m->checksum};
-        if (!evp_pg_exec_params(c, S_RECORD, 3, vals, "recording a migration", why, whylen)) {
+        /* A file of several statements answers with the last one's result. */
+        if (!evp_pg_exec(c, m->sql, 0, NULL, what, &err) ||
+            !evp_pg_exec(c, S_RECORD, 3, vals, "recording a migration", &err)) {
             PQclear(rec);
-            return s_fail(c, lost);
+            return s_fail(c, lost, &err, why, whylen);
         }
         if (ndone < S_MAX_MIGRATIONS)
             done[ndone++] = m;
     }
     PQclear(rec);
-    if (!evp_pg_exec(c, "COMMIT", "COMMIT of the migrations", why, whylen))
-        return s_fail(c, lost);
+    if (!evp_pg_exec(c, "COMMIT", 0, NULL, "COMMIT of the migrations", &err))
+        return s_fail(c, lost, &err, why, whylen);
     for (int i = 0; i < ndone; i++)
         evp_info("migration applied", "version=%d name=%s", done[i]->version, done[i]->name);
     *applied = ndone;

@@ -38,13 +38,11 @@ static void s_value(const evp_config_t *cfg, const evp_setting_t *s, char *out, 
         snprintf(out, outlen, "%d", *(const int *)p);
 }
 
-/* A failed result: NO_TABLE for undefined_table, else FAILED with why. */
-static evp_deploy_t s_failed(PGresult *r, ExecStatusType want, const char *what, char *why, size_t whylen)
+/* A failed statement: NO_TABLE for undefined_table, else FAILED with why. */
+static evp_deploy_t s_failed(const evp_pg_err_t *err, char *why, size_t whylen)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    bool no_table = state && strcmp(state, S_NO_TABLE) == 0;
-    evp_pg_ok(r, want, what, why, whylen); /* fills why, clears r */
-    return no_table ? EVP_DEPLOY_NO_TABLE : EVP_DEPLOY_FAILED;
+    snprintf(why, whylen, "%s", err->why);
+    return strcmp(err->state, S_NO_TABLE) == 0 ? EVP_DEPLOY_NO_TABLE : EVP_DEPLOY_FAILED;
 }
 
 evp_deploy_t evp_deploy_check_conn(PGconn *c, const evp_config_t *cfg, const char *who, char *why, size_t whylen)
@@ -58,16 +56,15 @@ evp_deploy_t evp_deploy_check_conn(PGconn *c, const evp_config_t *cfg, const cha
         char mine[32];
         s_value(cfg, s, mine, sizeof mine);
         const char *rec[] = {*name, mine, who};
-        PGresult *r = PQexecParams(c, S_RECORD, 3, NULL, rec, NULL, NULL, 0);
-        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-            return s_failed(r, PGRES_COMMAND_OK, "recording the deployment settings", why, whylen);
-        PQclear(r);
+        evp_pg_err_t err;
+        if (!evp_pg_exec(c, S_RECORD, 3, rec, "recording the deployment settings", &err))
+            return s_failed(&err, why, whylen);
         /* Read back in a statement of its own: it sees the row of whichever
          * service recorded first, even one whose insert this one waited for. */
         const char *key[] = {*name};
-        r = PQexecParams(c, S_READ, 1, NULL, key, NULL, NULL, 0);
-        if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-            return s_failed(r, PGRES_TUPLES_OK, "reading the deployment settings", why, whylen);
+        PGresult *r = evp_pg_query_one(c, S_READ, 1, key, "reading the deployment settings", &err);
+        if (!r)
+            return s_failed(&err, why, whylen);
         const char *value = PQgetvalue(r, 0, 0);
         if (strcmp(value, mine) != 0) {
             char by[200], v[64];
