@@ -138,8 +138,8 @@ growth_rate() { local s; s=$(get "$1.$2.s"); [ -n "$s" ] && b_calc "$G_STEP / $s
 # is noisy on a shared machine: a neighbour's burst halves it).
 growth_median() {
   local s
-  for ((s = $2; s <= $3; s++)); do growth_rate "$1" "$s"; done | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) exit; print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  for ((s = $2; s <= $3; s++)); do growth_rate "$1" "$s" && echo; done | sort -g |
+    awk 'NF { v[++n] = $1 } END { if (n == 0) exit; print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
 }
 
 # growth_table: one line per load and system, each rate the median of five
