@@ -217,6 +217,12 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, cha
     int64_t x;
     /* The value is named in the message except for secrets. */
     const char *shown = s->type == EVP_SET_SECRET ? "(hidden)" : v;
+    /* Settings held as text: the room evp_setting_text_max gives. */
+    size_t room = evp_setting_text_max(s);
+    if (room && strlen(v) >= room)
+        return s->type == EVP_SET_PATH || s->type == EVP_SET_DIR
+                   ? FAIL("%s=%s: an empty or too long path", s->env, shown)
+                   : FAIL("%s: longer than %zu characters", s->env, room - 1);
     switch (s->type) {
     case EVP_SET_TEXT:
     case EVP_SET_SECRET:
@@ -224,8 +230,6 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, cha
     case EVP_SET_TYPES:
     case EVP_SET_ADDRESS:
     case EVP_SET_CHOICE:
-        if (strlen(v) >= EVP_TEXT_MAX)
-            return FAIL("%s: longer than %d characters", s->env, EVP_TEXT_MAX - 1);
         if (s->type == EVP_SET_ADDRESS && !s_valid_address(v))
             return FAIL("%s=%s: an IPv4 or IPv6 address was expected (0.0.0.0 for every interface)", s->env, shown);
         if (s->type == EVP_SET_CHOICE && !s_valid_choice(v, s_choices(s)))
@@ -238,7 +242,7 @@ int evp_config_set(evp_config_t *cfg, const evp_setting_t *s, const char *v, cha
         return 0;
     case EVP_SET_PATH:
     case EVP_SET_DIR:
-        if (strlen(v) >= EVP_PATH_MAX || !*v)
+        if (!*v)
             return FAIL("%s=%s: an empty or too long path", s->env, shown);
         strcpy(p, v);
         return 0;

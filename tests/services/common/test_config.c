@@ -493,6 +493,28 @@ Test(config, set_reports_the_error_without_the_secret)
     cr_assert_null(evp_config_find("NO_SUCH_SETTING"));
 }
 
+Test(config, text_and_paths_fill_their_fields_and_one_character_more_is_refused)
+{
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    static const char *const names[] = {"POSTGRES_HOST", "INGEST_WATCH_DIR", "STATE_DIR", "POSTGRES_SSLROOTCERT"};
+    char v[EVP_PATH_MAX + 2], err[256];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const evp_setting_t *s = evp_config_find(names[i]);
+        cr_assert_not_null(s, "%s", names[i]);
+        size_t room = evp_setting_text_max(s);
+        cr_assert(room > 0 && room <= EVP_PATH_MAX, "%s", names[i]);
+        memset(v, 'd', room - 1);
+        v[room - 1] = '\0';
+        cr_assert_eq(evp_config_set(&cfg, s, v, err, sizeof err), 0, "%s of %zu: %s", names[i], room - 1, err);
+        cr_assert_eq(strlen((const char *)&cfg + s->offset), room - 1, "%s", names[i]);
+        v[room - 1] = 'd', v[room] = '\0';
+        cr_assert_eq(evp_config_set(&cfg, s, v, err, sizeof err), -1, "%s of %zu", names[i], room);
+        cr_assert(strstr(err, names[i]) != NULL, "%s", err);
+    }
+    cr_assert_eq(evp_setting_text_max(evp_config_find("POSTGRES_PORT")), 0, "a number is not text");
+}
+
 /* ---- Options and arguments ---- */
 
 Test(config, unknown_options_are_refused)
