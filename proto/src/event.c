@@ -57,25 +57,12 @@ ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...
     return code;
 }
 
-/* Whether field i is named name (len bytes). */
-static bool s_named(int i, const char *name, size_t len)
-{
-    return ev_fields[i].name_len == len && memcmp(ev_fields[i].name, name, len) == 0;
-}
-
 int ev_field_index(const char *name, size_t len)
 {
     for (int i = 0; i < EV_FIELD_COUNT; i++)
-        if (s_named(i, name, len))
+        if (ev_fields[i].name_len == len && memcmp(ev_fields[i].name, name, len) == 0)
             return i;
     return -1;
-}
-
-int ev_field_index_hint(const char *name, size_t len, int hint)
-{
-    if (hint >= 0 && hint < EV_FIELD_COUNT && s_named(hint, name, len))
-        return hint;
-    return ev_field_index(name, len);
 }
 
 /* ---- Text ---- */

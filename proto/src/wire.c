@@ -606,40 +606,39 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     int next = 0; /* the field expected next */
     for (uint32_t i = 0; i < top.size; i++) {
         s_head_t k, v;
-        /* The key our encoders write next, as a fixstr: taken without parsing. */
+        int idx;
         if (next < EV_FIELD_COUNT && s_is_key(data + pos, len - pos, next)) {
+            /* The key our encoders write next, as a fixstr: taken without parsing. */
             pos += 1 + ev_fields[next].name_len;
             if (!s_read(data, len, &pos, false, &v))
                 return EV_REJECT_DECODE;
-            if (ferr.code)
+            idx = next;
+        } else {
+            if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
+                return EV_REJECT_DECODE;
+            if (k.type != MSGPACK_OBJECT_STR) {
+                if (!ferr.code)
+                    ev_error_set(&ferr, EV_REJECT_DECODE, "body: a map key is not a string");
                 continue;
-            if (s_head_field(&v, next, ev, &ferr) == EV_OK)
-                seen |= 1u << next;
-            next++;
-            continue;
-        }
-        if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
-            return EV_REJECT_DECODE;
-        if (k.type != MSGPACK_OBJECT_STR) {
-            if (!ferr.code)
-                ev_error_set(&ferr, EV_REJECT_DECODE, "body: a map key is not a string");
-            continue;
-        }
-        if (k.size == 1 && k.ptr[0] == 'v') {
-            if (verr.code)
+            }
+            if (k.size == 1 && k.ptr[0] == 'v') {
+                if (verr.code)
+                    continue;
+                if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    ev_error_set(&verr, EV_REJECT_DECODE,
+                                 "v: the protocol version is not a positive integer (msgpack type %d)", v.type);
+                else if (v.u != EV_PROTOCOL_VERSION)
+                    ev_error_set(&verr, EV_REJECT_DECODE, "v: protocol version %llu is not %d",
+                                 (unsigned long long)v.u, EV_PROTOCOL_VERSION);
+                has_v = true;
                 continue;
-            if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                ev_error_set(&verr, EV_REJECT_DECODE,
-                             "v: the protocol version is not a positive integer (msgpack type %d)", v.type);
-            else if (v.u != EV_PROTOCOL_VERSION)
-                ev_error_set(&verr, EV_REJECT_DECODE, "v: protocol version %llu is not %d",
-                             (unsigned long long)v.u, EV_PROTOCOL_VERSION);
-            has_v = true;
-            continue;
+            }
+            idx = ev_field_index(k.ptr, k.size);
+            if (idx < 0)
+                continue; /* a key of a later version */
         }
-        int idx = ev_field_index_hint(k.ptr, k.size, next);
-        if (idx < 0 || ferr.code)
-            continue; /* a key of a later version, or past the first refusal */
+        if (ferr.code)
+            continue; /* past the first refusal */
         next = idx + 1;
         if (s_head_field(&v, idx, ev, &ferr) == EV_OK)
             seen |= 1u << idx;

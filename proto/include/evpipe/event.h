@@ -90,10 +90,6 @@ ev_reject_t ev_error_set(ev_error_t *err, ev_reject_t code, const char *fmt, ...
 /* Looks a field up by name; -1 when there is none. */
 int ev_field_index(const char *name, size_t len);
 
-/* The same, trying field `hint` first: decoders pass the field after the
- * last one found, since every encoder of ours writes them in order. */
-int ev_field_index_hint(const char *name, size_t len, int hint);
-
 /* Checks what the table would refuse: text encoding and length, event_type,
  * price range, event_time within years 1..9999 (what ev_parse_time reads, so
  * a valid event survives the archive) and the identity. Returns EV_OK or the
