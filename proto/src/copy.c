@@ -77,26 +77,35 @@ static const int s_ncolumns =
 #undef EV_FIELD
     0;
 
-static void s_be(char *o, uint64_t v, int bytes)
+/* Big-endian stores, as PostgreSQL's binary format has them. */
+static char *s_be16(char *o, uint16_t v)
 {
-    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-        o[i] = (char)(v & 0xff);
+    v = __builtin_bswap16(v);
+    memcpy(o, &v, 2);
+    return o + 2;
 }
 
-/* A value of n bytes: its length, then room for it; returns where it goes. */
-static char *s_value(ev_buf_t *b, uint32_t n)
+static char *s_be32(char *o, uint32_t v)
 {
-    ev_buf_reserve(b, 4 + (size_t)n);
-    char *o = b->data + b->len;
-    s_be(o, n, 4);
-    b->len += 4 + (size_t)n;
-    b->data[b->len] = '\0';
+    v = __builtin_bswap32(v);
+    memcpy(o, &v, 4);
     return o + 4;
 }
 
+static char *s_be64(char *o, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(o, &v, 8);
+    return o + 8;
+}
+
+/* The most a price takes: its length, the numeric header, and the base-10000
+ * digits of |cents| < 2^63 (five for the whole part, one for the cents). */
+#define S_PRICE_MAX (4 + 8 + 2 * 6)
+
 /* cents as numeric(…, 2): base-10000 digits, most significant first, weight
- * of the first, sign, display scale 2 (numeric_send's layout). */
-static void s_price(ev_buf_t *b, int64_t cents)
+ * of the first, sign, display scale 2 (numeric_send's layout), length first. */
+static char *s_price(char *o, int64_t cents)
 {
     uint64_t a = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
     uint64_t whole = a / 100;
@@ -115,45 +124,52 @@ static void s_price(ev_buf_t *b, int64_t cents)
     /* No leading zero group: a value below 1 starts at its fraction. */
     if (n == 0)
         weight = 0;
-    char *o = s_value(b, (uint32_t)(8 + 2 * n));
-    s_be(o, (uint64_t)n, 2);
-    s_be(o + 2, (uint64_t)(uint16_t)(int16_t)weight, 2);
-    s_be(o + 4, cents < 0 && n > 0 ? 0x4000 : 0, 2);
-    s_be(o + 6, 2, 2);
+    o = s_be32(o, (uint32_t)(8 + 2 * n));
+    o = s_be16(o, (uint16_t)n);
+    o = s_be16(o, (uint16_t)(int16_t)weight);
+    o = s_be16(o, cents < 0 && n > 0 ? 0x4000 : 0);
+    o = s_be16(o, 2);
     for (int i = 0; i < n; i++)
-        s_be(o + 8 + 2 * i, digits[i], 2);
+        o = s_be16(o, digits[i]);
+    return o;
 }
 
+/* One row: its column count, then each column as its length and bytes,
+ * written straight from the field list after one reservation for the row. */
 void ev_copy_append_row_binary(ev_buf_t *b, const ev_event_t *ev)
 {
-    ev_buf_reserve(b, 2);
-    s_be(b->data + b->len, (uint64_t)s_ncolumns, 2);
-    b->len += 2;
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        const ev_field_t *f = &ev_fields[i];
-        if (!(f->where & (EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY)))
-            continue;
-        const char *p = (const char *)ev + f->offset;
-        switch (f->kind) {
-        case EV_KIND_I32:
-            s_be(s_value(b, 4), (uint64_t)(uint32_t) * (const int32_t *)p, 4);
-            break;
-        case EV_KIND_I64:
-            s_be(s_value(b, 8), (uint64_t) * (const int64_t *)p, 8);
-            break;
-        case EV_KIND_TIME:
-            s_be(s_value(b, 8), (uint64_t)(*(const int64_t *)p - S_PG_EPOCH_US), 8);
-            break;
-        case EV_KIND_PRICE:
-            s_price(b, *(const int64_t *)p);
-            break;
-        case EV_KIND_STR: {
-            const ev_str_t *str = (const ev_str_t *)p;
-            char *o = s_value(b, str->len);
-            if (str->len)
-                memcpy(o, str->ptr, str->len);
-            break;
-        }
-        }
-    }
+    size_t need = 2;
+#define EV_ROW_PAYLOAD 1
+#define EV_ROW_IDENTITY 1
+#define EV_ROW_WIRE 0
+#define EV_NEED_I32(name) 4 + 4
+#define EV_NEED_I64(name) 4 + 8
+#define EV_NEED_TIME(name) 4 + 8
+#define EV_NEED_PRICE(name) S_PRICE_MAX
+#define EV_NEED_STR(name) 4 + (size_t)ev->name.len
+#define EV_FIELD(name, kind, max, sql, where)                                                                   \
+    if (EV_ROW_##where)                                                                                         \
+        need += EV_NEED_##kind(name);
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+    ev_buf_reserve(b, need);
+    char *o = s_be16(b->data + b->len, (uint16_t)s_ncolumns);
+#define EV_PUT_I32(name) o = s_be32(s_be32(o, 4), (uint32_t)ev->name)
+#define EV_PUT_I64(name) o = s_be64(s_be32(o, 8), (uint64_t)ev->name)
+#define EV_PUT_TIME(name) o = s_be64(s_be32(o, 8), (uint64_t)ev->name - (uint64_t)S_PG_EPOCH_US)
+#define EV_PUT_PRICE(name) o = s_price(o, ev->name)
+#define EV_PUT_STR(name)                                                                                        \
+    do {                                                                                                        \
+        o = s_be32(o, ev->name.len);                                                                            \
+        if (ev->name.len)                                                                                       \
+            memcpy(o, ev->name.ptr, ev->name.len);                                                              \
+        o += ev->name.len;                                                                                      \
+    } while (0)
+#define EV_FIELD(name, kind, max, sql, where)                                                                   \
+    if (EV_ROW_##where)                                                                                         \
+        EV_PUT_##kind(name);
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
 }
