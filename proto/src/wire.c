@@ -10,17 +10,11 @@
 
 /* The event map's start (map header, "v", the version) and each field's
  * key, msgpack-encoded once: an event is then written byte by byte. */
-#define S_HEAD_MAX 64
-#define S_KEYS_MAX 512
 
 struct ev_codec_t {
     msgpack_sbuffer out; /* what the last encode wrote */
     msgpack_packer pk;   /* packs into out */
     msgpack_zone zone;   /* decode scratch, cleared before each decode */
-    unsigned char head[S_HEAD_MAX]; /* an event map's first bytes */
-    size_t head_len;
-    unsigned char keys[S_KEYS_MAX]; /* field i's key at keys[key_off[i]] */
-    uint16_t key_off[EV_FIELD_COUNT + 1];
 };
 
 /* ---- Packing helpers ---- */
@@ -52,29 +46,6 @@ static void s_done(ev_codec_t *self, const void **data, size_t *len)
     *len = self->out.size;
 }
 
-/* Packs the event map's start and the keys once, with msgpack-c itself. */
-static bool s_prepare_event(ev_codec_t *self)
-{
-    s_begin(self, EV_FIELD_COUNT);
-    if (self->out.size > sizeof self->head)
-        return false;
-    memcpy(self->head, self->out.data, self->out.size);
-    self->head_len = self->out.size;
-    size_t off = 0;
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        msgpack_sbuffer_clear(&self->out);
-        s_key(&self->pk, ev_fields[i].name);
-        if (off + self->out.size > sizeof self->keys)
-            return false;
-        self->key_off[i] = (uint16_t)off;
-        memcpy(self->keys + off, self->out.data, self->out.size);
-        off += self->out.size;
-    }
-    self->key_off[EV_FIELD_COUNT] = (uint16_t)off;
-    msgpack_sbuffer_clear(&self->out);
-    return true;
-}
-
 ev_codec_t *ev_codec_new(void)
 {
     ev_codec_t *self = calloc(1, sizeof *self);
@@ -86,8 +57,6 @@ ev_codec_t *ev_codec_new(void)
         free(self);
         return NULL;
     }
-    if (!s_prepare_event(self))
-        ev_codec_destroy(&self);
     return self;
 }
 
@@ -221,17 +190,31 @@ static unsigned char *s_put_str(unsigned char *p, ev_str_t s)
     return p + n;
 }
 
-/* Writes the event straight into out: its size is bounded beforehand (a
- * string's header takes at most 5 bytes, an integer at most 9), so one
- * reservation serves the whole map. Aborts when memory runs out, as
- * msgpack-c's sbuffer does. */
+/* An event map is written in one layout, which s_decode_event_fast reads
+ * back: a fixmap, "v" first, then each field's key as a fixstr in field
+ * order, each value in its shortest form, all as msgpack-c packs them (a
+ * test compares the bytes). */
+#define EV_FIELD(name, kind, max, sql, where) _Static_assert(sizeof #name - 1 < 32, #name ": name too long");
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+_Static_assert(EV_FIELD_COUNT + 1 <= 15, "the event map (its fields and v) is a fixmap");
+_Static_assert(EV_PROTOCOL_VERSION <= 0x7f, "the version is a positive fixint");
+
+/* Writes the event straight into out, made from the field list: its size is
+ * bounded beforehand (a string's header takes at most 5 bytes, an integer at
+ * most 9), so one reservation serves the whole map. Aborts when memory runs
+ * out, as msgpack-c's sbuffer does. */
 void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **data, size_t *len)
 {
-    size_t need = self->head_len + self->key_off[EV_FIELD_COUNT];
-    for (int i = 0; i < EV_FIELD_COUNT; i++)
-        need += ev_fields[i].kind == EV_KIND_STR
-                    ? 5 + ((const ev_str_t *)((const char *)ev + ev_fields[i].offset))->len
-                    : 9;
+    size_t need = 4;
+#define S_NEED_I32(name) 9
+#define S_NEED_I64(name) 9
+#define S_NEED_PRICE(name) 9
+#define S_NEED_TIME(name) 9
+#define S_NEED_STR(name) (5 + (size_t)ev->name.len)
+#define EV_FIELD(name, kind, max, sql, where) need += sizeof #name + S_NEED_##kind(name);
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
     msgpack_sbuffer *out = &self->out;
     if (out->alloc < need) {
         char *grown = realloc(out->data, need);
@@ -241,28 +224,22 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
         out->alloc = need;
     }
     unsigned char *start = (unsigned char *)out->data, *p = start;
-    memcpy(p, self->head, self->head_len);
-    p += self->head_len;
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        const ev_field_t *f = &ev_fields[i];
-        const char *v = (const char *)ev + f->offset;
-        size_t klen = (size_t)(self->key_off[i + 1] - self->key_off[i]);
-        memcpy(p, self->keys + self->key_off[i], klen);
-        p += klen;
-        switch (f->kind) {
-        case EV_KIND_I32:
-            p = s_put_int(p, *(const int32_t *)v);
-            break;
-        case EV_KIND_I64:
-        case EV_KIND_PRICE:
-        case EV_KIND_TIME:
-            p = s_put_int(p, *(const int64_t *)v);
-            break;
-        case EV_KIND_STR:
-            p = s_put_str(p, *(const ev_str_t *)v);
-            break;
-        }
-    }
+    *p++ = (unsigned char)(0x80 | (EV_FIELD_COUNT + 1));
+    *p++ = 0xa1;
+    *p++ = 'v';
+    *p++ = EV_PROTOCOL_VERSION;
+#define S_PUT_I32(name) p = s_put_int(p, ev->name)
+#define S_PUT_I64(name) p = s_put_int(p, ev->name)
+#define S_PUT_PRICE(name) p = s_put_int(p, ev->name)
+#define S_PUT_TIME(name) p = s_put_int(p, ev->name)
+#define S_PUT_STR(name) p = s_put_str(p, ev->name)
+#define EV_FIELD(name, kind, max, sql, where)                                                                   \
+    *p++ = (unsigned char)(0xa0 | (sizeof #name - 1));                                                          \
+    memcpy(p, #name, sizeof #name - 1);                                                                         \
+    p += sizeof #name - 1;                                                                                      \
+    S_PUT_##kind(name);
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
     out->size = (size_t)(p - start);
     *data = out->data;
     *len = out->size;
@@ -584,12 +561,171 @@ static bool s_is_key(const unsigned char *p, size_t len, int i)
     return n < 32 && len > n && p[0] == (0xa0 | n) && memcmp(p + 1, ev_fields[i].name, n) == 0;
 }
 
+/* ---- Events in the layout our encoders write ----
+ *
+ * Nearly every event on the bus comes from ev_codec_encode_event: the map's
+ * head and "v" first, then each field's key as a fixstr, in field order, each
+ * followed by its value in one of the integer or string forms. That layout
+ * is checked and read here in one straight pass, made from the field list,
+ * with each key compared at a length known when compiling. Any other byte
+ * (another order, a key as str8, a value out of range or of another type, a
+ * key more or less) returns false, and the general loop below decodes the
+ * map from the start: the fast path accepts only maps that loop accepts, and
+ * reads them to the same event. */
+
+/* An integer in any msgpack integer form, within int64. */
+static inline bool s_fast_int(const unsigned char **at, const unsigned char *end, int64_t *out)
+{
+    const unsigned char *p = *at;
+    if (p >= end)
+        return false;
+    unsigned c = *p++;
+    if (c <= 0x7f) {
+        *out = (int64_t)c;
+    } else if (c >= 0xe0) {
+        *out = (int8_t)c;
+    } else if (c >= 0xcc && c <= 0xd3) {
+        int n = 1 << ((c - 0xcc) & 3);
+        if (end - p < n)
+            return false;
+        uint16_t u16;
+        uint32_t u32;
+        uint64_t u64;
+        switch (c) {
+        case 0xcc: *out = p[0]; break;
+        case 0xd0: *out = (int8_t)p[0]; break;
+        case 0xcd: memcpy(&u16, p, 2), *out = __builtin_bswap16(u16); break;
+        case 0xd1: memcpy(&u16, p, 2), *out = (int16_t)__builtin_bswap16(u16); break;
+        case 0xce: memcpy(&u32, p, 4), *out = __builtin_bswap32(u32); break;
+        case 0xd2: memcpy(&u32, p, 4), *out = (int32_t)__builtin_bswap32(u32); break;
+        case 0xd3: memcpy(&u64, p, 8), *out = (int64_t)__builtin_bswap64(u64); break;
+        default: /* 0xcf */
+            memcpy(&u64, p, 8), u64 = __builtin_bswap64(u64);
+            if (u64 > (uint64_t)INT64_MAX)
+                return false;
+            *out = (int64_t)u64;
+        }
+        p += n;
+    } else {
+        return false;
+    }
+    *at = p;
+    return true;
+}
+
+/* A string in any msgpack string form. */
+static inline bool s_fast_str(const unsigned char **at, const unsigned char *end, ev_str_t *out)
+{
+    const unsigned char *p = *at;
+    if (p >= end)
+        return false;
+    unsigned c = *p++;
+    uint64_t n;
+    if (c >= 0xa0 && c <= 0xbf) {
+        n = c & 0x1f;
+    } else if (c >= 0xd9 && c <= 0xdb) {
+        int w = 1 << (c - 0xd9);
+        if (end - p < w)
+            return false;
+        n = s_be(p, w);
+        p += w;
+    } else {
+        return false;
+    }
+    if (n > (uint64_t)(end - p))
+        return false;
+    out->ptr = (const char *)p;
+    out->len = (uint32_t)n;
+    *at = p + n;
+    return true;
+}
+
+/* Whether a's first n bytes are b's; inlined with n known when compiling,
+ * it is a few word compares (a libc memcmp call costs more than the key). */
+__attribute__((always_inline)) static inline bool s_same(const unsigned char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    for (; n >= 8; n -= 8, a += 8, b += 8) {
+        memcpy(&x, a, 8), memcpy(&y, b, 8);
+        if (x != y)
+            return false;
+    }
+    if (n >= 4) {
+        uint32_t u, v;
+        memcpy(&u, a, 4), memcpy(&v, b, 4);
+        if (u != v)
+            return false;
+        n -= 4, a += 4, b += 4;
+    }
+    for (; n; n--)
+        if (*a++ != (unsigned char)*b++)
+            return false;
+    return true;
+}
+
+/* Whether *at starts with the fixstr key k (n bytes, no NUL), n known when
+ * compiling; moves past it. */
+#define S_FAST_KEY(k, n)                                                                                        \
+    do {                                                                                                        \
+        if ((size_t)(end - p) <= (n) || p[0] != (0xa0 | (n)) || !s_same(p + 1, k, n))                               \
+            return false;                                                                                       \
+        p += 1 + (n);                                                                                           \
+    } while (0)
+
+#define S_FAST_VALUE_I32(name)                                                                                  \
+    do {                                                                                                        \
+        int64_t x;                                                                                              \
+        if (!s_fast_int(&p, end, &x) || x < INT32_MIN || x > INT32_MAX)                                         \
+            return false;                                                                                       \
+        ev->name = (int32_t)x;                                                                                  \
+    } while (0)
+#define S_FAST_VALUE_I64(name)                                                                                  \
+    do {                                                                                                        \
+        if (!s_fast_int(&p, end, &ev->name))                                                                    \
+            return false;                                                                                       \
+    } while (0)
+#define S_FAST_VALUE_PRICE S_FAST_VALUE_I64
+#define S_FAST_VALUE_TIME S_FAST_VALUE_I64
+#define S_FAST_VALUE_STR(name)                                                                                  \
+    do {                                                                                                        \
+        if (!s_fast_str(&p, end, &ev->name))                                                                    \
+            return false;                                                                                       \
+    } while (0)
+
+
+/* The event at the start of data, if it is in our encoders' layout: true,
+ * with *size its length in bytes. */
+static bool s_decode_event_fast(const unsigned char *data, size_t len, size_t *size, ev_event_t *ev)
+{
+    const unsigned char *p = data, *end = data + len;
+    if (len < 4 || p[0] != (0x80 | (EV_FIELD_COUNT + 1)) || p[1] != 0xa1 || p[2] != 'v' ||
+        p[3] != EV_PROTOCOL_VERSION)
+        return false;
+    p += 4;
+#define EV_FIELD(name, kind, max, sql, where)                                                                   \
+    S_FAST_KEY(#name, sizeof #name - 1);                                                                        \
+    S_FAST_VALUE_##kind(name);
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+    *size = (size_t)(p - data);
+    return true;
+}
+
+#undef S_FAST_KEY
+#undef S_FAST_VALUE_I32
+#undef S_FAST_VALUE_I64
+#undef S_FAST_VALUE_PRICE
+#undef S_FAST_VALUE_TIME
+#undef S_FAST_VALUE_STR
+
 /* Decodes the event map at the start of data (len bytes there, maybe more
  * after it). *size: the map's length in bytes, 0 when it is truncated or
  * malformed (nothing else is then known). */
 static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, size_t *size, ev_event_t *ev,
                                        ev_error_t *err)
 {
+    if (s_decode_event_fast(data, len, size, ev))
+        return EV_OK;
     *size = 0;
     size_t pos = 0;
     s_head_t top;
