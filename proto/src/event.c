@@ -76,24 +76,11 @@ static bool s_ascii8(const unsigned char *p)
     return !(w & highs) && !((w - ones) & ~w & highs);
 }
 
-long ev_utf8_chars(const char *s, size_t len)
+/* The characters of s from p on, one at a time (see ev_utf8_chars). */
+static long s_utf8_rest(const unsigned char *p, const unsigned char *end)
 {
-    if (len == 0)
-        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     long chars = 0;
     while (p < end) {
-        /* Eight ASCII bytes at a time: no high bit, no NUL (most text). */
-        if (end - p >= 8) {
-            if (s_ascii8(p)) {
-                p += 8;
-                chars += 8;
-                continue;
-            }
-        } else if (len >= 8 && s_ascii8(end - 8)) {
-            /* The tail, within the last eight bytes read again. */
-            return chars + (end - p);
-        }
         unsigned c = *p;
         if (c == 0)
             return -1;
@@ -127,11 +114,36 @@ long ev_utf8_chars(const char *s, size_t len)
     return chars;
 }
 
+long ev_utf8_chars(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    /* Most text is ASCII without a NUL: eight bytes at a time, the last
+     * eight read again for the tail, or a short text in one padded word. */
+    if (len >= 8) {
+        while (i + 8 <= len && s_ascii8(p + i))
+            i += 8;
+        if (i + 8 > len && s_ascii8(p + len - 8))
+            return (long)len;
+    } else {
+        unsigned char w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        memcpy(w, p, len);
+        if (s_ascii8(w))
+            return (long)len;
+    }
+    long rest = s_utf8_rest(p + i, p + len);
+    return rest < 0 ? -1 : (long)i + rest;
+}
+
 bool ev_event_type_allowed(ev_str_t type)
 {
-    for (const char *const *t = ev_event_types; *t; t++)
-        if (strlen(*t) == type.len && memcmp(*t, type.ptr, type.len) == 0)
-            return true;
+#define EV_EVENT_TYPE(name)                                                                                     \
+    if (type.len == sizeof #name - 1 && memcmp(type.ptr, #name, sizeof #name - 1) == 0)                         \
+        return true;
+#include "evpipe/event_types.def"
+#undef EV_EVENT_TYPE
     return false;
 }
 
@@ -139,23 +151,34 @@ bool ev_event_type_allowed(ev_str_t type)
 
 static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d);
 
+/* Text field i: present, UTF-8 without a NUL, within its characters. */
+static inline ev_reject_t s_validate_text(const ev_event_t *ev, int i, ev_error_t *err)
+{
+    const ev_field_t *f = &ev_fields[i];
+    const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
+    if (s->len && !s->ptr)
+        return ev_error_set(err, EV_REJECT_MISSING, "%s: missing", f->name);
+    long chars = ev_utf8_chars(s->ptr, s->len);
+    if (chars < 0)
+        return ev_error_set(err, EV_REJECT_ENCODING, "%s: not valid UTF-8 text (or holds a NUL byte)", f->name);
+    if ((unsigned long)chars > f->max_chars)
+        return ev_error_set(err, EV_REJECT_TOO_LONG, "%s: %ld characters, the limit is %u", f->name, chars,
+                            f->max_chars);
+    return EV_OK;
+}
+
 static ev_reject_t s_validate(const ev_event_t *ev, unsigned where, ev_error_t *err)
 {
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        const ev_field_t *f = &ev_fields[i];
-        if (!(f->where & where) || f->kind != EV_KIND_STR)
-            continue;
-        const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
-        if (s->len && !s->ptr)
-            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing", f->name);
-        long chars = ev_utf8_chars(s->ptr, s->len);
-        if (chars < 0)
-            return ev_error_set(err, EV_REJECT_ENCODING, "%s: not valid UTF-8 text (or holds a NUL byte)",
-                                f->name);
-        if ((unsigned long)chars > f->max_chars)
-            return ev_error_set(err, EV_REJECT_TOO_LONG, "%s: %ld characters, the limit is %u", f->name,
-                                chars, f->max_chars);
+    /* Each text field, written out from the field list (the others drop out
+     * when compiling). */
+#define EV_FIELD(name, kind, max, sql, where_)                                                                  \
+    if (EV_KIND_##kind == EV_KIND_STR && (EV_WHERE_##where_ & where)) {                                         \
+        ev_reject_t rc = s_validate_text(ev, EV_F_##name, err);                                                 \
+        if (rc != EV_OK)                                                                                        \
+            return rc;                                                                                          \
     }
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
     if (where & EV_WHERE_PAYLOAD) {
         if (!ev_event_type_allowed(ev->event_type))
             return ev_error_set(err, EV_REJECT_EVENT_TYPE, "event_type: '%.*s' is not one of the allowed types",
