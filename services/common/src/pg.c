@@ -144,15 +144,6 @@ bool evp_pg_check(PGresult *r, ExecStatusType want, const char *what, evp_pg_err
     return false;
 }
 
-bool evp_pg_ok(PGresult *r, ExecStatusType want, const char *what, char *why, size_t whylen)
-{
-    evp_pg_err_t err;
-    if (evp_pg_check(r, want, what, &err))
-        return true;
-    snprintf(why, whylen, "%s", err.why);
-    return false;
-}
-
 /* ---- Statements ---- */
 
 static PGresult *s_run(PGconn *c, const char *sql, int n, const char *const *vals)
@@ -165,6 +156,16 @@ PGresult *evp_pg_query(PGconn *c, const char *sql, int n, const char *const *val
 {
     PGresult *r = s_run(c, sql, n, vals);
     return evp_pg_check(r, want, what, err) ? r : NULL;
+}
+
+PGresult *evp_pg_query_why(PGconn *c, const char *sql, int n, const char *const *vals, ExecStatusType want,
+                           const char *what, char *why, size_t whylen)
+{
+    evp_pg_err_t err;
+    PGresult *r = evp_pg_query(c, sql, n, vals, want, what, &err);
+    if (!r)
+        snprintf(why, whylen, "%s", err.why);
+    return r;
 }
 
 PGresult *evp_pg_query_one(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,

@@ -158,6 +158,6 @@ Test(pg, an_answer_of_another_shape_is_a_failure)
     cr_assert_null(evp_pg_query(c, "SELECT 1", 0, NULL, PGRES_COMMAND_OK, "commanding", &err));
     cr_assert_str_eq(err.why, "commanding: PGRES_TUPLES_OK (SQLSTATE none)");
     char why[EVP_WHY_MAX];
-    cr_assert_not(evp_pg_ok(PQexec(c, "SELECT nothing"), PGRES_TUPLES_OK, "selecting", why, sizeof why));
+    cr_assert_null(evp_pg_query_why(c, "SELECT nothing", 0, NULL, PGRES_TUPLES_OK, "selecting", why, sizeof why));
     cr_assert(strstr(why, "selecting: column \"nothing\" does not exist (SQLSTATE 42703)") == why, "%s", why);
 }
