@@ -26,7 +26,8 @@ typedef struct {
                                * got in the way; try again at once */
 } evp_pg_err_t;
 
-/* Connects; NULL with why on failure. application_name is `app`. */
+/* Connects; NULL with why on failure (libpq's message, its lines joined
+ * with "; " on one line). application_name is `app`. */
 PGconn *evp_pg_connect(const evp_config_t *cfg, const char *app, char *why, size_t whylen);
 
 /* "host=... port=... dbname=... user=..." without the password, for logs. */
