@@ -297,7 +297,7 @@ Test(faults, deleting_committed_archive_files_then_restarting_loses_nothing, .ti
     int files = s_archive_files(r.w->archive_dir, names, 64);
     for (int i = 0; i < files; i++) {
         char path[1200];
-        snprintf(path, sizeof path, "%s/%s", r.w->archive_dir, names[i]);
+        snprintf(path, sizeof path, "%s/%.*s", r.w->archive_dir, (int)sizeof names[i], names[i]);
         cr_assert_eq(unlink(path), 0);
     }
     s_generate(&r, "3000");
