@@ -135,6 +135,17 @@ Test(ingest_archive, reads_exactly_the_range_in_seq_order)
     ingest_archive_destroy(&a);
 }
 
+/* Appends len bytes to path, gives it mtime_s and lets a see it. */
+static void s_grow(ingest_archive_t *a, const char *path, const char *data, size_t len, int64_t mtime_s)
+{
+    FILE *f = fopen(path, "ab");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+    set_mtime(path, mtime_s);
+    ingest_archive_refresh(a);
+}
+
 Test(ingest_archive, follows_a_growing_file_counting_complete_lines_only)
 {
     s_three_files();
@@ -146,21 +157,13 @@ Test(ingest_archive, follows_a_growing_file_counting_complete_lines_only)
     s_rows(&r, SRC, 0, 26, 28);
     /* The last row is half written: no line end yet. */
     size_t cut = r.len - 10;
-    FILE *f = fopen(path, "ab");
-    fwrite(r.data, 1, cut, f);
-    fclose(f);
-    set_mtime(path, 2000000000);
-    ingest_archive_refresh(a);
+    s_grow(a, path, r.data, cut, 2000000000);
     s_got_t *g = calloc(1, sizeof *g);
     ingest_archive_read(a, SRC, 0, 25, 30, s_collect, g);
     cr_assert_eq(g->n, 3, "got %zu", g->n);
     cr_assert_eq(g->seqs[2], 27);
     /* The rest of the line arrives. */
-    f = fopen(path, "ab");
-    fwrite(r.data + cut, 1, r.len - cut, f);
-    fclose(f);
-    set_mtime(path, 2000000001);
-    ingest_archive_refresh(a);
+    s_grow(a, path, r.data + cut, r.len - cut, 2000000001);
     g->n = 0;
     ingest_archive_read(a, SRC, 0, 25, 30, s_collect, g);
     cr_assert_eq(g->n, 4);
