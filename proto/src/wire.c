@@ -530,7 +530,7 @@ static ev_reject_t s_head_field(const s_head_t *h, int idx, ev_event_t *ev, ev_e
 {
     const ev_field_t *f = &ev_fields[idx];
     char *p = (char *)ev + f->offset;
-    int64_t x;
+    int64_t x = 0; /* read only when s_head_int set it (rc EV_OK); 0 for -Wmaybe-uninitialized */
     ev_reject_t rc = EV_OK;
     switch (f->kind) {
     case EV_KIND_I32:
@@ -741,7 +741,7 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     uint32_t seen = 0;
     int next = 0; /* the field expected next */
     for (uint32_t i = 0; i < top.size; i++) {
-        s_head_t k, v;
+        s_head_t k = {0}, v; /* k.ptr, k.size: read only for a string; {0} for the compiler */
         int idx;
         if (next < EV_FIELD_COUNT && s_is_key(data + pos, len - pos, next)) {
             /* The key our encoders write next, as a fixstr: taken without parsing. */
@@ -933,7 +933,7 @@ static void s_encode_msg(ev_codec_t *self, const s_mfield_t *fields, size_t n, c
 /* Decodes one value into the member f describes. */
 static ev_reject_t s_decode_value(const s_mfield_t *f, const msgpack_object *v, char *p, ev_error_t *err)
 {
-    int64_t x;
+    int64_t x = 0; /* read only when s_get_int set it; 0 for -Wmaybe-uninitialized */
     ev_reject_t rc;
     switch (f->type) {
     case S_MT_STR:

@@ -50,8 +50,9 @@ static int s_checkpoints(ingest_commit_t *self, const char *source, char *why, s
 {
     memset(self->committed, 0, (size_t)self->partitions * sizeof *self->committed);
     const char *params[1] = {source};
-    PGresult *r = PQexecParams(self->conn, SQL_CHECKPOINTS_OF_SOURCE, 1, NULL, params, NULL, NULL, 0);
-    if (!evp_pg_ok(r, PGRES_TUPLES_OK, "reading checkpoints", why, whylen))
+    PGresult *r = evp_pg_query_why(self->conn, SQL_CHECKPOINTS_OF_SOURCE, 1, params, PGRES_TUPLES_OK,
+                                   "reading checkpoints", why, whylen);
+    if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         long p = strtol(PQgetvalue(r, i, 0), NULL, 10);

@@ -101,11 +101,14 @@ static bool s_bus_back(const ingest_file_ctx_t *ctx, ingest_file_result_t *res)
     return false;
 }
 
-/* The file failed in what (the reject file, the ledger) because of why. */
+/* The file failed in what (the reject file, the ledger) because of why.
+ * why is as long as res->why may be: the end of a long one is cut off, so
+ * that the message still starts by naming what failed. */
 static void s_fail(ingest_file_result_t *res, const char *what, const char *why)
 {
     res->status = INGEST_FILE_FAILED;
-    snprintf(res->why, sizeof res->why, "%s: %s", what, why);
+    int room = (int)(sizeof res->why - strlen(what) - sizeof ": ");
+    snprintf(res->why, sizeof res->why, "%s: %.*s", what, room > 0 ? room : 0, why);
 }
 
 /* A send the publisher could not make: the service stops, or the bus refused. */

@@ -159,8 +159,8 @@ int writer_checkdb_run(PGconn *c, FILE *out, char *why, size_t whylen)
         "SELECT name, setting, coalesce(unit, '') FROM pg_settings "
         "UNION ALL SELECT 'checkpoints_timed', checkpoints_timed::text, '' FROM pg_stat_bgwriter "
         "UNION ALL SELECT 'checkpoints_req', checkpoints_req::text, '' FROM pg_stat_bgwriter";
-    PGresult *r = PQexec(c, sql);
-    if (!evp_pg_ok(r, PGRES_TUPLES_OK, "reading pg_settings", why, whylen))
+    PGresult *r = evp_pg_query_why(c, sql, 0, NULL, PGRES_TUPLES_OK, "reading pg_settings", why, whylen);
+    if (!r)
         return -1;
     size_t n = (size_t)PQntuples(r);
     writer_checkdb_value_t *values = calloc(n ? n : 1, sizeof *values);

@@ -319,12 +319,9 @@ PGresult *writer_db_query(writer_db_t *self, int64_t now_ms, const char *sql, in
         return NULL;
     }
     s_ahead_drop(self);
-    evp_pg_err_t err;
-    PGresult *r = evp_pg_query(self->conn, sql, n, vals, want, what, &err);
-    if (!r) {
-        snprintf(why, whylen, "%s", err.why);
+    PGresult *r = evp_pg_query_why(self->conn, sql, n, vals, want, what, why, whylen);
+    if (!r)
         writer_db_fail(self, now_ms, why);
-    }
     return r;
 }
 

@@ -19,8 +19,8 @@ bool writer_partition_enabled(const evp_config_t *cfg)
 static int s_call(PGconn *c, const char *sql, int n, const char *const *values, const char *what, bool verbose,
                   char *why, size_t whylen)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, values, NULL, NULL, 0);
-    if (!evp_pg_ok(r, PGRES_TUPLES_OK, what, why, whylen))
+    PGresult *r = evp_pg_query_why(c, sql, n, values, PGRES_TUPLES_OK, what, why, whylen);
+    if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         const char *line = PQgetvalue(r, i, 0);

@@ -258,9 +258,7 @@ Test(scaling, writers_join_die_come_back_and_leave_without_losing_or_doubling_an
     s_traffic(2000);
 
     /* One dies. */
-    tk_signal(r.writers[1], SIGKILL);
-    cr_assert(tk_wait_exit(r.writers[1], 10000));
-    tk_proc_destroy(&r.writers[1]);
+    tk_kill(&r.writers[1], 10000);
     s_wait_settled(&r, "a writer was killed");
     s_traffic(2000);
 
@@ -304,9 +302,7 @@ Test(scaling, a_writer_starting_after_the_generator_stopped_repairs_what_it_miss
     s_generator(&r);
     s_traffic(1500);
     /* The writer dies; the generator goes on without any writer, then stops. */
-    tk_signal(r.writers[0], SIGKILL);
-    cr_assert(tk_wait_exit(r.writers[0], 10000));
-    tk_proc_destroy(&r.writers[0]);
+    tk_kill(&r.writers[0], 10000);
     s_traffic(2500);
     s_stop_generator(&r);
     int64_t committed = tk_sql_int(r.w->conn, "SELECT count(*) FROM events");

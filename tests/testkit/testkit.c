@@ -330,6 +330,13 @@ void tk_stop(tk_proc_t **p, int timeout_ms)
     tk_proc_destroy(p);
 }
 
+void tk_kill(tk_proc_t **p, int timeout_ms)
+{
+    tk_signal(*p, SIGKILL);
+    cr_assert(tk_wait_exit(*p, timeout_ms), "%s did not die in %d ms", (*p)->name, timeout_ms);
+    tk_proc_destroy(p);
+}
+
 bool tk_wait_exit(tk_proc_t *p, int timeout_ms)
 {
     if (!p || p->pid == 0)

@@ -67,6 +67,9 @@ void tk_signal(tk_proc_t *p, int sig);
 /* A clean stop: SIGTERM, then waits up to timeout_ms; fails the test unless
  * it exited with 0; frees it. */
 void tk_stop(tk_proc_t **p, int timeout_ms);
+/* A crash: SIGKILL, then waits up to timeout_ms (fails the test if it has
+ * not died by then); frees it. */
+void tk_kill(tk_proc_t **p, int timeout_ms);
 /* Waits for exit up to timeout_ms; true when it exited (status set). */
 bool tk_wait_exit(tk_proc_t *p, int timeout_ms);
 /* SIGKILL if still running, reap, free. */

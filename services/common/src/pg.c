@@ -10,45 +10,7 @@
 /* Bytes per PQputCopyData call. */
 #define S_COPY_CHUNK (1 << 20)
 
-PGconn *evp_pg_connect(const evp_config_t *cfg, const char *app, char *why, size_t whylen)
-{
-    char port[16], timeout[16];
-    snprintf(port, sizeof port, "%d", cfg->postgres_port);
-    snprintf(timeout, sizeof timeout, "%d", cfg->postgres_connect_timeout);
-    /* sslrootcert last: left out when empty, so libpq's default applies. */
-    const char *keys[] = {"host", "port", "dbname", "user", "password", "application_name", "connect_timeout",
-                          "keepalives_idle", "sslmode", "sslrootcert", NULL};
-    const char *vals[] = {cfg->postgres_host, port, cfg->postgres_db, cfg->postgres_user, cfg->postgres_password,
-                          app, timeout, "10", cfg->postgres_sslmode,
-                          cfg->postgres_sslrootcert[0] ? cfg->postgres_sslrootcert : NULL, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 0);
-    if (!c) {
-        snprintf(why, whylen, "out of memory");
-        return NULL;
-    }
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(why, whylen, "%s", PQerrorMessage(c));
-        size_t n = strlen(why);
-        while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
-            why[--n] = '\0';
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-void evp_pg_describe(const evp_config_t *cfg, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "host=%s port=%d dbname=%s user=%s sslmode=%s", cfg->postgres_host, cfg->postgres_port,
-             cfg->postgres_db, cfg->postgres_user, cfg->postgres_sslmode);
-}
-
-bool evp_pg_lost(PGconn *c)
-{
-    return !c || PQstatus(c) != CONNECTION_OK;
-}
-
-/* ---- Errors ---- */
+/* ---- Messages on one line ---- */
 
 /* Puts s on one line: each run of white space (newlines and tabs included)
  * becomes one space, none at either end. */
@@ -83,6 +45,62 @@ static void s_append(char *out, size_t cap, size_t *len, const char *fmt, ...)
     if (n > 0)
         *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
 }
+
+/* libpq's own message (a failed connection runs over several lines, each
+ * ending in a newline, the second indented) as one line: the lines trimmed
+ * and joined with "; ". */
+static void s_lines_joined(const char *msg, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    while (*msg) {
+        msg += strspn(msg, " \t\n");
+        size_t n = strcspn(msg, "\n");
+        if (n)
+            s_append(out, cap, &len, "%s%.*s", len ? "; " : "", (int)n, msg);
+        msg += n;
+    }
+    s_one_line(out);
+}
+
+/* ---- Connecting ---- */
+
+PGconn *evp_pg_connect(const evp_config_t *cfg, const char *app, char *why, size_t whylen)
+{
+    char port[16], timeout[16];
+    snprintf(port, sizeof port, "%d", cfg->postgres_port);
+    snprintf(timeout, sizeof timeout, "%d", cfg->postgres_connect_timeout);
+    /* sslrootcert last: left out when empty, so libpq's default applies. */
+    const char *keys[] = {"host", "port", "dbname", "user", "password", "application_name", "connect_timeout",
+                          "keepalives_idle", "sslmode", "sslrootcert", NULL};
+    const char *vals[] = {cfg->postgres_host, port, cfg->postgres_db, cfg->postgres_user, cfg->postgres_password,
+                          app, timeout, "10", cfg->postgres_sslmode,
+                          cfg->postgres_sslrootcert[0] ? cfg->postgres_sslrootcert : NULL, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    if (!c) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        s_lines_joined(PQerrorMessage(c), why, whylen);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+void evp_pg_describe(const evp_config_t *cfg, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "host=%s port=%d dbname=%s user=%s sslmode=%s", cfg->postgres_host, cfg->postgres_port,
+             cfg->postgres_db, cfg->postgres_user, cfg->postgres_sslmode);
+}
+
+bool evp_pg_lost(PGconn *c)
+{
+    return !c || PQstatus(c) != CONNECTION_OK;
+}
+
+/* ---- Errors ---- */
 
 static bool s_class(const char *state, const char *cls)
 {
@@ -144,15 +162,6 @@ bool evp_pg_check(PGresult *r, ExecStatusType want, const char *what, evp_pg_err
     return false;
 }
 
-bool evp_pg_ok(PGresult *r, ExecStatusType want, const char *what, char *why, size_t whylen)
-{
-    evp_pg_err_t err;
-    if (evp_pg_check(r, want, what, &err))
-        return true;
-    snprintf(why, whylen, "%s", err.why);
-    return false;
-}
-
 /* ---- Statements ---- */
 
 static PGresult *s_run(PGconn *c, const char *sql, int n, const char *const *vals)
@@ -165,6 +174,16 @@ PGresult *evp_pg_query(PGconn *c, const char *sql, int n, const char *const *val
 {
     PGresult *r = s_run(c, sql, n, vals);
     return evp_pg_check(r, want, what, err) ? r : NULL;
+}
+
+PGresult *evp_pg_query_why(PGconn *c, const char *sql, int n, const char *const *vals, ExecStatusType want,
+                           const char *what, char *why, size_t whylen)
+{
+    evp_pg_err_t err;
+    PGresult *r = evp_pg_query(c, sql, n, vals, want, what, &err);
+    if (!r)
+        snprintf(why, whylen, "%s", err.why);
+    return r;
 }
 
 PGresult *evp_pg_query_one(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,

@@ -158,6 +158,25 @@ Test(pg, an_answer_of_another_shape_is_a_failure)
     cr_assert_null(evp_pg_query(c, "SELECT 1", 0, NULL, PGRES_COMMAND_OK, "commanding", &err));
     cr_assert_str_eq(err.why, "commanding: PGRES_TUPLES_OK (SQLSTATE none)");
     char why[EVP_WHY_MAX];
-    cr_assert_not(evp_pg_ok(PQexec(c, "SELECT nothing"), PGRES_TUPLES_OK, "selecting", why, sizeof why));
+    cr_assert_null(evp_pg_query_why(c, "SELECT nothing", 0, NULL, PGRES_TUPLES_OK, "selecting", why, sizeof why));
     cr_assert(strstr(why, "selecting: column \"nothing\" does not exist (SQLSTATE 42703)") == why, "%s", why);
+}
+
+/* libpq's message for a refused connection runs over two lines ("...
+ * Connection refused\n\tIs the server running ...?\n"): the reason comes
+ * back on one line that still names the server and why. */
+Test(pg_connect, a_refused_connection_is_named_on_one_line, .timeout = 60)
+{
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    snprintf(cfg.postgres_host, sizeof cfg.postgres_host, "127.0.0.1");
+    cfg.postgres_port = tk_free_port(); /* nothing listens there */
+    char why[EVP_WHY_MAX], port[32];
+    cr_assert_null(evp_pg_connect(&cfg, "test", why, sizeof why));
+    snprintf(port, sizeof port, "port %d", cfg.postgres_port);
+    cr_assert_null(strchr(why, '\n'), "one line: %s", why);
+    cr_assert_null(strchr(why, '\t'), "one line: %s", why);
+    cr_assert(strstr(why, "127.0.0.1") && strstr(why, port), "names the server: %s", why);
+    cr_assert(strstr(why, "Connection refused; Is the server running"), "says why, lines joined: %s", why);
+    cr_assert(why[strlen(why) - 1] != ' ', "nothing trails: \"%s\"", why);
 }

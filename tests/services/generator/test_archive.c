@@ -54,21 +54,34 @@ static gen_archive_t *s_open(void)
     return a;
 }
 
-/* Makes n events as the generator does (seq per partition from last[]),
- * with source src, and archives them with one write. */
-static void s_write(gen_archive_t *a, gen_rng_t *rng, const char *src, int64_t *last, ev_event_t *out, size_t n,
-                    int only_partition)
+/* What the generator carries from one write to the next. */
+typedef struct {
+    gen_rng_t rng;       /* its random numbers */
+    char src[64];        /* its source */
+    int64_t last[PARTS]; /* the last seq of each partition */
+} s_feed_t;
+
+/* A feed of source src (NULL: the archive a's), seeded with seed. */
+static void s_feed_init(s_feed_t *f, uint64_t seed, gen_archive_t *a, const char *src)
+{
+    memset(f, 0, sizeof *f);
+    gen_rng_seed(&f->rng, seed);
+    ev_str_t own = src ? (ev_str_t){src, (uint32_t)strlen(src)} : gen_archive_source(a);
+    snprintf(f->src, sizeof f->src, "%.*s", (int)own.len, own.ptr);
+}
+
+/* Makes n events of f as the generator does (the next seq of their
+ * partition) and archives them with one write. */
+static void s_write(gen_archive_t *a, s_feed_t *f, ev_event_t *out, size_t n)
 {
     ev_buf_t rows;
     ev_buf_init(&rows);
     for (size_t i = 0; i < n; i++) {
         ev_event_t ev = {0};
-        do
-            gen_fake_next(s_fakes, rng, ev_now_us(), &ev);
-        while (only_partition >= 0 && ev_partition_of(ev.user_id, PARTS) != (uint32_t)only_partition);
-        ev.source = (ev_str_t){src, (uint32_t)strlen(src)};
+        gen_fake_next(s_fakes, &f->rng, ev_now_us(), &ev);
+        ev.source = (ev_str_t){f->src, (uint32_t)strlen(f->src)};
         ev.partition = (int32_t)ev_partition_of(ev.user_id, PARTS);
-        ev.seq = ++last[ev.partition];
+        ev.seq = ++f->last[ev.partition];
         ev_csv_append_row(&rows, &ev, EV_CSV_ARCHIVE);
         if (out)
             out[i] = ev;
@@ -115,14 +128,11 @@ static void s_expect_row(const ev_event_t *ev, void *arg)
 Test(gen_archive, rows_read_back_equal_the_events_written)
 {
     gen_archive_t *a = s_open();
-    char src[64];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 5);
-    int64_t last[PARTS] = {0};
+    s_feed_t f;
+    s_feed_init(&f, 5, a, NULL);
     ev_event_t evs[700];
-    s_write(a, &rng, src, last, evs, 500, -1);
-    s_write(a, &rng, src, last, evs + 500, 200, -1);
+    s_write(a, &f, evs, 500);
+    s_write(a, &f, evs + 500, 200);
     cr_assert_eq(gen_archive_rows(a), 700);
     cr_assert_eq(gen_archive_files_opened(a), 1);
     char path[600];
@@ -147,11 +157,9 @@ Test(gen_archive, files_are_named_events_and_the_utc_second)
     time_t before = time(NULL);
     gen_archive_t *a = s_open();
     cr_assert_str_eq(gen_archive_path(a), "", "no file before the first write");
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 1);
-    int64_t last[PARTS] = {0};
-    char src[] = "gen-0000000000000001";
-    s_write(a, &rng, src, last, NULL, 10, -1);
+    s_feed_t f;
+    s_feed_init(&f, 1, NULL, "gen-0000000000000001");
+    s_write(a, &f, NULL, 10);
     time_t after = time(NULL);
     const char *base = strrchr(gen_archive_path(a), '/') + 1;
     cr_assert(gen_archive_is_file_name(base), "%s", base);
@@ -164,13 +172,11 @@ Test(gen_archive, files_are_named_events_and_the_utc_second)
 
 Test(gen_archive, each_start_opens_a_new_file_named_after_the_previous)
 {
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 2);
-    int64_t last[PARTS] = {0};
-    char src[] = "gen-0000000000000002";
+    s_feed_t f;
+    s_feed_init(&f, 2, NULL, "gen-0000000000000002");
     for (int i = 0; i < 2; i++) {
         gen_archive_t *a = s_open();
-        s_write(a, &rng, src, last, NULL, 5, -1);
+        s_write(a, &f, NULL, 5);
         gen_archive_destroy(&a);
     }
     char names[8][GEN_ARCHIVE_NAME_MAX];
@@ -196,12 +202,9 @@ static off_t s_size(const char *path)
 Test(gen_archive, a_torn_last_line_is_cut_off_and_not_counted)
 {
     gen_archive_t *a = s_open();
-    char src[64];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 6);
-    int64_t last[PARTS] = {0};
-    s_write(a, &rng, src, last, NULL, 300, -1);
+    s_feed_t f;
+    s_feed_init(&f, 6, a, NULL);
+    s_write(a, &f, NULL, 300);
     char path[600];
     snprintf(path, sizeof path, "%s", gen_archive_path(a));
     gen_archive_destroy(&a);
@@ -210,8 +213,8 @@ Test(gen_archive, a_torn_last_line_is_cut_off_and_not_counted)
     /* A crash in the middle of a row: everything but the line end, with a
      * seq far above the others (it must not count). */
     ev_event_t ev = {0};
-    gen_fake_next(s_fakes, &rng, ev_now_us(), &ev);
-    ev.source = (ev_str_t){src, (uint32_t)strlen(src)};
+    gen_fake_next(s_fakes, &f.rng, ev_now_us(), &ev);
+    ev.source = (ev_str_t){f.src, (uint32_t)strlen(f.src)};
     ev.partition = 0;
     ev.seq = 999999;
     ev_buf_t row;
@@ -299,10 +302,9 @@ Test(gen_archive, deleted_or_copied_archives_never_give_a_source_twice)
     for (int i = 0; i < 20; i++) {
         gen_archive_t *a = s_open();
         s_source(a, seen[i]);
-        gen_rng_t rng;
-        gen_rng_seed(&rng, (uint64_t)i + 1);
-        int64_t last[PARTS] = {0};
-        s_write(a, &rng, seen[i], last, NULL, 20, -1);
+        s_feed_t f;
+        s_feed_init(&f, (uint64_t)i + 1, NULL, seen[i]);
+        s_write(a, &f, NULL, 20);
         gen_archive_destroy(&a);
         /* Retention removes every archive file; .source-id stays. */
         char names[8][GEN_ARCHIVE_NAME_MAX];
@@ -368,16 +370,13 @@ Test(gen_archive, a_new_file_is_opened_after_archive_rotate_seconds)
 {
     s_cfg.archive_rotate_seconds = 1;
     gen_archive_t *a = s_open();
-    gen_rng_t rng;
-    gen_rng_seed(&rng, 10);
-    int64_t last[PARTS] = {0};
-    char src[64];
-    snprintf(src, sizeof src, "%.*s", (int)gen_archive_source(a).len, gen_archive_source(a).ptr);
-    s_write(a, &rng, src, last, NULL, 10, -1);
-    s_write(a, &rng, src, last, NULL, 10, -1);
+    s_feed_t f;
+    s_feed_init(&f, 10, a, NULL);
+    s_write(a, &f, NULL, 10);
+    s_write(a, &f, NULL, 10);
     cr_assert_eq(gen_archive_files_opened(a), 1, "within the period: one file");
     usleep(1100 * 1000);
-    s_write(a, &rng, src, last, NULL, 10, -1);
+    s_write(a, &f, NULL, 10);
     cr_assert_eq(gen_archive_files_opened(a), 2, "after the period: a new file");
     gen_archive_destroy(&a);
     char names[8][GEN_ARCHIVE_NAME_MAX];

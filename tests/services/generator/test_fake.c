@@ -123,36 +123,34 @@ Test(gen_fake, emails_are_unique_over_all_users_and_names_are_fixed)
     gen_fake_destroy(&b);
 }
 
-Test(gen_fake, the_same_seed_gives_the_same_events)
+/* How many of n events made side by side from seeds s1 and s2 are equal. */
+static int s_equal_events(uint64_t s1, uint64_t s2, int n)
 {
     gen_fake_t *f = s_fake("view,purchase");
     gen_rng_t r1, r2;
-    gen_rng_seed(&r1, 42);
-    gen_rng_seed(&r2, 42);
-    for (int i = 0; i < 20000; i++) {
+    gen_rng_seed(&r1, s1);
+    gen_rng_seed(&r2, s2);
+    int same = 0;
+    for (int i = 0; i < n; i++) {
         ev_event_t a = {0}, b = {0};
         gen_fake_next(f, &r1, 1700000000000000LL, &a);
         gen_fake_next(f, &r2, 1700000000000000LL, &b);
-        cr_assert(ev_event_equal(&a, &b, EV_WHERE_PAYLOAD), "event %d differs", i);
+        same += ev_event_equal(&a, &b, EV_WHERE_PAYLOAD);
     }
     gen_fake_destroy(&f);
+    return same;
+}
+
+Test(gen_fake, the_same_seed_gives_the_same_events)
+{
+    int same = s_equal_events(42, 42, 20000);
+    cr_assert_eq(same, 20000, "%d of 20000 events equal", same);
 }
 
 Test(gen_fake, different_seeds_give_different_events)
 {
-    gen_fake_t *f = s_fake("view,purchase");
-    gen_rng_t r1, r2;
-    gen_rng_seed(&r1, 1);
-    gen_rng_seed(&r2, 2);
-    int same = 0;
-    for (int i = 0; i < 1000; i++) {
-        ev_event_t a = {0}, b = {0};
-        gen_fake_next(f, &r1, 0, &a);
-        gen_fake_next(f, &r2, 0, &b);
-        same += ev_event_equal(&a, &b, EV_WHERE_PAYLOAD);
-    }
+    int same = s_equal_events(1, 2, 1000);
     cr_assert_lt(same, 10, "%d of 1000 events equal", same);
-    gen_fake_destroy(&f);
 }
 
 Test(gen_fake, every_event_is_valid_and_users_and_products_are_in_range)

@@ -37,6 +37,20 @@ void rm_rf(const char *dir)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
+char *test_dir;
+
+void test_dir_new(void)
+{
+    test_dir = tmp_dir();
+}
+
+void test_dir_remove(void)
+{
+    rm_rf(test_dir);
+    free(test_dir);
+    test_dir = NULL;
+}
+
 char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -14,6 +14,11 @@ const char *fx(const char *name);
 /* A new temporary folder (malloc'd path); rm_rf removes it. */
 char *tmp_dir(void);
 void rm_rf(const char *dir);
+/* Each test's own temporary folder, for a suite that sets
+ * .init = test_dir_new, .fini = test_dir_remove. */
+extern char *test_dir;
+void test_dir_new(void);
+void test_dir_remove(void);
 /* Whole files. */
 char *slurp(const char *path, size_t *len);
 void spit(const char *path, const void *data, size_t len);

@@ -18,20 +18,7 @@
 
 #define SRC "gen-aaaaaaaaaaaaaaaa"
 
-static char *s_dir;
-
-static void s_setup(void)
-{
-    s_dir = tmp_dir();
-}
-
-static void s_teardown(void)
-{
-    rm_rf(s_dir);
-    free(s_dir);
-}
-
-TestSuite(ingest_archive, .init = s_setup, .fini = s_teardown);
+TestSuite(ingest_archive, .init = test_dir_new, .fini = test_dir_remove);
 
 /* Appends archive rows of (source, partition) seqs [from, to]; user_id is
  * seq * 100 + partition so a row says who it is. */
@@ -50,7 +37,7 @@ static void s_file(const char *name, ev_buf_t *rows)
     ev_csv_header(&b, EV_CSV_ARCHIVE);
     ev_buf_append(&b, rows->data, rows->len);
     char path[600];
-    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    snprintf(path, sizeof path, "%s/%s", test_dir, name);
     spit(path, b.data, b.len);
     ev_buf_free(&b);
     ev_buf_reset(rows);
@@ -75,7 +62,7 @@ static void s_three_files(void)
 
 static ingest_archive_t *s_index(size_t block_bytes)
 {
-    ingest_archive_opts_t o = {.dir = s_dir, .partitions = 16, .max_line = 65536, .block_bytes = block_bytes};
+    ingest_archive_opts_t o = {.dir = test_dir, .partitions = 16, .max_line = 65536, .block_bytes = block_bytes};
     ingest_archive_t *a = ingest_archive_new(&o);
     cr_assert_not_null(a);
     ingest_archive_refresh(a);
@@ -148,32 +135,35 @@ Test(ingest_archive, reads_exactly_the_range_in_seq_order)
     ingest_archive_destroy(&a);
 }
 
+/* Appends len bytes to path, gives it mtime_s and lets a see it. */
+static void s_grow(ingest_archive_t *a, const char *path, const char *data, size_t len, int64_t mtime_s)
+{
+    FILE *f = fopen(path, "ab");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+    set_mtime(path, mtime_s);
+    ingest_archive_refresh(a);
+}
+
 Test(ingest_archive, follows_a_growing_file_counting_complete_lines_only)
 {
     s_three_files();
     ingest_archive_t *a = s_index(0);
     char path[600];
-    snprintf(path, sizeof path, "%s/archive-003.csv", s_dir);
+    snprintf(path, sizeof path, "%s/archive-003.csv", test_dir);
     ev_buf_t r;
     ev_buf_init(&r);
     s_rows(&r, SRC, 0, 26, 28);
     /* The last row is half written: no line end yet. */
     size_t cut = r.len - 10;
-    FILE *f = fopen(path, "ab");
-    fwrite(r.data, 1, cut, f);
-    fclose(f);
-    set_mtime(path, 2000000000);
-    ingest_archive_refresh(a);
+    s_grow(a, path, r.data, cut, 2000000000);
     s_got_t *g = calloc(1, sizeof *g);
     ingest_archive_read(a, SRC, 0, 25, 30, s_collect, g);
     cr_assert_eq(g->n, 3, "got %zu", g->n);
     cr_assert_eq(g->seqs[2], 27);
     /* The rest of the line arrives. */
-    f = fopen(path, "ab");
-    fwrite(r.data + cut, 1, r.len - cut, f);
-    fclose(f);
-    set_mtime(path, 2000000001);
-    ingest_archive_refresh(a);
+    s_grow(a, path, r.data + cut, r.len - cut, 2000000001);
     g->n = 0;
     ingest_archive_read(a, SRC, 0, 25, 30, s_collect, g);
     cr_assert_eq(g->n, 4);
@@ -191,7 +181,7 @@ Test(ingest_archive, forgets_a_deleted_file)
     s_three_files();
     ingest_archive_t *a = s_index(0);
     char path[600];
-    snprintf(path, sizeof path, "%s/archive-001.csv", s_dir);
+    snprintf(path, sizeof path, "%s/archive-001.csv", test_dir);
     cr_assert_eq(unlink(path), 0);
     ingest_archive_refresh(a);
     cr_assert_eq(ingest_archive_file_count(a), 2);
@@ -211,7 +201,7 @@ Test(ingest_archive, reads_only_the_blocks_that_can_hold_the_range)
     }
     s_file("big.csv", &r);
     char path[600];
-    snprintf(path, sizeof path, "%s/big.csv", s_dir);
+    snprintf(path, sizeof path, "%s/big.csv", test_dir);
     struct stat st;
     stat(path, &st);
     ingest_archive_t *a = s_index(1024);
@@ -254,7 +244,7 @@ Test(ingest_archive, serves_an_old_format_file_named_by_the_ledger)
     /* Many rows over few users, a rejected row now and then, tiny blocks:
      * the seqs of a partition must come out as ingest gave them. */
     char path[600];
-    snprintf(path, sizeof path, "%s/old.csv", s_dir);
+    snprintf(path, sizeof path, "%s/old.csv", test_dir);
     ev_buf_t b;
     ev_buf_init(&b);
     ev_csv_header(&b, EV_CSV_OLD);
@@ -302,7 +292,7 @@ Test(ingest_archive, serves_an_old_format_file_named_by_the_ledger)
 Test(ingest_archive, ignores_a_file_without_a_whole_header_yet)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/starting.csv", s_dir);
+    snprintf(path, sizeof path, "%s/starting.csv", test_dir);
     spit(path, "user_id,user_na", 15);
     ingest_archive_t *a = s_index(0);
     cr_assert_not(ingest_archive_knows(a, SRC));
@@ -333,7 +323,7 @@ Test(ingest_archive, a_cancelled_refresh_goes_on_from_where_it_stopped)
     s_rows(&r, SRC, 0, 1, 10000);
     s_file("many.csv", &r);
     s_cancel_calls = 0;
-    ingest_archive_opts_t o = {s_dir, 16, 65536, 4096, s_cancel_once, NULL};
+    ingest_archive_opts_t o = {test_dir, 16, 65536, 4096, s_cancel_once, NULL};
     ingest_archive_t *a = ingest_archive_new(&o);
     ingest_archive_refresh(a);
     s_got_t *g = calloc(1, sizeof *g);

@@ -24,11 +24,12 @@ static ingest_ledger_entry_t s_entry(const char *path, int64_t size, int64_t mti
     return e;
 }
 
+TestSuite(ingest_ledger, .init = test_dir_new, .fini = test_dir_remove);
+
 Test(ingest_ledger, entries_survive_a_restart)
 {
-    char *dir = tmp_dir();
     char why[256];
-    ingest_ledger_t *l = ingest_ledger_new(dir, why, sizeof why);
+    ingest_ledger_t *l = ingest_ledger_new(test_dir, why, sizeof why);
     cr_assert_not_null(l, "%s", why);
     cr_assert_eq(ingest_ledger_count(l), 0);
     ingest_ledger_entry_t a =
@@ -40,7 +41,7 @@ Test(ingest_ledger, entries_survive_a_restart)
     ingest_ledger_destroy(&l);
     cr_assert_null(l);
 
-    l = ingest_ledger_new(dir, why, sizeof why);
+    l = ingest_ledger_new(test_dir, why, sizeof why);
     cr_assert_not_null(l, "%s", why);
     cr_assert_eq(ingest_ledger_count(l), 2);
     ingest_ledger_entry_t got;
@@ -55,15 +56,12 @@ Test(ingest_ledger, entries_survive_a_restart)
     cr_assert(ingest_ledger_find_path(l, "/data/with\ttab\\and\nnewline.csv", &got));
     cr_assert_str_eq(got.sources, "gen-1,gen-2");
     ingest_ledger_destroy(&l);
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_ledger, a_file_is_done_only_with_the_same_size_and_mtime)
 {
-    char *dir = tmp_dir();
     char why[256];
-    ingest_ledger_t *l = ingest_ledger_new(dir, why, sizeof why);
+    ingest_ledger_t *l = ingest_ledger_new(test_dir, why, sizeof why);
     ingest_ledger_entry_t a = s_entry("/data/a.csv", 1000, 42, "file-x");
     cr_assert_not(ingest_ledger_done(l, "/data/a.csv", 1000, 42));
     cr_assert_eq(ingest_ledger_append(l, &a, why, sizeof why), 0);
@@ -77,15 +75,12 @@ Test(ingest_ledger, a_file_is_done_only_with_the_same_size_and_mtime)
     cr_assert(ingest_ledger_done(l, "/data/a.csv", 2000, 42));
     cr_assert_not(ingest_ledger_done(l, "/data/a.csv", 1000, 42));
     ingest_ledger_destroy(&l);
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_ledger, finds_the_file_of_a_source_including_the_active_one)
 {
-    char *dir = tmp_dir();
     char why[256];
-    ingest_ledger_t *l = ingest_ledger_new(dir, why, sizeof why);
+    ingest_ledger_t *l = ingest_ledger_new(test_dir, why, sizeof why);
     ingest_ledger_entry_t a = s_entry("/data/a.csv", 1, 1, "file-aaaa");
     ingest_ledger_entry_t b = s_entry("/data/b.csv", 1, 1, "gen-1,gen-22");
     ingest_ledger_append(l, &a, why, sizeof why);
@@ -103,22 +98,19 @@ Test(ingest_ledger, finds_the_file_of_a_source_including_the_active_one)
     ingest_ledger_set_active(l, NULL);
     cr_assert_eq(ingest_ledger_find_source(l, "file-cccc", out, 4), 0);
     ingest_ledger_destroy(&l);
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_ledger, reads_lines_another_process_appended_and_ignores_broken_ones)
 {
-    char *dir = tmp_dir();
     char why[256];
-    ingest_ledger_t *mine = ingest_ledger_new(dir, why, sizeof why);
-    ingest_ledger_t *other = ingest_ledger_new(dir, why, sizeof why);
+    ingest_ledger_t *mine = ingest_ledger_new(test_dir, why, sizeof why);
+    ingest_ledger_t *other = ingest_ledger_new(test_dir, why, sizeof why);
     ingest_ledger_entry_t a = s_entry("/data/a.csv", 7, 8, "file-aaaa");
     cr_assert_eq(ingest_ledger_append(other, &a, why, sizeof why), 0);
     cr_assert(ingest_ledger_done(mine, "/data/a.csv", 7, 8));
     /* A line cut short by a crash, then a good one. */
     char path[600];
-    snprintf(path, sizeof path, "%s/ledger.tsv", dir);
+    snprintf(path, sizeof path, "%s/ledger.tsv", test_dir);
     FILE *f = fopen(path, "ab");
     fputs("/data/broken.csv\t12\n", f);
     fclose(f);
@@ -128,11 +120,9 @@ Test(ingest_ledger, reads_lines_another_process_appended_and_ignores_broken_ones
     cr_assert_eq(ingest_ledger_count(mine), 2);
     ingest_ledger_destroy(&mine);
     ingest_ledger_destroy(&other);
-    mine = ingest_ledger_new(dir, why, sizeof why);
+    mine = ingest_ledger_new(test_dir, why, sizeof why);
     cr_assert_eq(ingest_ledger_count(mine), 2);
     ingest_ledger_destroy(&mine);
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_ledger, sources_list_matches_whole_names_only)

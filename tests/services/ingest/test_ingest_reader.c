@@ -23,6 +23,8 @@ static int64_t s_utc_us(int y, int mo, int d, int h, int mi, int s, int us)
     return (int64_t)timegm(&tm) * 1000000 + us;
 }
 
+TestSuite(ingest_reader, .init = test_dir_new, .fini = test_dir_remove);
+
 Test(ingest_reader, old_file_source_is_file_and_blake2b_of_the_whole_content)
 {
     trow_t rows[16];
@@ -34,9 +36,8 @@ Test(ingest_reader, old_file_source_is_file_and_blake2b_of_the_whole_content)
 
 Test(ingest_reader, same_content_under_another_name_gives_the_same_identities)
 {
-    char *dir = tmp_dir();
     char path[600];
-    snprintf(path, sizeof path, "%s/renamed-copy.csv", dir);
+    snprintf(path, sizeof path, "%s/renamed-copy.csv", test_dir);
     copy_file(fx("old_format.csv"), path);
     trow_t a[16], b[16];
     size_t na = read_rows(fx("old_format.csv"), 16, 65536, a, 16);
@@ -47,15 +48,12 @@ Test(ingest_reader, same_content_under_another_name_gives_the_same_identities)
         cr_assert_eq(a[i].partition, b[i].partition);
         cr_assert_eq(a[i].seq, b[i].seq);
     }
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_reader, one_changed_byte_gives_another_source)
 {
-    char *dir = tmp_dir();
     char path[600];
-    snprintf(path, sizeof path, "%s/old.csv", dir);
+    snprintf(path, sizeof path, "%s/old.csv", test_dir);
     size_t len;
     char *data = slurp(fx("old_format.csv"), &len);
     char *price = strstr(data, "120.0");
@@ -71,15 +69,12 @@ Test(ingest_reader, one_changed_byte_gives_another_source)
     cr_assert_eq(strlen(b[0].source), INGEST_FILE_SOURCE_LEN);
     cr_assert_eq(b[0].price, 12010);
     free(data);
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_reader, hash_source_matches_the_protocol_definition)
 {
-    char *dir = tmp_dir();
     char path[600];
-    snprintf(path, sizeof path, "%s/abc.csv", dir);
+    snprintf(path, sizeof path, "%s/abc.csv", test_dir);
     spit(path, "abc", 3);
     FILE *f = fopen(path, "rb");
     char source[INGEST_FILE_SOURCE_LEN + 1], why[128];
@@ -89,8 +84,6 @@ Test(ingest_reader, hash_source_matches_the_protocol_definition)
     /* BLAKE2b-512("abc") starts ba80a53f981c4d0d6a2797b69f12f6e9 (RFC 7693). */
     cr_assert_str_eq(source, "file-ba80a53f981c4d0d6a2797b69f12f6e9");
     cr_assert_eq(bytes, 3);
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_reader, old_file_source_is_unchanged_under_the_identity_settings)
@@ -222,9 +215,8 @@ Test(ingest_reader, rejected_rows_take_no_seq)
 
 Test(ingest_reader, any_column_order_named_by_the_header_works)
 {
-    char *dir = tmp_dir();
     char path[600];
-    snprintf(path, sizeof path, "%s/shuffled.csv", dir);
+    snprintf(path, sizeof path, "%s/shuffled.csv", test_dir);
     const char *text =
         "event_time,product_price,user_id,product_category,event_type,user_email,product_id,user_name,product_name\r\n"
         "2024-11-20 10:15:30.123456,120.0,101,Electronics,view,john.smith@example.com,5001,\"Smith, John\","
@@ -247,8 +239,6 @@ Test(ingest_reader, any_column_order_named_by_the_header_works)
         cr_assert_eq(b[i].partition, a[i].partition);
         cr_assert_eq(b[i].seq, a[i].seq);
     }
-    rm_rf(dir);
-    free(dir);
 }
 
 Test(ingest_reader, archive_rows_keep_the_identity_their_columns_carry)
@@ -289,34 +279,32 @@ Test(ingest_reader, a_bad_header_refuses_the_whole_file)
     cr_assert(refused);
     cr_assert_not_null(strstr(why, "product_price"), "%s", why);
 
-    char *dir = tmp_dir();
     char path[600];
-    snprintf(path, sizeof path, "%s/empty.csv", dir);
+    snprintf(path, sizeof path, "%s/empty.csv", test_dir);
     spit(path, "", 0);
     r = ingest_reader_open(path, &o, NULL, &refused, why, sizeof why);
     cr_assert_null(r);
     cr_assert(refused);
 
-    snprintf(path, sizeof path, "%s/missing.csv", dir);
+    snprintf(path, sizeof path, "%s/missing.csv", test_dir);
     r = ingest_reader_open(path, &o, NULL, &refused, why, sizeof why);
     cr_assert_null(r);
     cr_assert_not(refused);
-    rm_rf(dir);
-    free(dir);
 }
 
 /* ---- The reject file ---- */
 
+TestSuite(ingest_rejects, .init = test_dir_new, .fini = test_dir_remove);
+
 Test(ingest_rejects, reject_file_lines_hold_file_line_reason_detail_and_raw_record)
 {
-    char *dir = tmp_dir();
     const char *file = fx("bad_rows.csv");
     ingest_reader_opts_t o = {.partitions = 16, .max_line = 256};
     bool refused;
     char why[256];
     ingest_reader_t *r = ingest_reader_open(file, &o, NULL, &refused, why, sizeof why);
     cr_assert_not_null(r);
-    ingest_rejects_t *rj = ingest_rejects_new(dir, file);
+    ingest_rejects_t *rj = ingest_rejects_new(test_dir, file);
     ingest_row_t row;
     while (ingest_reader_next(r, &row, why, sizeof why) > 0)
         if (row.code != EV_OK)
@@ -326,7 +314,7 @@ Test(ingest_rejects, reject_file_lines_hold_file_line_reason_detail_and_raw_reco
     cr_assert_eq(ingest_rejects_close(rj, why, sizeof why), 0, "%s", why);
     cr_assert_eq(ingest_rejects_count(rj), 8);
     char expect_path[700];
-    snprintf(expect_path, sizeof expect_path, "%s/rejects/bad_rows.csv.rejects.csv", dir);
+    snprintf(expect_path, sizeof expect_path, "%s/rejects/bad_rows.csv.rejects.csv", test_dir);
     cr_assert_str_eq(ingest_rejects_path(rj), expect_path);
     ingest_rejects_destroy(&rj);
     ingest_reader_destroy(&r);
@@ -382,6 +370,4 @@ Test(ingest_rejects, reject_file_lines_hold_file_line_reason_detail_and_raw_reco
     ev_csv_reader_destroy(&csv);
     fclose(f);
     free(orig);
-    rm_rf(dir);
-    free(dir);
 }

@@ -318,13 +318,23 @@ static bool s_all(int64_t seq)
     return true;
 }
 
+/* Waits for a repair request (`none`: the failure when none comes) and
+ * checks that it asks from `from` (and up to `to`, unless to is 0); the
+ * request, for more checks. */
+static wt_request_t s_request(int64_t from, int64_t to, const char *none)
+{
+    wt_request_t req;
+    cr_assert(wt_router_recv(router, &req, WAIT_MS), "%s", none);
+    cr_assert_eq(req.from, from);
+    if (to)
+        cr_assert_eq(req.to, to);
+    return req;
+}
+
 /* Waits for a repair request of from..to and answers every seq of it. */
 static void s_repair_all(int64_t from, int64_t to)
 {
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
-    cr_assert_eq(req.from, from);
-    cr_assert_eq(req.to, to);
+    s_request(from, to, "no repair request came");
     wt_router_answer(router, s_all);
 }
 
@@ -339,12 +349,9 @@ Test(writer_run, a_hole_is_repaired_by_the_repair_service)
     writer = s_start(NULL);
     wt_bus_publish_range(bus, "gen-hole", 2, 1, 3);
     wt_bus_publish_range(bus, "gen-hole", 2, 7, 10);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
+    wt_request_t req = s_request(4, 6, "no repair request came");
     cr_assert_str_eq(req.source, "gen-hole");
     cr_assert_eq(req.partition, 2);
-    cr_assert_eq(req.from, 4);
-    cr_assert_eq(req.to, 6);
     wt_router_answer(router, s_all);
     s_wait_sql("SELECT count(*) FROM events", 10);
     wt_check_rows(w->conn, "gen-hole", 2, 1, 10, NULL);
@@ -359,10 +366,7 @@ Test(writer_run, a_hole_the_repair_service_cannot_fill_is_recorded_as_a_gap)
     writer = s_start(NULL);
     wt_bus_publish_range(bus, "gen-gap", 0, 1, 3);
     wt_bus_publish_range(bus, "gen-gap", 0, 8, 9);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
-    cr_assert_eq(req.from, 4);
-    cr_assert_eq(req.to, 7);
+    s_request(4, 7, "no repair request came");
     wt_router_answer(router, s_not_6_or_7);
     s_wait_sql("SELECT count(*) FROM gaps WHERE source = 'gen-gap' AND partition = 0 AND first_seq = 6"
                " AND last_seq = 7",
@@ -388,10 +392,7 @@ Test(writer_run, without_a_repair_service_a_hole_waits_and_is_asked_for_again)
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0, "no answer is not a gap");
     /* The repair service comes: the next request is answered. */
     router = wt_router_new(w->replay_ep);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "the request was not sent again");
-    cr_assert_eq(req.from, 2);
-    cr_assert_eq(req.to, 2);
+    s_request(2, 2, "the request was not sent again");
     wt_router_answer(router, s_all);
     s_wait_sql("SELECT count(*) FROM events", 3);
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
@@ -414,9 +415,7 @@ Test(writer_run, a_forged_head_beyond_the_archive_is_no_gap_and_real_events_stil
     wt_bus_publish_range(bus, "gen-real", 1, 1, 3);
     s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-real'", 3);
     wt_bus_heartbeat(bus, "gen-real", 1, (int64_t)1 << 62);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
-    cr_assert_eq(req.from, 4);
+    s_request(4, 0, "no repair request came");
     /* The archive knows the source and holds nothing past 3. */
     wt_router_answer_as(router, s_none, true, 3);
     cr_assert(tk_wait_log(writer, "\"seqs claimed beyond the archive's head are not known to exist: no gap, asking "
@@ -428,8 +427,7 @@ Test(writer_run, a_forged_head_beyond_the_archive_is_no_gap_and_real_events_stil
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
     /* Asked again after a backoff; the archive has caught up with the real
      * events only. */
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "the claim was not asked for again");
-    cr_assert_eq(req.from, 7);
+    s_request(7, 0, "the claim was not asked for again");
     wt_router_answer_as(router, s_none, true, 6);
     wt_bus_publish_range(bus, "gen-real", 1, 7, 7);
     s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-real'", 7);
@@ -447,16 +445,12 @@ Test(writer_run, a_source_the_repair_service_does_not_know_waits_and_is_asked_ag
     writer = s_start(NULL);
     wt_bus_publish_range(bus, "file-elsewhere", 2, 1, 1);
     wt_bus_publish_range(bus, "file-elsewhere", 2, 3, 4);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no repair request came");
-    cr_assert_eq(req.from, 2);
-    cr_assert_eq(req.to, 2);
+    s_request(2, 2, "no repair request came");
     wt_router_answer_as(router, s_all, false, 0);
     cr_assert(tk_wait_log(writer, "\"the repair service does not know this source: no answer yet, asking again "
                                   "later\" source=file-elsewhere partition=2",
                           WAIT_MS));
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "not asked again");
-    cr_assert_eq(req.from, 2);
+    s_request(2, 0, "not asked again");
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0, "no answer yet is not a gap");
     cr_assert_eq(tk_sql_int(w->conn, "SELECT seq FROM checkpoints WHERE source = 'file-elsewhere'"), 1);
     /* Now it knows (the file was handed to it, or replayed). */
@@ -785,16 +779,12 @@ Test(writer_run, a_writer_starting_while_publishers_are_quiet_repairs_up_to_thei
     tk_sql_exec(w->conn, "INSERT INTO publisher_heads (source, partition, seq) VALUES ('gen-quiet', 2, 30)");
     router = wt_router_new(w->replay_ep);
     writer = s_start(NULL);
-    wt_request_t req;
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "the recorded head did not ask for a repair");
+    wt_request_t req = s_request(11, 30, "the recorded head did not ask for a repair");
     cr_assert_str_eq(req.source, "gen-quiet");
     cr_assert_eq(req.partition, 2);
-    cr_assert_eq(req.from, 11);
-    cr_assert_eq(req.to, 30);
     wt_router_answer(router, s_all);
     /* No heartbeat comes: it looks past the head. */
-    cr_assert(wt_router_recv(router, &req, WAIT_MS), "no request past the head");
-    cr_assert_eq(req.from, 31);
+    req = s_request(31, 0, "no request past the head");
     cr_assert_gt(req.to, 40);
     cr_assert(tk_wait_log(writer, "\"asking for events after the last known seq\" source=gen-quiet partition=2 "
                                   "from=31",

@@ -50,6 +50,14 @@ static writer_end_t s_end(writer_stream_t *s, uint64_t id, bool found, int64_t h
     return s_end_to(s, id, found, head, 0);
 }
 
+/* Asks for what s misses, as request id sent at time 0. */
+static void s_ask(writer_stream_t *s, uint64_t id)
+{
+    int64_t from, to;
+    cr_assert(writer_stream_missing(s, &from, &to), "nothing missing");
+    writer_stream_repair_sent(s, id, from, to, 0);
+}
+
 static writer_offer_t s_offer(writer_stream_t *s, int64_t seq)
 {
     char raw[32];
@@ -435,8 +443,7 @@ Test(writer_stream, a_forged_head_far_beyond_the_archive_makes_no_gap_and_moves_
     writer_stream_heartbeat(s, (int64_t)1 << 62, false, 0, 1000);
     cr_assert_eq(writer_stream_head(s), 10, "an unproven head is never recorded");
     int64_t from, to, first, last;
-    cr_assert(writer_stream_missing(s, &from, &to));
-    writer_stream_repair_sent(s, 1, from, to, 0);
+    s_ask(s, 1);
     /* The archive knows the source and holds nothing above 10. */
     cr_assert_eq(s_end(s, 1, true, 10), WRITER_END_WAIT);
     cr_assert_eq(s->waiting, WRITER_WAIT_BEYOND);
@@ -468,9 +475,8 @@ Test(writer_stream, the_seqs_below_the_archives_head_that_it_cannot_send_are_gap
     writer_stream_t *s = s_stream("gen-1", 3);
     writer_stream_advance(ss, s, 10);
     writer_stream_heartbeat(s, 40, false, 0, 1000);
-    int64_t from, to, first, last;
-    writer_stream_missing(s, &from, &to);
-    writer_stream_repair_sent(s, 1, from, to, 0);
+    int64_t first, last;
+    s_ask(s, 1);
     /* The archive held up to 30 (a deleted file had 11..30), nothing above. */
     cr_assert_eq(s_end(s, 1, true, 30), WRITER_END_WAIT, "31..40 are not known to exist");
     cr_assert(writer_stream_next_gap(s, &first, &last));
@@ -488,9 +494,8 @@ Test(writer_stream, a_source_the_repair_service_does_not_know_is_no_answer_yet)
     s_offer(s, 1);
     s_offer(s, 6);
     s_offer(s, 7);
-    int64_t from, to, first, last, seqs[4];
-    writer_stream_missing(s, &from, &to);
-    writer_stream_repair_sent(s, 1, from, to, 0);
+    int64_t first, last, seqs[4];
+    s_ask(s, 1);
     cr_assert_eq(s_end(s, 1, false, 0), WRITER_END_WAIT);
     cr_assert_eq(s->waiting, WRITER_WAIT_UNKNOWN);
     cr_assert_not(writer_stream_next_gap(s, &first, &last), "never a gap");
@@ -534,8 +539,7 @@ Test(writer_stream, an_answer_cut_short_by_the_server_makes_gaps_only_in_what_it
     writer_stream_advance(ss, s, 1);
     writer_stream_heartbeat(s, 1000, false, 0, 1000);
     int64_t from, to, first, last;
-    writer_stream_missing(s, &from, &to);
-    writer_stream_repair_sent(s, 1, from, to, 0);
+    s_ask(s, 1);
     cr_assert_eq(s_end_to(s, 1, true, 5000, 10), WRITER_END_SETTLED);
     cr_assert(writer_stream_next_gap(s, &first, &last));
     cr_assert_eq(first, 2);
@@ -578,17 +582,14 @@ Test(writer_stream, a_full_holdback_frees_only_events_waiting_on_unproven_claims
     for (int64_t seq = 1000; seq < 1028; seq++)
         s_offer(forged, seq);
     cr_assert(writer_streams_full(ss));
-    int64_t from, to;
-    writer_stream_missing(unknown, &from, &to);
-    writer_stream_repair_sent(unknown, 1, from, to, 0);
+    s_ask(unknown, 1);
     cr_assert_eq(s_end(unknown, 1, false, 0), WRITER_END_WAIT);
-    writer_stream_missing(forged, &from, &to);
-    writer_stream_repair_sent(forged, 2, from, to, 0);
+    s_ask(forged, 2);
     cr_assert_eq(s_end(forged, 2, true, 10), WRITER_END_SETTLED, "6 existed, a gap; 7..10 held");
     cr_assert_eq(writer_streams_evict_unproven(ss), 30, "only the unknown source's, so far");
     /* The forged stream: 6 was lost, 7..10 are taken, then 11..999 are
      * asked for and the archive has nothing above 10. */
-    int64_t first, last, seqs[8];
+    int64_t from, to, first, last, seqs[8];
     cr_assert(writer_stream_next_gap(forged, &first, &last));
     cr_assert_eq(first, 6);
     cr_assert_eq(s_pop_all(forged, seqs, 8), 4);

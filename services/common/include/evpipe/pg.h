@@ -26,7 +26,8 @@ typedef struct {
                                * got in the way; try again at once */
 } evp_pg_err_t;
 
-/* Connects; NULL with why on failure. application_name is `app`. */
+/* Connects; NULL with why on failure (libpq's message, its lines joined
+ * with "; " on one line). application_name is `app`. */
 PGconn *evp_pg_connect(const evp_config_t *cfg, const char *app, char *why, size_t whylen);
 
 /* "host=... port=... dbname=... user=..." without the password, for logs. */
@@ -49,9 +50,6 @@ void evp_pg_err_set(evp_pg_err_t *err, const char *fmt, ...) __attribute__((form
  * it into err (clearing it) and returns false. */
 bool evp_pg_check(PGresult *r, ExecStatusType want, const char *what, evp_pg_err_t *err);
 
-/* evp_pg_check for a caller that only needs the message: why gets err.why. */
-bool evp_pg_ok(PGresult *r, ExecStatusType want, const char *what, char *why, size_t whylen);
-
 /* ---- Statements ---- */
 
 /* Runs sql with n text parameters (n == 0: as a simple query, which may
@@ -63,6 +61,11 @@ PGresult *evp_pg_query(PGconn *c, const char *sql, int n, const char *const *val
 /* evp_pg_query for a query that answers exactly one row. */
 PGresult *evp_pg_query_one(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
                            evp_pg_err_t *err);
+
+/* evp_pg_query for a caller that only needs the message: NULL with why
+ * (err.why) on failure. */
+PGresult *evp_pg_query_why(PGconn *c, const char *sql, int n, const char *const *vals, ExecStatusType want,
+                           const char *what, char *why, size_t whylen);
 
 /* Runs a command (as evp_pg_query; a query's rows are thrown away): false with err. */
 bool evp_pg_exec(PGconn *c, const char *sql, int n, const char *const *vals, const char *what, evp_pg_err_t *err);
