@@ -28,7 +28,9 @@
 #include "writer_stream.h"
 
 #define S_WELCOME "!welcome"
-/* Messages taken from one socket per turn before looking at the others. */
+/* Messages taken from one socket per turn before looking at the others;
+ * a turn also ends after S_CHECK_MS, so that the lease, the checks and the
+ * linger come round while the bus never runs dry. */
 #define S_READ_BURST 10000
 /* How often repair timeouts are checked and a progress line may be logged. */
 #define S_CHECK_MS 100
@@ -749,23 +751,25 @@ void writer_step(writer_t *self, int max_wait_ms)
     int nframes;
     /* Repair answers first: they are what frees held events. */
     now = zclock_mono();
-    for (int i = 0; i < S_READ_BURST && s_recv(self->dealer, frames, &nframes); i++) {
+    int64_t turn_end = now + S_CHECK_MS;
+    for (int i = 0; i < S_READ_BURST && now < turn_end && s_recv(self->dealer, frames, &nframes); i++) {
         s_on_repair_message(self, frames, nframes, now);
         s_close_frames(frames, nframes);
         if (s_batch_full(self))
             s_commit_if_due(self, now);
         else
             s_send_ahead(self, now);
+        now = zclock_mono();
     }
-    for (int i = 0; i < S_READ_BURST && s_may_read_bus(self) && s_recv(self->sub, frames, &nframes); i++) {
+    for (int i = 0;
+         i < S_READ_BURST && now < turn_end && s_may_read_bus(self) && s_recv(self->sub, frames, &nframes); i++) {
         s_on_bus_message(self, frames, nframes, now);
         s_close_frames(frames, nframes);
-        if (s_batch_full(self)) {
+        if (s_batch_full(self))
             s_commit_if_due(self, now);
-            now = zclock_mono();
-        } else {
+        else
             s_send_ahead(self, now);
-        }
+        now = zclock_mono();
     }
     now = zclock_mono();
     s_commit_if_due(self, now);

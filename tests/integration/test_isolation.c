@@ -154,6 +154,15 @@ static void s_wait_shared(rig_t *r, const char *after)
     fprintf(stderr, "isolation: shared out %lld ms after %s\n", (long long)(tk_now_ms() - start), after);
 }
 
+/* The rig with two writers on this host, sharing the partitions. */
+static void s_two_writers(rig_t *r, const char *name)
+{
+    s_setup(r, name, false);
+    s_writer(r, 0, false);
+    s_writer(r, 1, false);
+    s_wait_shared(r, "two writers started");
+}
+
 static void s_generator(rig_t *r)
 {
     char rate[16];
@@ -242,6 +251,32 @@ Test(isolation, a_writer_frozen_for_ten_seconds_loses_its_partitions_and_rejoins
     s_stuck_writer(r, s_freeze, s_thaw, 10000, 35000, "one writer frozen");
 }
 
+/* The other side of the lease: a busy writer is not a stuck one. The
+ * generator makes a backlog faster than two writers can commit it, so
+ * each reads the bus for seconds on end; both must renew their leases
+ * meanwhile, or each ends the other's session in the middle of a batch. */
+Test(isolation, writers_working_through_a_backlog_keep_their_leases, .timeout = 400, .fini = s_fini)
+{
+    rig_t *const r = &s_rig;
+    s_two_writers(r, "isolation_backlog");
+    const char *args[] = {"--rate", "max", "--count", "400000", NULL};
+    r->gen = tk_start(r->w, "generator", args, NULL);
+    cr_assert(tk_wait_log(r->gen, "generator started", 15000), "the generator did not start");
+    cr_assert(tk_wait_exit(r->gen, 120000) && tk_exit_code(r->gen) == 0, "the generator did not finish");
+    int64_t start = tk_now_ms();
+    s_check_table_equals_archive(r);
+    fprintf(stderr, "isolation: 400,000 events at full speed committed %lld ms after the generator finished\n",
+            (long long)(tk_now_ms() - start));
+    for (int i = 0; i < 2; i++) {
+        bool ended = s_log_has(r->writers[i], "ended the session of a writer whose lease ran out"),
+             lost = s_log_has(r->writers[i], "lost the PostgreSQL connection");
+        if (ended || lost)
+            s_show_all(r);
+        cr_assert_not(ended, "writer %d ended a busy writer's session: its lease was not renewed", i);
+        cr_assert_not(lost, "writer %d lost its connection while working through the backlog", i);
+    }
+}
+
 static void s_cut(rig_t *r)
 {
     tk_netns_cut(r->ns, true);
@@ -269,10 +304,7 @@ static double s_bus_metric(rig_t *r, const char *name)
 Test(isolation, a_peer_that_subscribes_and_never_reads_is_disconnected_and_writers_go_on, .timeout = 300, .fini = s_fini)
 {
     rig_t *const r = &s_rig;
-    s_setup(r, "isolation_peer", false);
-    s_writer(r, 0, false);
-    s_writer(r, 1, false);
-    s_wait_shared(r, "two writers started");
+    s_two_writers(r, "isolation_peer");
     s_generator(r);
     tk_sleep_ms(3000);
     /* Every partition, a small queue, never read, never back once cut off. */
