@@ -728,6 +728,31 @@ static void s_keep_partitions(writer_t *self, int64_t now)
 
 /* ---- The loop ---- */
 
+/* Reads the repair answers or the bus (bus) until either has nothing,
+ * S_READ_BURST messages or turn_end; commits a batch that fills, else
+ * sends its rows ahead. Returns the time after the last message. */
+static int64_t s_read_turn(writer_t *self, bool bus, int64_t now, int64_t turn_end)
+{
+    void *sock = bus ? self->sub : self->dealer;
+    zmq_msg_t frames[2];
+    int nframes;
+    for (int i = 0;
+         i < S_READ_BURST && now < turn_end && (!bus || s_may_read_bus(self)) && s_recv(sock, frames, &nframes);
+         i++) {
+        if (bus)
+            s_on_bus_message(self, frames, nframes, now);
+        else
+            s_on_repair_message(self, frames, nframes, now);
+        s_close_frames(frames, nframes);
+        if (s_batch_full(self))
+            s_commit_if_due(self, now);
+        else
+            s_send_ahead(self, now);
+        now = zclock_mono();
+    }
+    return now;
+}
+
 void writer_step(writer_t *self, int max_wait_ms)
 {
     assert(self->connected);
@@ -747,30 +772,11 @@ void writer_step(writer_t *self, int max_wait_ms)
     if (zmq_poll(items, read_bus ? 2 : 1, (long)wait) < 0 && errno != EINTR)
         evp_error("zmq_poll failed", "reason=\"%s\"", zmq_strerror(errno));
 
-    zmq_msg_t frames[2];
-    int nframes;
     /* Repair answers first: they are what frees held events. */
     now = zclock_mono();
     int64_t turn_end = now + S_CHECK_MS;
-    for (int i = 0; i < S_READ_BURST && now < turn_end && s_recv(self->dealer, frames, &nframes); i++) {
-        s_on_repair_message(self, frames, nframes, now);
-        s_close_frames(frames, nframes);
-        if (s_batch_full(self))
-            s_commit_if_due(self, now);
-        else
-            s_send_ahead(self, now);
-        now = zclock_mono();
-    }
-    for (int i = 0;
-         i < S_READ_BURST && now < turn_end && s_may_read_bus(self) && s_recv(self->sub, frames, &nframes); i++) {
-        s_on_bus_message(self, frames, nframes, now);
-        s_close_frames(frames, nframes);
-        if (s_batch_full(self))
-            s_commit_if_due(self, now);
-        else
-            s_send_ahead(self, now);
-        now = zclock_mono();
-    }
+    now = s_read_turn(self, false, now, turn_end);
+    s_read_turn(self, true, now, turn_end);
     now = zclock_mono();
     s_commit_if_due(self, now);
     if (now >= self->next_check_ms) {
