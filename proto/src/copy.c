@@ -1,6 +1,8 @@
 /* The event as a COPY row, text or binary (see copy.h). */
 #include "evpipe/copy.h"
 
+#include "be.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,35 +79,13 @@ static const int s_ncolumns =
 #undef EV_FIELD
     0;
 
-/* Big-endian stores, as PostgreSQL's binary format has them. */
-static char *s_be16(char *o, uint16_t v)
-{
-    v = __builtin_bswap16(v);
-    memcpy(o, &v, 2);
-    return o + 2;
-}
-
-static char *s_be32(char *o, uint32_t v)
-{
-    v = __builtin_bswap32(v);
-    memcpy(o, &v, 4);
-    return o + 4;
-}
-
-static char *s_be64(char *o, uint64_t v)
-{
-    v = __builtin_bswap64(v);
-    memcpy(o, &v, 8);
-    return o + 8;
-}
-
 /* The most a price takes: its length, the numeric header, and the base-10000
  * digits of |cents| < 2^63 (five for the whole part, one for the cents). */
 #define S_PRICE_MAX (4 + 8 + 2 * 6)
 
 /* cents as numeric(…, 2): base-10000 digits, most significant first, weight
  * of the first, sign, display scale 2 (numeric_send's layout), length first. */
-static char *s_price(char *o, int64_t cents)
+static unsigned char *s_price(unsigned char *o, int64_t cents)
 {
     uint64_t a = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
     uint64_t whole = a / 100;
@@ -124,13 +104,13 @@ static char *s_price(char *o, int64_t cents)
     /* No leading zero group: a value below 1 starts at its fraction. */
     if (n == 0)
         weight = 0;
-    o = s_be32(o, (uint32_t)(8 + 2 * n));
-    o = s_be16(o, (uint16_t)n);
-    o = s_be16(o, (uint16_t)(int16_t)weight);
-    o = s_be16(o, cents < 0 && n > 0 ? 0x4000 : 0);
-    o = s_be16(o, 2);
+    o = ev_be32_put(o, (uint32_t)(8 + 2 * n));
+    o = ev_be16_put(o, (uint16_t)n);
+    o = ev_be16_put(o, (uint16_t)(int16_t)weight);
+    o = ev_be16_put(o, cents < 0 && n > 0 ? 0x4000 : 0);
+    o = ev_be16_put(o, 2);
     for (int i = 0; i < n; i++)
-        o = s_be16(o, digits[i]);
+        o = ev_be16_put(o, digits[i]);
     return o;
 }
 
@@ -153,14 +133,14 @@ void ev_copy_append_row_binary(ev_buf_t *b, const ev_event_t *ev)
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
     ev_buf_reserve(b, need);
-    char *o = s_be16(b->data + b->len, (uint16_t)s_ncolumns);
-#define EV_PUT_I32(name) o = s_be32(s_be32(o, 4), (uint32_t)ev->name)
-#define EV_PUT_I64(name) o = s_be64(s_be32(o, 8), (uint64_t)ev->name)
-#define EV_PUT_TIME(name) o = s_be64(s_be32(o, 8), (uint64_t)ev->name - (uint64_t)S_PG_EPOCH_US)
+    unsigned char *o = ev_be16_put((unsigned char *)b->data + b->len, (uint16_t)s_ncolumns);
+#define EV_PUT_I32(name) o = ev_be32_put(ev_be32_put(o, 4), (uint32_t)ev->name)
+#define EV_PUT_I64(name) o = ev_be64_put(ev_be32_put(o, 8), (uint64_t)ev->name)
+#define EV_PUT_TIME(name) o = ev_be64_put(ev_be32_put(o, 8), (uint64_t)ev->name - (uint64_t)S_PG_EPOCH_US)
 #define EV_PUT_PRICE(name) o = s_price(o, ev->name)
 #define EV_PUT_STR(name)                                                                                        \
     do {                                                                                                        \
-        o = s_be32(o, ev->name.len);                                                                            \
+        o = ev_be32_put(o, ev->name.len);                                                                       \
         if (ev->name.len)                                                                                       \
             memcpy(o, ev->name.ptr, ev->name.len);                                                              \
         o += ev->name.len;                                                                                      \
@@ -170,6 +150,6 @@ void ev_copy_append_row_binary(ev_buf_t *b, const ev_event_t *ev)
         EV_PUT_##kind(name);
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
-    b->len = (size_t)(o - b->data);
+    b->len = (size_t)(o - (unsigned char *)b->data);
     b->data[b->len] = '\0';
 }

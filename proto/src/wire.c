@@ -1,6 +1,8 @@
 /* The bus protocol: topics and msgpack bodies (see docs/protocol.md). */
 #include "evpipe/wire.h"
 
+#include "be.h"
+
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,26 +109,6 @@ bool ev_topic_parse(const void *topic, size_t len, uint32_t *partition, ev_msg_k
     return true;
 }
 
-/* Big-endian stores. */
-static unsigned char *s_be16(unsigned char *p, uint16_t v)
-{
-    p[0] = (unsigned char)(v >> 8);
-    p[1] = (unsigned char)v;
-    return p + 2;
-}
-
-static unsigned char *s_be32(unsigned char *p, uint32_t v)
-{
-    p = s_be16(p, (uint16_t)(v >> 16));
-    return s_be16(p, (uint16_t)v);
-}
-
-static unsigned char *s_be64(unsigned char *p, uint64_t v)
-{
-    p = s_be32(p, (uint32_t)(v >> 32));
-    return s_be32(p, (uint32_t)v);
-}
-
 /* An integer in its shortest msgpack form, chosen as msgpack-c's
  * msgpack_pack_int64 chooses it (the bytes must not change). */
 static unsigned char *s_put_int(unsigned char *p, int64_t d)
@@ -135,14 +117,14 @@ static unsigned char *s_put_int(unsigned char *p, int64_t d)
         if (d < -(1LL << 15)) {
             if (d < -(1LL << 31)) {
                 *p++ = 0xd3;
-                return s_be64(p, (uint64_t)d);
+                return ev_be64_put(p, (uint64_t)d);
             }
             *p++ = 0xd2;
-            return s_be32(p, (uint32_t)d);
+            return ev_be32_put(p, (uint32_t)d);
         }
         if (d < -(1LL << 7)) {
             *p++ = 0xd1;
-            return s_be16(p, (uint16_t)d);
+            return ev_be16_put(p, (uint16_t)d);
         }
         *p++ = 0xd0;
         *p++ = (unsigned char)d;
@@ -159,14 +141,14 @@ static unsigned char *s_put_int(unsigned char *p, int64_t d)
             return p;
         }
         *p++ = 0xcd;
-        return s_be16(p, (uint16_t)d);
+        return ev_be16_put(p, (uint16_t)d);
     }
     if (d < (1LL << 32)) {
         *p++ = 0xce;
-        return s_be32(p, (uint32_t)d);
+        return ev_be32_put(p, (uint32_t)d);
     }
     *p++ = 0xcf;
-    return s_be64(p, (uint64_t)d);
+    return ev_be64_put(p, (uint64_t)d);
 }
 
 /* A string's header (fixstr, str8, str16, str32, as msgpack-c) and bytes. */
@@ -180,10 +162,10 @@ static unsigned char *s_put_str(unsigned char *p, ev_str_t s)
         *p++ = (unsigned char)n;
     } else if (n < 65536) {
         *p++ = 0xda;
-        p = s_be16(p, (uint16_t)n);
+        p = ev_be16_put(p, (uint16_t)n);
     } else {
         *p++ = 0xdb;
-        p = s_be32(p, (uint32_t)n);
+        p = ev_be32_put(p, (uint32_t)n);
     }
     if (n)
         memcpy(p, s.ptr, n);
@@ -396,14 +378,6 @@ typedef struct {
     uint32_t size;   /* STR: its length; MAP: its entries */
 } s_head_t;
 
-static uint64_t s_be(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int k = 0; k < n; k++)
-        v = v << 8 | p[k];
-    return v;
-}
-
 /* Reads the value at *pos: its head into h, and moves *pos past it (past a
  * map's head only when map_head_only and the value is a map). False when it
  * is truncated or malformed. */
@@ -425,12 +399,12 @@ static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_hea
         n = 1 << (c - 0xcc);
         if (left < (size_t)n)
             return false;
-        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = s_be(q, n);
+        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = ev_be_get(q, n);
     } else if (c >= 0xd0 && c <= 0xd3) {
         n = 1 << (c - 0xd0);
         if (left < (size_t)n)
             return false;
-        uint64_t raw = s_be(q, n);
+        uint64_t raw = ev_be_get(q, n);
         int64_t v = n == 1 ? (int8_t)raw : n == 2 ? (int16_t)raw : n == 4 ? (int32_t)raw : (int64_t)raw;
         if (v >= 0)
             h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = (uint64_t)v;
@@ -444,7 +418,7 @@ static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_hea
             n = 1 << (c - 0xd9);
             if (left < (size_t)n)
                 return false;
-            size = s_be(q, n);
+            size = ev_be_get(q, n);
         }
         if (size > left - (size_t)n)
             return false;
@@ -457,7 +431,7 @@ static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_hea
             n = c == 0xde ? 2 : 4;
             if (left < (size_t)n)
                 return false;
-            entries = s_be(q, n);
+            entries = ev_be_get(q, n);
         }
         if (entries > left - (size_t)n)
             return false; /* each entry takes two bytes at least */
@@ -588,23 +562,14 @@ static inline bool s_fast_int(const unsigned char **at, const unsigned char *end
         int n = 1 << ((c - 0xcc) & 3);
         if (end - p < n)
             return false;
-        uint16_t u16;
-        uint32_t u32;
-        uint64_t u64;
-        switch (c) {
-        case 0xcc: *out = p[0]; break;
-        case 0xd0: *out = (int8_t)p[0]; break;
-        case 0xcd: memcpy(&u16, p, 2), *out = __builtin_bswap16(u16); break;
-        case 0xd1: memcpy(&u16, p, 2), *out = (int16_t)__builtin_bswap16(u16); break;
-        case 0xce: memcpy(&u32, p, 4), *out = __builtin_bswap32(u32); break;
-        case 0xd2: memcpy(&u32, p, 4), *out = (int32_t)__builtin_bswap32(u32); break;
-        case 0xd3: memcpy(&u64, p, 8), *out = (int64_t)__builtin_bswap64(u64); break;
-        default: /* 0xcf */
-            memcpy(&u64, p, 8), u64 = __builtin_bswap64(u64);
-            if (u64 > (uint64_t)INT64_MAX)
-                return false;
-            *out = (int64_t)u64;
-        }
+        uint64_t raw = ev_be_get(p, n);
+        if (c == 0xcf && raw > (uint64_t)INT64_MAX)
+            return false;
+        *out = c <= 0xcf ? (int64_t)raw
+               : n == 1  ? (int8_t)raw
+               : n == 2  ? (int16_t)raw
+               : n == 4  ? (int32_t)raw
+                         : (int64_t)raw;
         p += n;
     } else {
         return false;
@@ -627,7 +592,7 @@ static inline bool s_fast_str(const unsigned char **at, const unsigned char *end
         int w = 1 << (c - 0xd9);
         if (end - p < w)
             return false;
-        n = s_be(p, w);
+        n = ev_be_get(p, w);
         p += w;
     } else {
         return false;
