@@ -378,6 +378,60 @@ typedef struct {
     uint32_t size;   /* STR: its length; MAP: its entries */
 } s_head_t;
 
+/* The integer at p (any msgpack integer form, p < end) as msgpack-c
+ * classifies it: a negative one in *i (*neg true), else in *u; *next past
+ * it. False when p holds no integer or its bytes are cut short. */
+static inline bool s_int_at(const unsigned char *p, const unsigned char *end, const unsigned char **next, bool *neg,
+                            uint64_t *u, int64_t *i)
+{
+    unsigned c = *p++;
+    if (c <= 0x7f) {
+        *neg = false, *u = c;
+    } else if (c >= 0xe0) {
+        *neg = true, *i = (int8_t)c;
+    } else if (c >= 0xcc && c <= 0xd3) {
+        int n = 1 << ((c - 0xcc) & 3);
+        if (end - p < n)
+            return false;
+        uint64_t raw = ev_be_get(p, n);
+        p += n;
+        int64_t v = n == 1 ? (int8_t)raw : n == 2 ? (int16_t)raw : n == 4 ? (int32_t)raw : (int64_t)raw;
+        if (c <= 0xcf || v >= 0)
+            *neg = false, *u = c <= 0xcf ? raw : (uint64_t)v;
+        else
+            *neg = true, *i = v;
+    } else {
+        return false;
+    }
+    *next = p;
+    return true;
+}
+
+/* The string at p (fixstr, str8, str16 or str32, p < end): its bytes and
+ * length, *next past it. False when p holds no string or it is cut short. */
+static inline bool s_str_at(const unsigned char *p, const unsigned char *end, const unsigned char **next,
+                            const char **ptr, uint32_t *size)
+{
+    unsigned c = *p++;
+    uint64_t n;
+    if (c >= 0xa0 && c <= 0xbf) {
+        n = c & 0x1f;
+    } else if (c >= 0xd9 && c <= 0xdb) {
+        int w = 1 << (c - 0xd9);
+        if (end - p < w)
+            return false;
+        n = ev_be_get(p, w);
+        p += w;
+    } else {
+        return false;
+    }
+    if (n > (uint64_t)(end - p))
+        return false;
+    *ptr = (const char *)p, *size = (uint32_t)n;
+    *next = p + n;
+    return true;
+}
+
 /* Reads the value at *pos: its head into h, and moves *pos past it (past a
  * map's head only when map_head_only and the value is a map). False when it
  * is truncated or malformed. */
@@ -386,47 +440,27 @@ static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_hea
     size_t at = *pos;
     if (at >= len)
         return false;
+    *h = (s_head_t){.type = -1}; /* every member set: the callers read only those of the type */
     unsigned c = p[at];
     size_t left = len - at - 1;
     const unsigned char *q = p + at + 1;
-    int n = 0;
-    h->type = -1;
-    if (c <= 0x7f) {
-        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = c;
-    } else if (c >= 0xe0) {
-        h->type = MSGPACK_OBJECT_NEGATIVE_INTEGER, h->i = (int8_t)c;
-    } else if (c >= 0xcc && c <= 0xcf) {
-        n = 1 << (c - 0xcc);
-        if (left < (size_t)n)
+    const unsigned char *next;
+    if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)) {
+        bool neg;
+        if (!s_int_at(p + at, p + len, &next, &neg, &h->u, &h->i))
             return false;
-        h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = ev_be_get(q, n);
-    } else if (c >= 0xd0 && c <= 0xd3) {
-        n = 1 << (c - 0xd0);
-        if (left < (size_t)n)
-            return false;
-        uint64_t raw = ev_be_get(q, n);
-        int64_t v = n == 1 ? (int8_t)raw : n == 2 ? (int16_t)raw : n == 4 ? (int32_t)raw : (int64_t)raw;
-        if (v >= 0)
-            h->type = MSGPACK_OBJECT_POSITIVE_INTEGER, h->u = (uint64_t)v;
-        else
-            h->type = MSGPACK_OBJECT_NEGATIVE_INTEGER, h->i = v;
+        h->type = neg ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        *pos = (size_t)(next - p);
+        return true;
     } else if ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)) {
-        uint64_t size;
-        if (c <= 0xbf) {
-            size = c & 0x1f;
-        } else {
-            n = 1 << (c - 0xd9);
-            if (left < (size_t)n)
-                return false;
-            size = ev_be_get(q, n);
-        }
-        if (size > left - (size_t)n)
+        if (!s_str_at(p + at, p + len, &next, &h->ptr, &h->size))
             return false;
-        h->type = MSGPACK_OBJECT_STR, h->ptr = (const char *)q + n, h->size = (uint32_t)size;
-        *pos = at + 1 + (size_t)n + (size_t)size;
+        h->type = MSGPACK_OBJECT_STR;
+        *pos = (size_t)(next - p);
         return true;
     } else if (map_head_only && ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf)) {
         uint64_t entries = c & 0x0f;
+        int n = 0;
         if (c >= 0xde) {
             n = c == 0xde ? 2 : 4;
             if (left < (size_t)n)
@@ -436,10 +470,6 @@ static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_hea
         if (entries > left - (size_t)n)
             return false; /* each entry takes two bytes at least */
         h->type = MSGPACK_OBJECT_MAP, h->size = (uint32_t)entries;
-        *pos = at + 1 + (size_t)n;
-        return true;
-    }
-    if (h->type >= 0) {
         *pos = at + 1 + (size_t)n;
         return true;
     }
@@ -527,14 +557,6 @@ static ev_reject_t s_head_field(const s_head_t *h, int idx, ev_event_t *ev, ev_e
     return rc;
 }
 
-/* Whether p starts with field i's name as a msgpack fixstr (every field
- * name is shorter than 32 bytes). */
-static bool s_is_key(const unsigned char *p, size_t len, int i)
-{
-    size_t n = ev_fields[i].name_len;
-    return n < 32 && len > n && p[0] == (0xa0 | n) && memcmp(p + 1, ev_fields[i].name, n) == 0;
-}
-
 /* ---- Events in the layout our encoders write ----
  *
  * Nearly every event on the bus comes from ev_codec_encode_event: the map's
@@ -550,59 +572,19 @@ static bool s_is_key(const unsigned char *p, size_t len, int i)
 /* An integer in any msgpack integer form, within int64. */
 static inline bool s_fast_int(const unsigned char **at, const unsigned char *end, int64_t *out)
 {
-    const unsigned char *p = *at;
-    if (p >= end)
+    bool neg;
+    uint64_t u;
+    int64_t i;
+    if (*at >= end || !s_int_at(*at, end, at, &neg, &u, &i) || (!neg && u > (uint64_t)INT64_MAX))
         return false;
-    unsigned c = *p++;
-    if (c <= 0x7f) {
-        *out = (int64_t)c;
-    } else if (c >= 0xe0) {
-        *out = (int8_t)c;
-    } else if (c >= 0xcc && c <= 0xd3) {
-        int n = 1 << ((c - 0xcc) & 3);
-        if (end - p < n)
-            return false;
-        uint64_t raw = ev_be_get(p, n);
-        if (c == 0xcf && raw > (uint64_t)INT64_MAX)
-            return false;
-        *out = c <= 0xcf ? (int64_t)raw
-               : n == 1  ? (int8_t)raw
-               : n == 2  ? (int16_t)raw
-               : n == 4  ? (int32_t)raw
-                         : (int64_t)raw;
-        p += n;
-    } else {
-        return false;
-    }
-    *at = p;
+    *out = neg ? i : (int64_t)u;
     return true;
 }
 
 /* A string in any msgpack string form. */
 static inline bool s_fast_str(const unsigned char **at, const unsigned char *end, ev_str_t *out)
 {
-    const unsigned char *p = *at;
-    if (p >= end)
-        return false;
-    unsigned c = *p++;
-    uint64_t n;
-    if (c >= 0xa0 && c <= 0xbf) {
-        n = c & 0x1f;
-    } else if (c >= 0xd9 && c <= 0xdb) {
-        int w = 1 << (c - 0xd9);
-        if (end - p < w)
-            return false;
-        n = ev_be_get(p, w);
-        p += w;
-    } else {
-        return false;
-    }
-    if (n > (uint64_t)(end - p))
-        return false;
-    out->ptr = (const char *)p;
-    out->len = (uint32_t)n;
-    *at = p + n;
-    return true;
+    return *at < end && s_str_at(*at, end, at, &out->ptr, &out->len);
 }
 
 /* Whether a's first n bytes are b's; inlined with n known when compiling,
@@ -704,43 +686,32 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     ev_error_t verr = {0}, ferr = {0};
     bool has_v = false;
     uint32_t seen = 0;
-    int next = 0; /* the field expected next */
     for (uint32_t i = 0; i < top.size; i++) {
-        s_head_t k = {0}, v; /* k.ptr, k.size: read only for a string; {0} for the compiler */
-        int idx;
-        if (next < EV_FIELD_COUNT && s_is_key(data + pos, len - pos, next)) {
-            /* The key our encoders write next, as a fixstr: taken without parsing. */
-            pos += 1 + ev_fields[next].name_len;
-            if (!s_read(data, len, &pos, false, &v))
-                return EV_REJECT_DECODE;
-            idx = next;
-        } else {
-            if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
-                return EV_REJECT_DECODE;
-            if (k.type != MSGPACK_OBJECT_STR) {
-                if (!ferr.code)
-                    ev_error_set(&ferr, EV_REJECT_DECODE, "body: a map key is not a string");
-                continue;
-            }
-            if (k.size == 1 && k.ptr[0] == 'v') {
-                if (verr.code)
-                    continue;
-                if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    ev_error_set(&verr, EV_REJECT_DECODE,
-                                 "v: the protocol version is not a positive integer (msgpack type %d)", v.type);
-                else if (v.u != EV_PROTOCOL_VERSION)
-                    ev_error_set(&verr, EV_REJECT_DECODE, "v: protocol version %llu is not %d",
-                                 (unsigned long long)v.u, EV_PROTOCOL_VERSION);
-                has_v = true;
-                continue;
-            }
-            idx = ev_field_index(k.ptr, k.size);
-            if (idx < 0)
-                continue; /* a key of a later version */
+        s_head_t k, v;
+        if (!s_read(data, len, &pos, false, &k) || !s_read(data, len, &pos, false, &v))
+            return EV_REJECT_DECODE;
+        if (k.type != MSGPACK_OBJECT_STR) {
+            if (!ferr.code)
+                ev_error_set(&ferr, EV_REJECT_DECODE, "body: a map key is not a string");
+            continue;
         }
+        if (k.size == 1 && k.ptr[0] == 'v') {
+            if (verr.code)
+                continue;
+            if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                ev_error_set(&verr, EV_REJECT_DECODE,
+                             "v: the protocol version is not a positive integer (msgpack type %d)", v.type);
+            else if (v.u != EV_PROTOCOL_VERSION)
+                ev_error_set(&verr, EV_REJECT_DECODE, "v: protocol version %llu is not %d", (unsigned long long)v.u,
+                             EV_PROTOCOL_VERSION);
+            has_v = true;
+            continue;
+        }
+        int idx = ev_field_index(k.ptr, k.size);
+        if (idx < 0)
+            continue; /* a key of a later version */
         if (ferr.code)
             continue; /* past the first refusal */
-        next = idx + 1;
         if (s_head_field(&v, idx, ev, &ferr) == EV_OK)
             seen |= 1u << idx;
     }
