@@ -10,10 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The event map's start (map header, "v", the version) and each field's
- * key, msgpack-encoded once: an event is then written byte by byte. */
-
 struct ev_codec_t {
+    ev_form_t form;      /* the form events are encoded in */
     msgpack_sbuffer out; /* what the last encode wrote */
     msgpack_packer pk;   /* packs into out */
     msgpack_zone zone;   /* decode scratch, cleared before each decode */
@@ -59,7 +57,18 @@ ev_codec_t *ev_codec_new(void)
         free(self);
         return NULL;
     }
+    self->form = EV_FORM_ARRAY;
     return self;
+}
+
+void ev_codec_set_form(ev_codec_t *self, ev_form_t form)
+{
+    self->form = form;
+}
+
+ev_form_t ev_form_named(const char *name)
+{
+    return strcmp(name, "map") == 0 ? EV_FORM_MAP : EV_FORM_ARRAY;
 }
 
 void ev_codec_destroy(ev_codec_t **self_p)
@@ -172,29 +181,31 @@ static unsigned char *s_put_str(unsigned char *p, ev_str_t s)
     return p + n;
 }
 
-/* An event map is written in one layout, which s_decode_event_fast reads
- * back: a fixmap, "v" first, then each field's key as a fixstr in field
- * order, each value in its shortest form, all as msgpack-c packs them (a
- * test compares the bytes). */
+/* An event is written in one layout of each form, which s_decode_event_fast
+ * reads back: an array (a fixarray of the version and each field's value in
+ * field order) or a map (a fixmap, "v" first, then each field's key as a
+ * fixstr in field order, each followed by its value); each value in its
+ * shortest form, all as msgpack-c packs them (a test compares the bytes). */
 #define EV_FIELD(name, kind, max, sql, where) _Static_assert(sizeof #name - 1 < 32, #name ": name too long");
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
-_Static_assert(EV_FIELD_COUNT + 1 <= 15, "the event map (its fields and v) is a fixmap");
+_Static_assert(EV_FIELD_COUNT + 1 <= 15, "the event (its fields and v) is a fixmap or fixarray");
 _Static_assert(EV_PROTOCOL_VERSION <= 0x7f, "the version is a positive fixint");
 
 /* Writes the event straight into out, made from the field list: its size is
  * bounded beforehand (a string's header takes at most 5 bytes, an integer at
- * most 9), so one reservation serves the whole map. Aborts when memory runs
- * out, as msgpack-c's sbuffer does. */
+ * most 9), so one reservation serves the whole event. Aborts when memory
+ * runs out, as msgpack-c's sbuffer does. */
 void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **data, size_t *len)
 {
+    const bool map = self->form == EV_FORM_MAP;
     size_t need = 4;
 #define S_NEED_I32(name) 9
 #define S_NEED_I64(name) 9
 #define S_NEED_PRICE(name) 9
 #define S_NEED_TIME(name) 9
 #define S_NEED_STR(name) (5 + (size_t)ev->name.len)
-#define EV_FIELD(name, kind, max, sql, where) need += sizeof #name + S_NEED_##kind(name);
+#define EV_FIELD(name, kind, max, sql, where) need += (map ? sizeof #name : 0) + S_NEED_##kind(name);
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
     msgpack_sbuffer *out = &self->out;
@@ -206,9 +217,13 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
         out->alloc = need;
     }
     unsigned char *start = (unsigned char *)out->data, *p = start;
-    *p++ = (unsigned char)(0x80 | (EV_FIELD_COUNT + 1));
-    *p++ = 0xa1;
-    *p++ = 'v';
+    if (map) {
+        *p++ = (unsigned char)(0x80 | (EV_FIELD_COUNT + 1));
+        *p++ = 0xa1;
+        *p++ = 'v';
+    } else {
+        *p++ = (unsigned char)(0x90 | (EV_FIELD_COUNT + 1));
+    }
     *p++ = EV_PROTOCOL_VERSION;
 #define S_PUT_I32(name) p = s_put_int(p, ev->name)
 #define S_PUT_I64(name) p = s_put_int(p, ev->name)
@@ -216,9 +231,11 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
 #define S_PUT_TIME(name) p = s_put_int(p, ev->name)
 #define S_PUT_STR(name) p = s_put_str(p, ev->name)
 #define EV_FIELD(name, kind, max, sql, where)                                                                   \
-    *p++ = (unsigned char)(0xa0 | (sizeof #name - 1));                                                          \
-    memcpy(p, #name, sizeof #name - 1);                                                                         \
-    p += sizeof #name - 1;                                                                                      \
+    if (map) {                                                                                                  \
+        *p++ = (unsigned char)(0xa0 | (sizeof #name - 1));                                                      \
+        memcpy(p, #name, sizeof #name - 1);                                                                     \
+        p += sizeof #name - 1;                                                                                  \
+    }                                                                                                           \
     S_PUT_##kind(name);
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
@@ -375,7 +392,7 @@ typedef struct {
     uint64_t u;      /* POSITIVE_INTEGER */
     int64_t i;       /* NEGATIVE_INTEGER */
     const char *ptr; /* STR: its bytes */
-    uint32_t size;   /* STR: its length; MAP: its entries */
+    uint32_t size;   /* STR: its length; MAP: its entries; ARRAY: its elements */
 } s_head_t;
 
 /* The integer at p (any msgpack integer form, p < end) as msgpack-c
@@ -433,9 +450,9 @@ static inline bool s_str_at(const unsigned char *p, const unsigned char *end, co
 }
 
 /* Reads the value at *pos: its head into h, and moves *pos past it (past a
- * map's head only when map_head_only and the value is a map). False when it
- * is truncated or malformed. */
-static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_head_only, s_head_t *h)
+ * map's or an array's head only when head_only and the value is one). False
+ * when it is truncated or malformed. */
+static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool head_only, s_head_t *h)
 {
     size_t at = *pos;
     if (at >= len)
@@ -458,18 +475,19 @@ static bool s_read(const unsigned char *p, size_t len, size_t *pos, bool map_hea
         h->type = MSGPACK_OBJECT_STR;
         *pos = (size_t)(next - p);
         return true;
-    } else if (map_head_only && ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf)) {
+    } else if (head_only && ((c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf))) {
+        bool map = c <= 0x8f || c >= 0xde;
         uint64_t entries = c & 0x0f;
         int n = 0;
-        if (c >= 0xde) {
-            n = c == 0xde ? 2 : 4;
+        if (c >= 0xdc) {
+            n = c == 0xdc || c == 0xde ? 2 : 4;
             if (left < (size_t)n)
                 return false;
             entries = ev_be_get(q, n);
         }
         if (entries > left - (size_t)n)
-            return false; /* each entry takes two bytes at least */
-        h->type = MSGPACK_OBJECT_MAP, h->size = (uint32_t)entries;
+            return false; /* each entry or element takes a byte at least */
+        h->type = map ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY, h->size = (uint32_t)entries;
         *pos = at + 1 + (size_t)n;
         return true;
     }
@@ -557,17 +575,19 @@ static ev_reject_t s_head_field(const s_head_t *h, int idx, ev_event_t *ev, ev_e
     return rc;
 }
 
-/* ---- Events in the layout our encoders write ----
+/* ---- Events in the layouts our encoders write ----
  *
- * Nearly every event on the bus comes from ev_codec_encode_event: the map's
+ * Nearly every event on the bus comes from ev_codec_encode_event: an array's
+ * head and the version, then each field's value in field order; or a map's
  * head and "v" first, then each field's key as a fixstr, in field order, each
- * followed by its value in one of the integer or string forms. That layout
- * is checked and read here in one straight pass, made from the field list,
- * with each key compared at a length known when compiling. Any other byte
- * (another order, a key as str8, a value out of range or of another type, a
- * key more or less) returns false, and the general loop below decodes the
- * map from the start: the fast path accepts only maps that loop accepts, and
- * reads them to the same event. */
+ * followed by its value; each value in one of the integer or string forms.
+ * Those layouts are checked and read here in one straight pass, made from the
+ * field list, with each key compared at a length known when compiling. Any
+ * other byte (another order, a key as str8, an array head of another form, a
+ * value out of range or of another type, a key or an element more or less)
+ * returns false, and the general loops below decode the event from the
+ * start: the fast path accepts only events those loops accept, and reads
+ * them to the same event. */
 
 /* An integer in any msgpack integer form, within int64. */
 static inline bool s_fast_int(const unsigned char **at, const unsigned char *end, int64_t *out)
@@ -640,20 +660,27 @@ __attribute__((always_inline)) static inline bool s_same(const unsigned char *a,
     } while (0)
 
 
-/* The event at the start of data, if it is in our encoders' layout: true,
- * with *size its length in bytes. */
+/* The event at the start of data, if it is in one of our encoders'
+ * layouts: true, with *size its length in bytes. */
 static bool s_decode_event_fast(const unsigned char *data, size_t len, size_t *size, ev_event_t *ev)
 {
     const unsigned char *p = data, *end = data + len;
-    if (len < 4 || p[0] != (0x80 | (EV_FIELD_COUNT + 1)) || p[1] != 0xa1 || p[2] != 'v' ||
-        p[3] != EV_PROTOCOL_VERSION)
-        return false;
-    p += 4;
+    if (len >= 2 && p[0] == (0x90 | (EV_FIELD_COUNT + 1)) && p[1] == EV_PROTOCOL_VERSION) {
+        p += 2;
+#define EV_FIELD(name, kind, max, sql, where) S_FAST_VALUE_##kind(name);
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+    } else if (len >= 4 && p[0] == (0x80 | (EV_FIELD_COUNT + 1)) && p[1] == 0xa1 && p[2] == 'v' &&
+               p[3] == EV_PROTOCOL_VERSION) {
+        p += 4;
 #define EV_FIELD(name, kind, max, sql, where)                                                                   \
     S_FAST_KEY(#name, sizeof #name - 1);                                                                        \
     S_FAST_VALUE_##kind(name);
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
+    } else {
+        return false;
+    }
     *size = (size_t)(p - data);
     return true;
 }
@@ -665,8 +692,50 @@ static bool s_decode_event_fast(const unsigned char *data, size_t len, size_t *s
 #undef S_FAST_VALUE_TIME
 #undef S_FAST_VALUE_STR
 
-/* Decodes the event map at the start of data (len bytes there, maybe more
- * after it). *size: the map's length in bytes, 0 when it is truncated or
+/* Whether the value h is this protocol version; sets err when not. */
+static void s_check_version(const s_head_t *h, ev_error_t *err)
+{
+    if (h->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        ev_error_set(err, EV_REJECT_DECODE, "v: the protocol version is not a positive integer (msgpack type %d)",
+                     h->type);
+    else if (h->u != EV_PROTOCOL_VERSION)
+        ev_error_set(err, EV_REJECT_DECODE, "v: protocol version %llu is not %d", (unsigned long long)h->u,
+                     EV_PROTOCOL_VERSION);
+}
+
+/* The rest of an event array of n elements whose head ends at pos: the
+ * version, then the fields in field order; elements past the last field (a
+ * later version's) are stepped over. As the map loop: *size is 0 when the
+ * array is truncated or malformed; the version's refusal comes first, then
+ * the first field's in order, then the first field missing. */
+static ev_reject_t s_decode_array(const unsigned char *data, size_t len, size_t pos, uint32_t n, size_t *size,
+                                  ev_event_t *ev, ev_error_t *err)
+{
+    memset(ev, 0, sizeof *ev);
+    ev_error_t verr = {0}, ferr = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        s_head_t v;
+        if (!s_read(data, len, &pos, false, &v))
+            return EV_REJECT_DECODE;
+        if (i == 0)
+            s_check_version(&v, &verr);
+        else if (i <= EV_FIELD_COUNT && !ferr.code)
+            s_head_field(&v, (int)i - 1, ev, &ferr);
+    }
+    *size = pos;
+    if (n == 0)
+        return ev_error_set(err, EV_REJECT_DECODE, "v: the protocol version is missing");
+    if (verr.code || ferr.code) {
+        *err = verr.code ? verr : ferr;
+        return err->code;
+    }
+    if (n <= EV_FIELD_COUNT)
+        return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the message", ev_fields[n - 1].name);
+    return EV_OK;
+}
+
+/* Decodes the event (an array or a map) at the start of data (len bytes
+ * there, maybe more after it). *size: the map's length in bytes, 0 when it is truncated or
  * malformed (nothing else is then known). */
 static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, size_t *size, ev_event_t *ev,
                                        ev_error_t *err)
@@ -678,9 +747,12 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
     s_head_t top;
     if (!s_read(data, len, &pos, true, &top))
         return EV_REJECT_DECODE;
+    if (top.type == MSGPACK_OBJECT_ARRAY)
+        return s_decode_array(data, len, pos, top.size, size, ev, err);
     if (top.type != MSGPACK_OBJECT_MAP) {
         *size = pos;
-        return ev_error_set(err, EV_REJECT_DECODE, "body: a msgpack map was expected (type %d)", top.type);
+        return ev_error_set(err, EV_REJECT_DECODE, "body: a msgpack array or map was expected (type %d)",
+                            top.type);
     }
     memset(ev, 0, sizeof *ev);
     ev_error_t verr = {0}, ferr = {0};
@@ -696,14 +768,8 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
             continue;
         }
         if (k.size == 1 && k.ptr[0] == 'v') {
-            if (verr.code)
-                continue;
-            if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                ev_error_set(&verr, EV_REJECT_DECODE,
-                             "v: the protocol version is not a positive integer (msgpack type %d)", v.type);
-            else if (v.u != EV_PROTOCOL_VERSION)
-                ev_error_set(&verr, EV_REJECT_DECODE, "v: protocol version %llu is not %d", (unsigned long long)v.u,
-                             EV_PROTOCOL_VERSION);
+            if (!verr.code)
+                s_check_version(&v, &verr);
             has_v = true;
             continue;
         }

@@ -1,7 +1,8 @@
-/* Walking a bus body (one or more msgpack maps back to back) without
- * unpacking it: every value is skipped by its length, counts and lengths are
- * checked against the bytes left, nesting is bounded. The source check
- * (bus_auth) and the tap's redaction (bus_redact) read bodies this way. */
+/* Walking a bus body (one or more events, msgpack arrays or maps, back to
+ * back) without unpacking it: every value is skipped by its length, counts
+ * and lengths are checked against the bytes left, nesting is bounded. The
+ * source check (bus_auth) and the tap's redaction (bus_redact) read bodies
+ * this way. */
 #ifndef EVPIPE_BUS_SCAN_H
 #define EVPIPE_BUS_SCAN_H
 
@@ -10,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "evpipe/event.h"
+
 /* A key to look for: its name and length. */
 typedef struct {
     const char *name;
@@ -17,10 +20,12 @@ typedef struct {
 } bus_scan_key_t;
 #define BUS_SCAN_KEY(literal) {literal, sizeof literal - 1}
 
-/* Called for each top-level entry whose key is the str keys[which], with the
- * bytes of its value [value, value_end); then once more at the end of each
- * map with which -1 (value NULL). map counts the maps from 0. Returning false
- * stops the walk. */
+/* Called for each top-level value of a map whose key is the str keys[which],
+ * or of an array whose position is the field keys[which] (element 0 is the
+ * version, element i the field ev_fields[i - 1]), with the bytes of the value
+ * [value, value_end); then once more at the end of each event with which -1
+ * (value NULL). map counts the events from 0. Returning false stops the
+ * walk. */
 typedef bool (*bus_scan_fn)(void *arg, int map, int which, const uint8_t *value, const uint8_t *value_end);
 
 /* ---- The walk: inline, so each caller gets one specialized to its callback
@@ -159,10 +164,11 @@ static inline int bus_scan_which_(const bus_scan_key_t *keys, int nkeys, const u
     return -1;
 }
 
-/* Walks body, comparing each top-level key with the nkeys names of keys (the
- * only calls are for those, so the walk stays cheap). Returns the number of
- * maps; -1 when the body is empty, holds something other than maps, a value
- * runs past the end, or fn returned false. */
+/* Walks body, comparing each top-level key of a map with the nkeys names of
+ * keys, and taking each array element at the position of one of those fields
+ * (the only calls are for those, so the walk stays cheap). Returns the number
+ * of events; -1 when the body is empty, holds something other than arrays and
+ * maps, a value runs past the end, or fn returned false. */
 static inline int bus_scan_body(const uint8_t *body, size_t len, const bus_scan_key_t *keys, int nkeys,
                                 bus_scan_fn fn, void *arg)
 {
@@ -170,17 +176,31 @@ static inline int bus_scan_body(const uint8_t *body, size_t len, const bus_scan_
     int maps = 0;
     if (len == 0)
         return -1;
+    /* Which key each array position is, -1 for none. */
+    int at[EV_FIELD_COUNT + 1];
+    at[0] = bus_scan_which_(keys, nkeys, (const uint8_t *)"v", 1);
+    for (int f = 0; f < EV_FIELD_COUNT; f++)
+        at[f + 1] = bus_scan_which_(keys, nkeys, (const uint8_t *)ev_fields[f].name, strlen(ev_fields[f].name));
     while (p < end) {
         uint64_t count;
         uint8_t b = p[0];
         size_t head = bus_scan_head_(p, end, &count);
         bool is_map = (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
-        if (!is_map || head == 0 || head > (size_t)(end - p))
+        bool is_array = (b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd;
+        if (!(is_map || is_array) || head == 0 || head > (size_t)(end - p))
             return -1;
         p += head;
         if (count > (uint64_t)(end - p))
             return -1;
-        for (uint64_t i = 0; i < count / 2; i++) {
+        for (uint64_t i = 0; is_array && i < count; i++) {
+            const uint8_t *value = p;
+            if (!(p = bus_scan_next_(p, end)))
+                return -1;
+            int which = i <= EV_FIELD_COUNT ? at[i] : -1;
+            if (which >= 0 && !fn(arg, maps, which, value, p))
+                return -1;
+        }
+        for (uint64_t i = 0; is_map && i < count / 2; i++) {
             const uint8_t *k = NULL;
             size_t klen = 0;
             const uint8_t *after = p < end ? bus_scan_str_(p, end, &k, &klen) : NULL;

@@ -55,6 +55,13 @@ HEARTBEAT = {"v": 1, "source": "gen-0123456789abcdef", "partition": 3, "seq": 17
 REPAIR = {"v": 1, "id": 9, "source": "gen-0123456789abcdef", "partition": 3, "from": 5, "to": 9}
 
 
+def arr(d):
+    """An event map as the array form: its values in the order of EVENT's
+    keys (v first, then the fields in field order); keys not in EVENT go
+    after them, in their order."""
+    return [d[k] for k in EVENT if k in d] + [v for k, v in d.items() if k not in EVENT]
+
+
 def with_(d, **kw):
     e = dict(d)
     for k, v in kw.items():
@@ -75,6 +82,11 @@ def wire():
         "event_version_2": mp(with_(EVENT, v=2)),
         "event_negative": mp(with_(EVENT, partition=-1, product_price=-99999999999, event_time=-(2**63))),
         "event_truncated": mp(EVENT)[:40],
+        "array_event": mp(arr(EVENT)),
+        "array_extra_elements": mp(arr(with_(EVENT, later_field=[1, "x", None]))),
+        "array_missing_tail": mp(arr(with_(EVENT, published_at=KeyError))),
+        "array_version_2": mp(arr(with_(EVENT, v=2))),
+        "array_truncated": mp(arr(EVENT))[:30],
         "heartbeat": mp(HEARTBEAT),
         "repair": mp(REPAIR),
         "repair_end": mp(with_(REPAIR, sent=5, found_source=True)),
@@ -82,6 +94,7 @@ def wire():
         "body_three_events": mp(EVENT) + mp(with_(EVENT, seq=18)) + mp(with_(EVENT, seq=19, user_name="")),
         "body_bad_map_between": mp(EVENT) + mp(with_(EVENT, seq=KeyError)) + mp(with_(EVENT, seq=19)),
         "body_broken_middle": mp(EVENT) + b"\xdb\xff\xff\xff\xff" + mp(with_(EVENT, seq=19)),
+        "body_both_forms": mp(arr(EVENT)) + mp(with_(EVENT, seq=18)) + mp(arr(with_(EVENT, seq=19))),
         "huge_map_header": b"\xdf\xff\xff\xff\xff\xa1v\x01",
         "nested_arrays": b"\x91" * 40 + b"\x01",
         "empty": b"",
@@ -92,16 +105,20 @@ def bus():
     """Bodies as publishers send them, and the tricks a forger would try."""
     return {
         "event": mp(EVENT),
+        "array_event": mp(arr(EVENT)),
         "body_three_events": mp(EVENT) + mp(with_(EVENT, seq=18)) + mp(with_(EVENT, seq=19, user_name="")),
+        "body_both_forms": mp(arr(EVENT)) + mp(with_(EVENT, seq=18)),
         "heartbeat": mp(HEARTBEAT),
         "event_cut_short": mp(EVENT)[:-1],
+        "array_cut_before_source": mp(arr(EVENT)[:10]),
+        "array_source_not_text": mp(arr(with_(EVENT, source=7))),
         "source_twice": b"\x82" + mp("source") + mp("gen-a") + mp("source") + mp("gen-b"),
         "source_not_text": mp(with_(EVENT, source=7)),
         "no_source": mp(with_(EVENT, source=KeyError)),
         "source_nested": mp(with_(EVENT, source=KeyError, extra={"source": "gen-x"})),
         "name_not_text": mp(with_(EVENT, user_name=5, user_email=b"")),
         "long_name": mp(with_(EVENT, user_name="x" * 200)),
-        "not_a_map": mp([1, 2]),
+        "not_an_event": mp(b"\x91\x01" * 2),
         "empty": b"",
     }
 

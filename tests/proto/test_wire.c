@@ -182,39 +182,42 @@ Test(wire_codec, destroy_accepts_null_and_nulls_the_pointer)
 
 /* ---- Event bodies ---- */
 
-Test(wire_event, round_trips_every_field)
+Test(wire_event, round_trips_every_field_in_either_form)
 {
-    ev_codec_t *codec = ev_codec_new();
-    ev_event_t ev = s_event(), back;
-    const void *data;
-    size_t len;
-    ev_codec_encode_event(codec, &ev, &data, &len);
-    cr_assert_gt(len, 0);
-    void *copy = s_copy(data, len);
-    ev_error_t err = {0};
-    cr_assert_eq(ev_codec_decode_event(codec, copy, len, &back, &err), EV_OK, "%s", err.detail);
-    cr_assert(ev_event_equal(&ev, &back, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
-    /* Each field, spelled out, so a failure says which. */
-    cr_assert_eq(back.user_id, INT32_MIN);
-    cr_assert_eq(back.product_id, INT32_MAX);
-    cr_assert_eq(back.product_price, -9999999999LL);
-    cr_assert_eq(back.event_time, -62135596800LL * 1000000);
-    cr_assert_eq(back.partition, 1023);
-    cr_assert_eq(back.seq, INT64_MAX);
-    cr_assert_eq(back.published_at, 253402300799LL * 1000000 + 999999);
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        if (ev_fields[i].kind != EV_KIND_STR)
-            continue;
-        const ev_str_t *a = (const ev_str_t *)((const char *)&ev + ev_fields[i].offset);
-        const ev_str_t *b = (const ev_str_t *)((const char *)&back + ev_fields[i].offset);
-        cr_assert_eq(a->len, b->len, "%s", ev_fields[i].name);
-        cr_assert_arr_eq(a->ptr, b->ptr, a->len, "%s", ev_fields[i].name);
-        /* Decoded text points into the message it came from. */
-        cr_assert(b->ptr >= (const char *)copy && b->ptr + b->len <= (const char *)copy + len, "%s",
-                  ev_fields[i].name);
+    for (int form = EV_FORM_ARRAY; form <= EV_FORM_MAP; form++) {
+        ev_codec_t *codec = ev_codec_new();
+        ev_codec_set_form(codec, (ev_form_t)form);
+        ev_event_t ev = s_event(), back;
+        const void *data;
+        size_t len;
+        ev_codec_encode_event(codec, &ev, &data, &len);
+        cr_assert_gt(len, 0);
+        void *copy = s_copy(data, len);
+        ev_error_t err = {0};
+        cr_assert_eq(ev_codec_decode_event(codec, copy, len, &back, &err), EV_OK, "%s", err.detail);
+        cr_assert(ev_event_equal(&ev, &back, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+        /* Each field, spelled out, so a failure says which. */
+        cr_assert_eq(back.user_id, INT32_MIN);
+        cr_assert_eq(back.product_id, INT32_MAX);
+        cr_assert_eq(back.product_price, -9999999999LL);
+        cr_assert_eq(back.event_time, -62135596800LL * 1000000);
+        cr_assert_eq(back.partition, 1023);
+        cr_assert_eq(back.seq, INT64_MAX);
+        cr_assert_eq(back.published_at, 253402300799LL * 1000000 + 999999);
+        for (int i = 0; i < EV_FIELD_COUNT; i++) {
+            if (ev_fields[i].kind != EV_KIND_STR)
+                continue;
+            const ev_str_t *a = (const ev_str_t *)((const char *)&ev + ev_fields[i].offset);
+            const ev_str_t *b = (const ev_str_t *)((const char *)&back + ev_fields[i].offset);
+            cr_assert_eq(a->len, b->len, "%s", ev_fields[i].name);
+            cr_assert_arr_eq(a->ptr, b->ptr, a->len, "%s", ev_fields[i].name);
+            /* Decoded text points into the message it came from. */
+            cr_assert(b->ptr >= (const char *)copy && b->ptr + b->len <= (const char *)copy + len, "%s",
+                      ev_fields[i].name);
+        }
+        free(copy);
+        ev_codec_destroy(&codec);
     }
-    free(copy);
-    ev_codec_destroy(&codec);
 }
 
 Test(wire_event, round_trips_empty_text_and_zero_values)
@@ -269,18 +272,24 @@ static void s_pack_value(msgpack_packer *pk, const ev_field_t *f, const ev_event
     }
 }
 
-/* The event packed by msgpack-c's own packer, field by field: the bytes the
- * encoder must give (archives, taps and other publishers compare them). */
-static void s_pack_reference(msgpack_sbuffer *out, const ev_event_t *ev)
+/* The event packed by msgpack-c's own packer, field by field, as an array
+ * or a map: the bytes the encoder must give (taps and other publishers
+ * compare them). */
+static void s_pack_reference(msgpack_sbuffer *out, const ev_event_t *ev, ev_form_t form)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, EV_FIELD_COUNT + 1);
-    s_pack_key(&pk, "v");
+    if (form == EV_FORM_MAP) {
+        msgpack_pack_map(&pk, EV_FIELD_COUNT + 1);
+        s_pack_key(&pk, "v");
+    } else {
+        msgpack_pack_array(&pk, EV_FIELD_COUNT + 1);
+    }
     msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
     for (int i = 0; i < EV_FIELD_COUNT; i++) {
         const ev_field_t *f = &ev_fields[i];
-        s_pack_key(&pk, f->name);
+        if (form == EV_FORM_MAP)
+            s_pack_key(&pk, f->name);
         s_pack_value(&pk, f, ev);
     }
 }
@@ -299,7 +308,9 @@ Test(wire_event, bytes_are_msgpack_cs_for_every_integer_and_string_length_class)
     msgpack_sbuffer want;
     msgpack_sbuffer_init(&want);
     size_t nints = sizeof ints / sizeof ints[0], nlens = sizeof lens / sizeof lens[0];
-    for (size_t k = 0; k < nints + nlens; k++) {
+    for (size_t k = 0; k < 2 * (nints + nlens); k++) {
+        ev_form_t form = k % 2 ? EV_FORM_MAP : EV_FORM_ARRAY;
+        ev_codec_set_form(codec, form);
         ev_event_t ev = s_event();
         int64_t n = ints[k % nints];
         /* 32-bit fields take the values that fit; strings each length. */
@@ -319,7 +330,7 @@ Test(wire_event, bytes_are_msgpack_cs_for_every_integer_and_string_length_class)
         size_t len;
         ev_codec_encode_event(codec, &ev, &data, &len);
         msgpack_sbuffer_clear(&want);
-        s_pack_reference(&want, &ev);
+        s_pack_reference(&want, &ev, form);
         cr_assert_eq(len, want.size, "case %zu: %zu bytes, msgpack-c packs %zu", k, len, want.size);
         cr_assert_arr_eq(data, want.data, len, "case %zu: the bytes differ from msgpack-c's", k);
     }
@@ -379,41 +390,54 @@ Test(wire_event, decodes_keys_in_other_forms_and_near_misses_of_the_expected_key
     ev_codec_destroy(&codec);
 }
 
-/* The map in data with its entries in reverse order, packed again by
- * msgpack-c from its own reading: the decoder's general loop reads that,
- * since "v" and the fields are no longer where our encoders put them. False
- * when msgpack-c does not read data as exactly one map. */
-static bool s_reversed(const void *data, size_t len, msgpack_sbuffer *out)
+/* The event in data packed again by msgpack-c from its own reading, in a
+ * way that makes the decoder take its general map loop: a map (form MAP)
+ * with its entries in reverse order, so that "v" and the fields are no
+ * longer where our encoders put them; an array (form ARRAY) as the map of
+ * the same values, element 0 under "v", element i under the name of field
+ * i - 1, elements past the fields under keys no version has, also in reverse
+ * order. False when msgpack-c does not read data as exactly one value of
+ * the form. */
+static bool s_reference(const void *data, size_t len, msgpack_sbuffer *out, ev_form_t form)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
     bool ok = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
-              u.data.type == MSGPACK_OBJECT_MAP;
+              u.data.type == (form == EV_FORM_MAP ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY);
     if (ok) {
         msgpack_packer pk;
         msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-        const msgpack_object_map *m = &u.data.via.map;
-        msgpack_pack_map(&pk, m->size);
-        for (uint32_t i = m->size; i-- > 0;) {
-            msgpack_pack_object(&pk, m->ptr[i].key);
-            msgpack_pack_object(&pk, m->ptr[i].val);
+        uint32_t n = form == EV_FORM_MAP ? u.data.via.map.size : u.data.via.array.size;
+        msgpack_pack_map(&pk, n);
+        for (uint32_t i = n; i-- > 0;) {
+            if (form == EV_FORM_MAP) {
+                msgpack_pack_object(&pk, u.data.via.map.ptr[i].key);
+                msgpack_pack_object(&pk, u.data.via.map.ptr[i].val);
+                continue;
+            }
+            char extra[32];
+            snprintf(extra, sizeof extra, "later_%u", i);
+            s_pack_key(&pk, i == 0 ? "v" : i <= EV_FIELD_COUNT ? ev_fields[i - 1].name : extra);
+            msgpack_pack_object(&pk, u.data.via.array.ptr[i]);
         }
     }
     msgpack_unpacked_destroy(&u);
     return ok;
 }
 
-Test(wire_event, every_byte_changed_decodes_as_the_same_map_in_another_order)
+/* Each byte of two events encoded in form set to every other value: the
+ * result must be what the decoder reads from s_reference's packing of those
+ * bytes (accepted or not, and the same event), which it reads with its
+ * general loop; when s_reference finds no value of the form there, the bytes
+ * must be refused. */
+static void s_every_byte_changed(ev_form_t form)
 {
-    /* Our encoders' layout is read by a fast path; the same map in any other
-     * order by the general loop. Each byte of two encoded events is set to
-     * every other value: the result must be what msgpack-c reads there,
-     * decoded the general way (accepted or not, and the same event). */
     ev_codec_t *codec = ev_codec_new();
+    ev_codec_set_form(codec, form);
     ev_event_t events[2] = {s_event(), pt_event()};
-    msgpack_sbuffer rev;
-    msgpack_sbuffer_init(&rev);
+    msgpack_sbuffer ref;
+    msgpack_sbuffer_init(&ref);
     size_t accepted = 0, refused = 0;
     for (int e = 0; e < 2; e++) {
         const void *data;
@@ -430,13 +454,13 @@ Test(wire_event, every_byte_changed_decodes_as_the_same_map_in_another_order)
                 ev_event_t got, want;
                 ev_error_t err = {0}, werr = {0};
                 ev_reject_t rc = ev_codec_decode_event(codec, m, len, &got, &err);
-                msgpack_sbuffer_clear(&rev);
-                if (!s_reversed(m, len, &rev)) {
-                    cr_assert_neq(rc, EV_OK, "byte %zu set to 0x%02x: accepted, msgpack-c reads no map", at, c);
+                msgpack_sbuffer_clear(&ref);
+                if (!s_reference(m, len, &ref, form)) {
+                    cr_assert_neq(rc, EV_OK, "byte %zu set to 0x%02x: accepted, the reference reads nothing", at, c);
                 } else {
-                    void *r = s_copy(rev.data, rev.size);
-                    ev_reject_t wrc = ev_codec_decode_event(codec, r, rev.size, &want, &werr);
-                    cr_assert_eq(rc == EV_OK, wrc == EV_OK, "byte %zu set to 0x%02x: %s here, %s reversed (%s%s)",
+                    void *r = s_copy(ref.data, ref.size);
+                    ev_reject_t wrc = ev_codec_decode_event(codec, r, ref.size, &want, &werr);
+                    cr_assert_eq(rc == EV_OK, wrc == EV_OK, "byte %zu set to 0x%02x: %s here, %s by reference (%s%s)",
                                  at, c, ev_reject_name(rc), ev_reject_name(wrc), err.detail, werr.detail);
                     if (rc == EV_OK)
                         cr_assert(ev_event_equal(&got, &want, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE),
@@ -452,13 +476,164 @@ Test(wire_event, every_byte_changed_decodes_as_the_same_map_in_another_order)
     /* Both outcomes were reached many times (values changed; keys, heads broken). */
     cr_assert_gt(accepted, 1000);
     cr_assert_gt(refused, 1000);
-    msgpack_sbuffer_destroy(&rev);
+    msgpack_sbuffer_destroy(&ref);
     ev_codec_destroy(&codec);
 }
 
-Test(wire_event, carries_protocol_version_1_under_v)
+Test(wire_event, every_byte_changed_decodes_as_the_same_map_in_another_order)
+{
+    /* Our encoders' map layout is read by a fast path; the same map in any
+     * other order by the general loop. */
+    s_every_byte_changed(EV_FORM_MAP);
+}
+
+Test(wire_event, every_byte_changed_decodes_an_array_as_the_map_of_its_values)
+{
+    /* An array is the map of the same values under the field names, in
+     * field order: this covers the array's fast path and its general loop. */
+    s_every_byte_changed(EV_FORM_ARRAY);
+}
+
+Test(wire_event, an_array_holds_the_version_then_each_field_in_field_order)
 {
     ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev = s_event();
+    const void *data;
+    size_t len;
+    ev_codec_encode_event(codec, &ev, &data, &len);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object obj;
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack(data, len, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(obj.type, MSGPACK_OBJECT_ARRAY, "a new codec writes arrays");
+    cr_assert_eq(obj.via.array.size, EV_FIELD_COUNT + 1);
+    cr_assert_eq(obj.via.array.ptr[0].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    cr_assert_eq(obj.via.array.ptr[0].via.u64, EV_PROTOCOL_VERSION);
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        const msgpack_object *v = &obj.via.array.ptr[i + 1];
+        const char *p = (const char *)&ev + ev_fields[i].offset;
+        if (ev_fields[i].kind == EV_KIND_STR) {
+            const ev_str_t *t = (const ev_str_t *)p;
+            cr_assert_eq(v->type, MSGPACK_OBJECT_STR, "%s", ev_fields[i].name);
+            cr_assert_eq(v->via.str.size, t->len, "%s", ev_fields[i].name);
+            cr_assert_arr_eq(v->via.str.ptr, t->ptr, t->len, "%s", ev_fields[i].name);
+        } else {
+            int64_t want = ev_fields[i].kind == EV_KIND_I32 ? *(const int32_t *)p : *(const int64_t *)p;
+            int64_t got = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)v->via.u64 : v->via.i64;
+            cr_assert(v->type == MSGPACK_OBJECT_POSITIVE_INTEGER || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER,
+                      "%s: an integer, never a float", ev_fields[i].name);
+            cr_assert_eq(got, want, "%s", ev_fields[i].name);
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    ev_codec_destroy(&codec);
+}
+
+/* ev as an array of its first n values (the version first), with extra
+ * elements after the last field. */
+static void s_pack_array(msgpack_sbuffer *sb, const ev_event_t *ev, uint32_t n, uint32_t extra)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n + extra);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i == 0)
+            msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
+        else
+            s_pack_value(&pk, &ev_fields[i - 1], ev);
+    }
+    for (uint32_t i = 0; i < extra; i++) {
+        msgpack_pack_map(&pk, 1);
+        s_pack_key(&pk, "later");
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_double(&pk, 0.5);
+    }
+}
+
+Test(wire_event, an_array_cut_short_is_refused_naming_the_first_field_missing)
+{
+    ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev = s_event(), back;
+    for (uint32_t n = 0; n <= EV_FIELD_COUNT; n++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        s_pack_array(&sb, &ev, n, 0);
+        ev_error_t err = {0};
+        ev_reject_t rc = ev_codec_decode_event(codec, sb.data, sb.size, &back, &err);
+        if (n == 0) {
+            cr_assert_eq(rc, EV_REJECT_DECODE);
+            cr_assert(s_starts_with(err.detail, "v:"), "%s", err.detail);
+        } else {
+            cr_assert_eq(rc, EV_REJECT_MISSING, "%u elements: %s", n, err.detail);
+            cr_assert(s_starts_with(err.detail, ev_fields[n - 1].name), "%u elements: %s", n, err.detail);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    ev_codec_destroy(&codec);
+}
+
+Test(wire_event, an_array_with_elements_past_the_last_field_is_the_same_event)
+{
+    /* A later version may add fields at the end; this one steps over them,
+     * whatever they hold, as it ignores a map's unknown keys. */
+    ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev = s_event(), back;
+    for (uint32_t extra = 1; extra <= 3; extra++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        s_pack_array(&sb, &ev, EV_FIELD_COUNT + 1, extra);
+        ev_error_t err = {0};
+        cr_assert_eq(ev_codec_decode_event(codec, sb.data, sb.size, &back, &err), EV_OK, "%s", err.detail);
+        cr_assert(ev_event_equal(&ev, &back, EV_WHERE_PAYLOAD | EV_WHERE_IDENTITY | EV_WHERE_WIRE));
+        msgpack_sbuffer_destroy(&sb);
+    }
+    ev_codec_destroy(&codec);
+}
+
+Test(wire_event, an_array_refuses_a_wrong_version_and_a_field_of_the_wrong_type_naming_it)
+{
+    ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev = s_event(), back;
+    const void *data;
+    size_t len;
+    ev_codec_encode_event(codec, &ev, &data, &len);
+    unsigned char *m = s_copy(data, len);
+    ev_error_t err = {0};
+    m[1] = 2; /* the version */
+    cr_assert_eq(ev_codec_decode_event(codec, m, len, &back, &err), EV_REJECT_DECODE);
+    cr_assert(s_starts_with(err.detail, "v: protocol version 2"), "%s", err.detail);
+    m[1] = EV_PROTOCOL_VERSION;
+    for (int i = 0; i < EV_FIELD_COUNT; i++) {
+        /* Field i as the other kind: a string for an integer, 7 for a string. */
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, EV_FIELD_COUNT + 1);
+        msgpack_pack_int(&pk, EV_PROTOCOL_VERSION);
+        for (int j = 0; j < EV_FIELD_COUNT; j++) {
+            if (j != i)
+                s_pack_value(&pk, &ev_fields[j], &ev);
+            else if (ev_fields[j].kind == EV_KIND_STR)
+                msgpack_pack_int(&pk, 7);
+            else
+                s_pack_key(&pk, "7");
+        }
+        cr_assert_eq(ev_codec_decode_event(codec, sb.data, sb.size, &back, &err), EV_REJECT_DECODE, "%s",
+                     ev_fields[i].name);
+        cr_assert(s_starts_with(err.detail, ev_fields[i].name), "%s", err.detail);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(m);
+    ev_codec_destroy(&codec);
+}
+
+Test(wire_event, a_map_carries_protocol_version_1_under_v)
+{
+    ev_codec_t *codec = ev_codec_new();
+    ev_codec_set_form(codec, EV_FORM_MAP);
     ev_event_t ev = s_event();
     const void *data;
     size_t len;
@@ -781,7 +956,7 @@ Test(wire_event, accepts_every_msgpack_type_under_an_unknown_key)
     msgpack_sbuffer_destroy(&sb);
 }
 
-Test(wire_event, refuses_a_body_that_is_not_a_map)
+Test(wire_event, refuses_a_body_that_is_neither_an_array_nor_a_map)
 {
     ev_codec_t *codec = ev_codec_new();
     msgpack_sbuffer sb;
@@ -790,7 +965,7 @@ Test(wire_event, refuses_a_body_that_is_not_a_map)
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         switch (kind) {
-        case 0: msgpack_pack_array(&pk, 2); msgpack_pack_int(&pk, 1); msgpack_pack_int(&pk, 2); break;
+        case 0: msgpack_pack_bin(&pk, 2); msgpack_pack_bin_body(&pk, "\x91\x01", 2); break;
         case 1: msgpack_pack_int(&pk, 1); break;
         case 2: s_pack_key(&pk, "v"); break;
         case 3: msgpack_pack_nil(&pk); break;
@@ -858,9 +1033,12 @@ static ev_event_t s_event_n(int i)
     return ev;
 }
 
+/* Appends event i to body: every third as a map, the rest as arrays (a
+ * body may hold both forms). */
 static void s_append_event(ev_codec_t *codec, msgpack_sbuffer *body, int i)
 {
     ev_event_t ev = s_event_n(i);
+    ev_codec_set_form(codec, i % 3 == 1 ? EV_FORM_MAP : EV_FORM_ARRAY);
     const void *data;
     size_t len;
     ev_codec_encode_event(codec, &ev, &data, &len);

@@ -60,19 +60,28 @@ typedef struct ev_codec_t ev_codec_t;
 ev_codec_t *ev_codec_new(void);
 void ev_codec_destroy(ev_codec_t **self_p);
 
+/* The two forms of an event (docs/protocol.md): an array of the version and
+ * the values in field order, or a map keyed by field name (twice the bytes).
+ * Decoding reads both; a new codec encodes arrays. */
+typedef enum { EV_FORM_ARRAY, EV_FORM_MAP } ev_form_t;
+void ev_codec_set_form(ev_codec_t *self, ev_form_t form);
+/* The form the setting PUBLISH_FORM names: "map", or else arrays. */
+ev_form_t ev_form_named(const char *name);
+
 void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **data, size_t *len);
 /* Decodes a body of exactly one event (a repair answer's EVENT); a body with
- * bytes after its first map is refused. Bus bodies go through
+ * bytes after its first event is refused. Bus bodies go through
  * ev_codec_next_event. */
 ev_reject_t ev_codec_decode_event(ev_codec_t *self, const void *data, size_t len, ev_event_t *ev,
                                   ev_error_t *err);
 
-/* The body of an `ev` message is one or more event maps back to back (a
- * msgpack stream), all of the topic's partition; a body of one map is the
- * single-event message of before. What ev_codec_next_event found: */
+/* The body of an `ev` message is one or more events (arrays or maps) back
+ * to back (a msgpack stream), all of the topic's partition; a body of one
+ * event is the single-event message of before. What ev_codec_next_event
+ * found: */
 typedef enum {
-    EV_NEXT_EVENT,   /* *ev is the next event; raw/rawlen are its map's bytes */
-    EV_NEXT_INVALID, /* the next map's bytes are raw/rawlen, but they are not a valid event (err says
+    EV_NEXT_EVENT,   /* *ev is the next event; raw/rawlen are its bytes */
+    EV_NEXT_INVALID, /* the next event's bytes are raw/rawlen, but they are not a valid event (err says
                         why): that event is lost, the walk goes on after it */
     EV_NEXT_BROKEN,  /* the bytes at *offset are not one whole msgpack value (err says why), so where
                         the next event starts cannot be known: the rest of the body is lost */
@@ -80,7 +89,7 @@ typedef enum {
 } ev_next_t;
 
 /* Walks the events of a body one by one: start with *offset = 0 and call
- * until EV_NEXT_END or EV_NEXT_BROKEN. Each call reads the map at *offset,
+ * until EV_NEXT_END or EV_NEXT_BROKEN. Each call reads the event at *offset,
  * checks its sizes against the bytes left in the body (as a single-event
  * decode does), decodes it and moves *offset past it. An empty body is
  * broken: a body holds at least one event. *ev points into body (raw too);

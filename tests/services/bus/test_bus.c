@@ -285,6 +285,7 @@ static void s_redaction_case(int redact, const char *key, bool check_key)
     ev_codec_t *codec = ev_codec_new();
     char w1[64], t1[64], e1[64], w2[64], t2[64], e2[64];
     s_event_through(&f, pub, writer, tap, codec, "Ann O'Neil", "ann@example.com", w1, t1, e1);
+    ev_codec_set_form(codec, EV_FORM_MAP); /* the first event was an array: redaction reads both forms */
     s_event_through(&f, pub, writer, tap, codec, "Ann O'Neil", "ann.other@example.com", w2, t2, e2);
     cr_assert_str_eq(w1, "Ann O'Neil", "the writer did not get the name as published");
     if (!redact) {

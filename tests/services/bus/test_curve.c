@@ -468,7 +468,7 @@ static bool s_collect(void *arg, const char *source, size_t len)
     return true;
 }
 
-Test(bus_curve_keys, the_scan_finds_every_maps_source_and_refuses_what_it_cannot_read)
+Test(bus_curve_keys, the_scan_finds_every_events_source_in_either_form_and_refuses_what_it_cannot_read)
 {
     ev_codec_t *codec = ev_codec_new();
     ev_event_t a = tk_event("s1", 1, 1), b = tk_event("s2", 1, 2);
@@ -478,6 +478,7 @@ Test(bus_curve_keys, the_scan_finds_every_maps_source_and_refuses_what_it_cannot
     ev_codec_encode_event(codec, &a, &data, &len);
     memcpy(body, data, len);
     size_t n = len;
+    ev_codec_set_form(codec, EV_FORM_MAP); /* a body may hold both forms */
     ev_codec_encode_event(codec, &b, &data, &len);
     memcpy(body + n, data, len);
     n += len;
@@ -496,6 +497,23 @@ Test(bus_curve_keys, the_scan_finds_every_maps_source_and_refuses_what_it_cannot
     cr_assert_eq(bus_auth_scan((const uint8_t *)"\x81\xa1x\x01", 4, s_collect, got), -1);
     cr_assert_eq(bus_auth_scan((const uint8_t *)"\x81\xa6source\x01", 9, s_collect, got), -1);
     cr_assert_eq(bus_auth_scan((const uint8_t *)"\x92\x01\x02", 3, s_collect, got), -1);
+    /* An array: its source is the element at the field's position, whatever
+     * other element holds text; elements past the fields are stepped over. */
+    uint8_t arr[1 + 2 * (EV_FIELD_COUNT + 2)];
+    size_t k = 0;
+    arr[k++] = (uint8_t)(0x90 | (EV_FIELD_COUNT + 2));
+    for (int i = 0; i <= EV_FIELD_COUNT + 1; i++) {
+        if (i > 0 && i - 1 == EV_F_source) {
+            arr[k++] = 0xa1, arr[k++] = 'q';
+        } else {
+            arr[k++] = 0xa1, arr[k++] = 'x';
+        }
+    }
+    got[0] = '\0';
+    cr_assert_eq(bus_auth_scan(arr, k, s_collect, got), 1);
+    cr_assert_str_eq(got, "q;");
+    arr[0] = (uint8_t)(0x90 | (EV_F_source + 1)); /* cut before the source */
+    cr_assert_eq(bus_auth_scan(arr, 1 + 2 * (EV_F_source + 1), s_collect, got), -1);
     got[0] = '\0';
     cr_assert_eq(bus_auth_scan((const uint8_t *)"\x82\xa1m\x81\xa6source\xa1z\xa6source\xa1y", 22, s_collect, got),
                  1);
