@@ -360,6 +360,8 @@ ingest_repair_t *ingest_repair_new(const evp_config_t *cfg, ingest_ledger_t *led
                                 self};
     self->index = ingest_archive_new(&ao);
     self->codec = ev_codec_new();
+    if (self->codec)
+        ev_codec_set_form(self->codec, ev_form_named(cfg->publish_form));
     self->found = calloc(LEDGER_FILES_MAX, sizeof *self->found);
     self->ctx = zmq_ctx_new();
     self->router = self->ctx ? zmq_socket(self->ctx, ZMQ_ROUTER) : NULL;

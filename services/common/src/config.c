@@ -64,6 +64,8 @@ const evp_setting_t evp_settings[] = {
      "a bus connection silent this long is probed; a peer gone is noticed 3 probes later"},
     {"PUBLISH_BATCH", "publish-batch", EVP_SET_INT, "64", OFF(publish_batch), 1, 65536, G | I,
      "events of one partition per bus message, at most; 1: one event a message"},
+    {"PUBLISH_FORM", "publish-form", EVP_SET_CHOICE, "array", OFF(publish_form), 0, 0, G | I,
+     "events on the bus as msgpack arrays (values in field order) or maps (keyed, twice the bytes; for receivers older than arrays)"},
     {"HEARTBEAT_MS", "heartbeat-ms", EVP_SET_INT, "1000", OFF(heartbeat_ms), 10, 600000, G | I,
      "how often publishers announce their latest seq per partition"},
     {"PARTITIONS", "partitions", EVP_SET_INT, "16", OFF(partitions), 1, EV_PARTITIONS_MAX, G | I | W | T,
@@ -192,6 +194,8 @@ static const char *s_choices(const evp_setting_t *s)
 {
     if (strcmp(s->env, "POSTGRES_SSLMODE") == 0)
         return "disable,allow,prefer,require,verify-ca,verify-full";
+    if (strcmp(s->env, "PUBLISH_FORM") == 0)
+        return "array,map";
     return "";
 }
 

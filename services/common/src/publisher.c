@@ -192,6 +192,8 @@ evp_publisher_t *evp_publisher_new(const evp_config_t *cfg, char *why, size_t wh
     self->pending = calloc(EV_PARTITIONS_MAX, sizeof *self->pending);
     self->open = calloc(EV_PARTITIONS_MAX, sizeof *self->open);
     self->codec = ev_codec_new();
+    if (self->codec)
+        ev_codec_set_form(self->codec, ev_form_named(cfg->publish_form));
     self->ctx = zmq_ctx_new();
     self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_XPUB) : NULL;
     if (!self->pending || !self->open) {

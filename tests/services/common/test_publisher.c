@@ -23,7 +23,8 @@ typedef struct {
     uint32_t partition;                 /* from the topic */
     ev_msg_kind_t kind;                 /* events or a heartbeat */
     size_t len;                         /* body bytes */
-    size_t events;                      /* event maps in the body */
+    size_t events;                      /* events in the body */
+    int maps;                           /* how many of them are maps (the rest are arrays) */
     int64_t seq[MSG_EVENTS_MAX];        /* each event's seq (a heartbeat: [0] is its seq) */
     int64_t published_at[MSG_EVENTS_MAX]; /* each event's stamp */
 } s_msg_t;
@@ -37,12 +38,13 @@ typedef struct {
 } fixture_t;
 
 /* Binds the bus socket, starts a publisher with PUBLISH_BATCH batch,
- * MAX_MESSAGE_BYTES max_bytes and HEARTBEAT_MS heartbeat_ms, and waits
- * until the bus has subscribed. */
-static void s_up_beating(fixture_t *f, int batch, int max_bytes, int heartbeat_ms)
+ * MAX_MESSAGE_BYTES max_bytes, HEARTBEAT_MS heartbeat_ms and PUBLISH_FORM
+ * form, and waits until the bus has subscribed. */
+static void s_up_as(fixture_t *f, int batch, int max_bytes, int heartbeat_ms, const char *form)
 {
     evp_log_init("test", EVP_LOG_WARN);
     evp_config_defaults(&f->cfg);
+    snprintf(f->cfg.publish_form, EVP_TEXT_MAX, "%s", form);
     f->cfg.publish_batch = batch;
     f->cfg.max_message_bytes = max_bytes;
     f->cfg.heartbeat_ms = heartbeat_ms;
@@ -62,6 +64,12 @@ static void s_up_beating(fixture_t *f, int batch, int max_bytes, int heartbeat_m
         zmq_pollitem_t item = {f->xsub, 0, ZMQ_POLLIN, 0};
         zmq_poll(&item, 1, 10);
     }
+}
+
+/* The same in the default form. */
+static void s_up_beating(fixture_t *f, int batch, int max_bytes, int heartbeat_ms)
+{
+    s_up_as(f, batch, max_bytes, heartbeat_ms, "array");
 }
 
 /* The same with heartbeats only when a test asks. */
@@ -129,6 +137,7 @@ static bool s_recv(fixture_t *f, s_msg_t *m, int timeout_ms)
                                            &err)) == EV_NEXT_EVENT) {
             cr_assert_lt(m->events, MSG_EVENTS_MAX);
             cr_assert_eq((uint32_t)ev.partition, m->partition, "an event of another partition in the body");
+            m->maps += *(const unsigned char *)raw >= 0x80 && *(const unsigned char *)raw <= 0x8f;
             m->seq[m->events] = ev.seq;
             m->published_at[m->events++] = ev.published_at;
         }
@@ -309,7 +318,26 @@ Test(publisher, destroy_sends_what_is_pending_then_the_last_heartbeats)
     s_down(&f);
 }
 
-Test(publisher, publish_batch_1_sends_each_event_alone_as_one_map)
+Test(publisher, events_leave_as_arrays_by_default_and_as_maps_with_publish_form_map)
+{
+    evp_config_t cfg;
+    evp_config_defaults(&cfg);
+    cr_assert_str_eq(cfg.publish_form, "array", "arrays are not the default");
+    const char *forms[] = {"array", "map"};
+    for (int i = 0; i < 2; i++) {
+        fixture_t f;
+        s_up_as(&f, 8, 65536, 600000, forms[i]);
+        s_send_range(&f, 3, 1, 8);
+        s_msg_t m;
+        cr_assert(s_recv(&f, &m, 5000), "%s: no message", forms[i]);
+        cr_assert_eq(m.events, 8);
+        cr_assert_eq(m.maps, i == 1 ? 8 : 0, "PUBLISH_FORM=%s: %d of %zu events were maps", forms[i], m.maps,
+                     m.events);
+        s_down(&f);
+    }
+}
+
+Test(publisher, publish_batch_1_sends_each_event_alone)
 {
     fixture_t f;
     s_up(&f, 1, 65536);

@@ -49,6 +49,7 @@ typedef struct {
     char tap_redact_key[EVP_TEXT_MAX];     /* the hash key; empty: random per run */
     int max_message_bytes;
     int publish_batch; /* events a bus message carries at most */
+    char publish_form[EVP_TEXT_MAX]; /* "array" or "map": the form of events on the bus (wire.h) */
     int heartbeat_ms;
     int partitions;
     int bus_stall_timeout_ms; /* a subscriber that has not read for this long is disconnected */
