@@ -62,7 +62,7 @@ const evp_setting_t evp_settings[] = {
      "MiB of messages the bus holds for subscribers that push back; beyond it, publishers wait"},
     {"TCP_KEEPALIVE_S", "tcp-keepalive-s", EVP_SET_INT, "10", OFF(tcp_keepalive_s), 1, 7200, B | G | I | W | T,
      "a bus connection silent this long is probed; a peer gone is noticed 3 probes later"},
-    {"PUBLISH_BATCH", "publish-batch", EVP_SET_INT, "64", OFF(publish_batch), 1, 65536, G | I,
+    {"PUBLISH_BATCH", "publish-batch", EVP_SET_INT, "256", OFF(publish_batch), 1, 65536, G | I,
      "events of one partition per bus message, at most; 1: one event a message"},
     {"PUBLISH_FORM", "publish-form", EVP_SET_CHOICE, "array", OFF(publish_form), 0, 0, G | I,
      "events on the bus as msgpack arrays (values in field order) or maps (keyed, twice the bytes; for receivers older than arrays)"},
