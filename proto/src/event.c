@@ -67,74 +67,133 @@ int ev_field_index(const char *name, size_t len)
 
 /* ---- Text ---- */
 
-/* Whether the eight bytes at p are ASCII without a NUL. */
-static bool s_ascii8(const unsigned char *p)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "ev_utf8_chars finds a byte's place in a word as on a little-endian machine"
+#endif
+
+/* The eight bytes at p as one word, p[0] lowest. */
+static inline uint64_t s_load8(const unsigned char *p)
 {
     uint64_t w;
     memcpy(&w, p, sizeof w);
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    return !(w & highs) && !((w - ones) & ~w & highs);
+    return w;
 }
 
-/* The characters of s from p on, one at a time (see ev_utf8_chars). */
-static long s_utf8_rest(const unsigned char *p, const unsigned char *end)
+/* A text of 1 to 7 bytes as one word without a libc call: two overlapping
+ * four-byte loads, or three bytes (some read twice) padded with 0x01. Every
+ * byte is in it, though not in its place: only good to test all at once. */
+static inline uint64_t s_load_short(const unsigned char *p, size_t len)
 {
-    long chars = 0;
-    while (p < end) {
-        unsigned c = *p;
-        if (c == 0)
-            return -1;
-        if (c < 0x80) {
-            p++;
-        } else {
-            int n;
-            unsigned min, cp;
-            if ((c & 0xE0) == 0xC0) {
-                n = 1, min = 0x80, cp = c & 0x1F;
-            } else if ((c & 0xF0) == 0xE0) {
-                n = 2, min = 0x800, cp = c & 0x0F;
-            } else if ((c & 0xF8) == 0xF0) {
-                n = 3, min = 0x10000, cp = c & 0x07;
-            } else {
-                return -1;
-            }
-            if (end - p <= n)
-                return -1;
-            for (int i = 1; i <= n; i++) {
-                if ((p[i] & 0xC0) != 0x80)
-                    return -1;
-                cp = (cp << 6) | (p[i] & 0x3F);
-            }
-            if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return -1;
-            p += n + 1;
-        }
-        chars++;
+    if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, sizeof a);
+        memcpy(&b, p + len - 4, sizeof b);
+        return (uint64_t)a | (uint64_t)b << 32;
     }
-    return chars;
+    return (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16 | 0x0101010101000000ULL;
+}
+
+/* The high bit of each byte of w that is not ASCII (its own high bit) or
+ * is a NUL (0x00 - 1 sets it), among other bits: s_flags keeps the high
+ * bits. Non-zero high bits when any byte is one of them. */
+static inline uint64_t s_flags_rough(uint64_t w)
+{
+    return w | (w - 0x0101010101010101ULL);
+}
+
+/* The high bit of each byte of w that is not ASCII or is a NUL. Exact up to
+ * the first flagged byte: a NUL's borrow may flag bytes above it. */
+static inline uint64_t s_flags(uint64_t w)
+{
+    return s_flags_rough(w) & 0x8080808080808080ULL;
+}
+
+/* The bytes of the character at p (p < end): 1 to 4, or 0 for a NUL, a
+ * malformed or truncated sequence, an overlong form, a surrogate or a code
+ * point beyond U+10FFFF. */
+__attribute__((always_inline)) static inline int s_utf8_char(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = *p;
+    if (c < 0x80)
+        return c ? 1 : 0;
+    int n;
+    unsigned min, cp;
+    if ((c & 0xE0) == 0xC0) {
+        n = 1, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 2, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 3, min = 0x10000, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (end - p <= n)
+        return 0;
+    for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n + 1;
+}
+
+/* The characters of a text that is not all ASCII without a NUL (len > 0):
+ * eight bytes at a time (the last eight for the tail) up to the next byte
+ * to look at, then one character there. */
+static long s_utf8_walk(const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len;
+    size_t extra = 0; /* bytes after the first of each character */
+    while (p < end) {
+        size_t rest = (size_t)(end - p);
+        uint64_t m;
+        if (rest >= 8) {
+            m = s_flags(s_load8(p));
+        } else if (len >= 8) {
+            /* The bytes before p in the last word were checked: none is a
+             * NUL, so the flags of the rest are exact. */
+            m = s_flags(s_load8(end - 8)) >> (8 * (8 - rest));
+        } else {
+            m = 0x80; /* a short text: one character at a time */
+        }
+        if (!m) {
+            p += rest >= 8 ? 8 : rest;
+            continue;
+        }
+        p += (unsigned)__builtin_ctzll(m) / 8; /* the first byte flagged */
+        int n = s_utf8_char(p, end);
+        if (!n)
+            return -1;
+        p += n;
+        extra += (size_t)n - 1;
+    }
+    return (long)(len - extra);
+}
+
+/* ev_utf8_chars, inline where text is validated. Most text is ASCII without
+ * a NUL: all its words at once (the last eight bytes read again for the
+ * tail, a short text in one word), and s_utf8_walk for the rest. */
+static inline long s_utf8_chars(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    uint64_t acc;
+    if (len >= 8) {
+        acc = s_flags_rough(s_load8(p + len - 8));
+        for (size_t i = 0; i + 8 < len; i += 8)
+            acc |= s_flags_rough(s_load8(p + i));
+    } else if (len > 0) {
+        acc = s_flags_rough(s_load_short(p, len));
+    } else {
+        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
+    }
+    return acc & 0x8080808080808080ULL ? s_utf8_walk(p, len) : (long)len;
 }
 
 long ev_utf8_chars(const char *s, size_t len)
 {
-    if (len == 0)
-        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    /* Most text is ASCII without a NUL: eight bytes at a time, the last
-     * eight read again for the tail, or a short text in one padded word. */
-    if (len >= 8) {
-        while (i + 8 <= len && s_ascii8(p + i))
-            i += 8;
-        if (i + 8 > len && s_ascii8(p + len - 8))
-            return (long)len;
-    } else {
-        unsigned char w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-        memcpy(w, p, len);
-        if (s_ascii8(w))
-            return (long)len;
-    }
-    long rest = s_utf8_rest(p + i, p + len);
-    return rest < 0 ? -1 : (long)i + rest;
+    return s_utf8_chars(s, len);
 }
 
 bool ev_event_type_allowed(ev_str_t type)
@@ -152,13 +211,16 @@ bool ev_event_type_allowed(ev_str_t type)
 static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d);
 
 /* Text field i: present, UTF-8 without a NUL, within its characters. */
-static inline ev_reject_t s_validate_text(const ev_event_t *ev, int i, ev_error_t *err)
+/* Inlined into each of s_validate's calls (the compiler would not, with
+ * s_utf8_chars in it): the field's place and limit become constants, and
+ * ASCII text costs no call at all. */
+__attribute__((always_inline)) static inline ev_reject_t s_validate_text(const ev_event_t *ev, int i, ev_error_t *err)
 {
     const ev_field_t *f = &ev_fields[i];
     const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
     if (s->len && !s->ptr)
         return ev_error_set(err, EV_REJECT_MISSING, "%s: missing", f->name);
-    long chars = ev_utf8_chars(s->ptr, s->len);
+    long chars = s_utf8_chars(s->ptr, s->len);
     if (chars < 0)
         return ev_error_set(err, EV_REJECT_ENCODING, "%s: not valid UTF-8 text (or holds a NUL byte)", f->name);
     if ((unsigned long)chars > f->max_chars)

@@ -485,6 +485,120 @@ Test(event_utf8, long_text_is_checked_at_every_position)
     }
 }
 
+/* The characters of s[0..len) one byte at a time, as the standard reads
+ * them: the reference ev_utf8_chars must agree with. */
+static long s_utf8_reference(const unsigned char *s, size_t len)
+{
+    long chars = 0;
+    for (size_t i = 0; i < len; chars++) {
+        unsigned c = s[i];
+        if (c == 0)
+            return -1;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if (c >= 0xC0 && c < 0xE0)
+            n = 2, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c < 0xF0)
+            n = 3, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c < 0xF8)
+            n = 4, cp = c & 0x07, min = 0x10000;
+        else
+            return -1;
+        if (i + n > len)
+            return -1;
+        for (size_t k = 1; k < n; k++) {
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return -1;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return -1;
+        i += n;
+    }
+    return chars;
+}
+
+/* Texts of every length 0..40 on four backgrounds (ASCII, and ASCII with
+ * a character of two, three or four bytes in front), with `ins` written at
+ * every position: ev_utf8_chars against the reference. */
+static void s_utf8_compare_at_every_place(const unsigned char *ins, size_t n)
+{
+    static const char *const heads[] = {"", "\xC3\xA9", "\xE6\xBC\xA2", "\xF0\x9F\x98\x80"};
+    unsigned char text[48];
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+        size_t hl = strlen(heads[h]);
+        for (size_t len = 0; len <= 40; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                memset(text, 'a', sizeof text);
+                memcpy(text, heads[h], hl < len ? hl : len);
+                size_t k = at + n <= len ? n : len - at; /* cut at the end: a truncated sequence */
+                memcpy(text + at, ins, k);
+                long want = s_utf8_reference(text, len);
+                long got = ev_utf8_chars((const char *)text, len);
+                if (got != want)
+                    cr_assert_fail("bytes %02X %02X %02X %02X (%zu of them) at %zu of %zu after head %zu: %ld, not %ld",
+                             ins[0], n > 1 ? ins[1] : 0, n > 2 ? ins[2] : 0, n > 3 ? ins[3] : 0, k, at, len, h, got,
+                             want);
+            }
+        }
+    }
+}
+
+Test(event_utf8, agrees_with_a_byte_by_byte_reference_for_every_single_byte)
+{
+    for (unsigned b = 0; b < 256; b++)
+        s_utf8_compare_at_every_place((const unsigned char[]){(unsigned char)b}, 1);
+}
+
+Test(event_utf8, agrees_with_a_byte_by_byte_reference_for_sequences)
+{
+    /* Every lead byte class and every boundary of the continuation bytes,
+     * overlong forms, surrogates and the end of Unicode among them. */
+    static const unsigned char v[] = {0x00, 0x01, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+                                      0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEE, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+    const size_t nv = sizeof v;
+    /* Bytes after a lead byte, at the edges of the continuation range. */
+    static const unsigned char cont[] = {0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0};
+    const size_t nc = sizeof cont;
+    for (size_t a = 0; a < nv; a++) {
+        for (size_t b = 0; b < nv; b++)
+            s_utf8_compare_at_every_place((const unsigned char[]){v[a], v[b]}, 2);
+        if (v[a] >= 0xC0)
+            for (size_t b = 0; b < nc; b++)
+                for (size_t c = 0; c < nc; c++)
+                    s_utf8_compare_at_every_place((const unsigned char[]){v[a], cont[b], cont[c]}, 3);
+    }
+    static const unsigned char lead4[] = {0xF0, 0xF4, 0xF5};
+    for (size_t a = 0; a < sizeof lead4; a++)
+        for (size_t b = 0; b < sizeof cont; b++)
+            for (size_t c = 0; c < sizeof cont; c++)
+                for (size_t d = 0; d < sizeof cont; d++)
+                    s_utf8_compare_at_every_place((const unsigned char[]){lead4[a], cont[b], cont[c], cont[d]}, 4);
+}
+
+Test(event_utf8, agrees_with_a_byte_by_byte_reference_for_every_pair)
+{
+    /* All 65,536 pairs of bytes, at every position of a few lengths around
+     * the eight-byte words. */
+    static const size_t lens[] = {2, 7, 8, 9, 15, 16, 17};
+    unsigned char text[24];
+    for (unsigned a = 0; a < 256; a++)
+        for (unsigned b = 0; b < 256; b++)
+            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++)
+                for (size_t at = 0; at + 2 <= lens[l]; at++) {
+                    memset(text, 'a', sizeof text);
+                    text[at] = (unsigned char)a, text[at + 1] = (unsigned char)b;
+                    long want = s_utf8_reference(text, lens[l]);
+                    long got = ev_utf8_chars((const char *)text, lens[l]);
+                    if (got != want)
+                        cr_assert_fail("%02X %02X at %zu of %zu: %ld, not %ld", a, b, at, lens[l], got, want);
+                }
+}
+
 /* ---- Validation ---- */
 
 Test(event_validate, a_complete_event_is_valid)
