@@ -408,6 +408,132 @@ Test(event_time, formatted_times_parse_back)
     }
 }
 
+/* ---- Times read after the same date ---- */
+
+typedef struct {
+    ev_reject_t rc;     /* what ev_parse_time returned */
+    int64_t us;         /* what it stored (-7: nothing) */
+    ev_error_t err;     /* its refusal */
+} time_result_t;
+
+static time_result_t s_parse_time_result(const char *text, size_t len)
+{
+    time_result_t r = {.us = -7};
+    r.rc = ev_parse_time(text, len, &r.us, "event_time", &r.err);
+    if (r.rc == EV_OK)
+        r.err.detail[0] = '\0';
+    return r;
+}
+
+/* text read whole (after a time of another date) and read after a time of
+ * its own date, which ev_parse_time remembers: the same result, value or
+ * refusal. Returns the result. */
+static time_result_t s_time_both_ways(const char *text, size_t len)
+{
+    const char *other = len >= 4 && memcmp(text, "1970", 4) == 0 ? "1971-06-15 01:02:03" : "1970-01-01 00:00:00";
+    cr_assert_eq(s_parse_time_result(other, 19).rc, EV_OK);
+    time_result_t whole = s_parse_time_result(text, len);
+    if (len >= 10) {
+        char same[20];
+        memcpy(same, text, 10);
+        memcpy(same + 10, " 12:00:00", 10);
+        if (s_parse_time_result(same, 19).rc == EV_OK) {
+            time_result_t after = s_parse_time_result(text, len);
+            cr_assert(after.rc == whole.rc && after.us == whole.us && strcmp(after.err.detail, whole.err.detail) == 0,
+                      "'%.*s': %s %lld '%s' after its date, %s %lld '%s' alone", (int)len, text,
+                      ev_reject_name(after.rc), (long long)after.us, after.err.detail, ev_reject_name(whole.rc),
+                      (long long)whole.us, whole.err.detail);
+        }
+    }
+    return whole;
+}
+
+Test(event_time, a_remembered_date_reads_every_time_as_a_whole_read_does)
+{
+    /* Days across months, years, leap days (2000, 2024; not 2100) and the
+     * ends of the range, read in order as a file's rows are, each with
+     * good and bad times; every good one formats back to itself. */
+    static const int64_t ranges[][2] = {
+        {10946, 11400},  /* 1999-12-20 .. 2001-03-18 */
+        {19716, 19790},  /* 2023-12-25 .. 2024-03-08 */
+        {47539, 47545},  /* 2100-02-25 .. 2100-03-03 */
+        {-719162, -719158}, /* 0001-01-01 .. 0001-01-05 */
+        {2932892, 2932896}, /* 9999-12-27 .. 9999-12-31 */
+    };
+    static const char *const times[] = {
+        " 00:00:00", " 23:59:59", "T12:34:56", " 12:34:56.1", " 12:34:56.123456", "T01:02:03Z",
+        " 01:02:03+01:00", " 01:02:03-0530", " 23:00:00+14", " 00:30:00-23:59", " 24:00:00", " 23:60:00",
+        " 23:59:60", " 12:00:00.", " 12:00:00.1234567", " 12:00:00x", " 12-00-00", "x12:00:00", " 1:00:00",
+        " 12:00:00+24:00", " 12:00:00Zz", " 12:00:00.5z",
+    };
+    size_t good = 0;
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        for (int64_t day = ranges[r][0]; day <= ranges[r][1]; day++) {
+            char *date = s_format_time(day * 86400 * 1000000, false);
+            for (size_t t = 0; t < sizeof times / sizeof times[0]; t++) {
+                char text[64];
+                int n = snprintf(text, sizeof text, "%.10s%s", date, times[t]);
+                /* Read after the time before it, of the day before or the same day. */
+                time_result_t next = s_parse_time_result(text, (size_t)n);
+                time_result_t res = s_time_both_ways(text, (size_t)n);
+                cr_assert(next.rc == res.rc && next.us == res.us && strcmp(next.err.detail, res.err.detail) == 0,
+                          "'%s': %s %lld after the time before it, %s %lld alone", text, ev_reject_name(next.rc),
+                          (long long)next.us, ev_reject_name(res.rc), (long long)res.us);
+                if (res.rc != EV_OK || strpbrk(times[t] + 9, "Z+-"))
+                    continue;
+                /* Without an offset the time formats back to what was read. */
+                char *back = s_format_time(res.us, false);
+                cr_assert_arr_eq(back, text, 10, "%s read as %s", text, back);
+                cr_assert_arr_eq(back + 11, text + 11, 8, "%s read as %s", text, back);
+                free(back);
+                good++;
+            }
+            free(date);
+        }
+    }
+    cr_assert_gt(good, 1000);
+}
+
+Test(event_time, a_remembered_date_changes_no_refusal)
+{
+    /* Every byte of a full time replaced by likely and unlikely bytes, and
+     * the time cut at every length: read alone and after its date, the same
+     * result, value or refusal with its words. */
+    static const char base[] = "2024-02-29 23:59:59.123456+01:00";
+    static const char swaps[] = {'0', '1', '2', '3', '5', '9', ':', '-', ' ', 'T', 'x', '\0', '.', '+', 'Z', '/'};
+    char text[sizeof base];
+    for (size_t len = 0; len < sizeof base; len++)
+        s_time_both_ways(base, len);
+    for (size_t at = 0; at + 1 < sizeof base; at++)
+        for (size_t k = 0; k < sizeof swaps; k++) {
+            memcpy(text, base, sizeof base);
+            text[at] = swaps[k];
+            s_time_both_ways(text, sizeof base - 1);
+            s_time_both_ways(text, 19);
+            s_time_both_ways(text, 26);
+        }
+    /* After a date that differs from it in one byte only. */
+    for (size_t at = 0; at < 10; at++)
+        for (char d = '0'; d <= '9'; d++) {
+            memcpy(text, "2020-10-10 10:10:10", 20);
+            cr_assert_eq(s_parse_time_result(text, 19).rc, EV_OK);
+            text[at] = at == 4 || at == 7 ? (d == '0' ? '-' : '/') : d;
+            time_result_t next = s_parse_time_result(text, 19);
+            time_result_t whole = s_time_both_ways(text, 19);
+            cr_assert(next.rc == whole.rc && next.us == whole.us && strcmp(next.err.detail, whole.err.detail) == 0,
+                      "'%s': %s %lld after 2020-10-10, %s %lld alone", text, ev_reject_name(next.rc),
+                      (long long)next.us, ev_reject_name(whole.rc), (long long)whole.us);
+        }
+    /* A bad date after a good one of almost the same bytes. */
+    s_time_both_ways("2023-02-29 00:00:00", 19);
+    s_time_both_ways("2024-13-01 00:00:00", 19);
+    s_time_both_ways("2024-00-01 00:00:00", 19);
+    s_time_both_ways("0000-01-01 00:00:00", 19);
+    s_time_both_ways("0001-01-01 00:00:00-01:00", 25);
+    s_time_both_ways("9999-12-31 23:59:59+01:00", 25);
+    s_time_both_ways("9999-12-31 23:59:59-01:00", 25);
+}
+
 /* ---- Text ---- */
 
 Test(event_utf8, counts_characters_not_bytes)
