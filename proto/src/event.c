@@ -330,12 +330,13 @@ static bool s_parse_int(const char *s, size_t len, int64_t min, int64_t max, int
         neg = s[0] == '-';
         s++, len--;
     }
-    if (!s_digits(s, len) || len > 19)
+    /* At most 19 digits: below 10^19, which never overflows a uint64_t. */
+    if (len == 0 || len > 19)
         return false;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d > 9)
             return false;
         v = v * 10 + d;
     }
@@ -397,26 +398,37 @@ ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char
         neg = s[0] == '-';
         s++, len--;
     }
-    const char *dot = memchr(s, '.', len);
-    size_t ilen = dot ? (size_t)(dot - s) : len;
-    size_t flen = dot ? len - ilen - 1 : 0;
-    if (!s_digits(s, ilen) || (dot && flen && !s_digits(dot + 1, flen)))
+    /* One pass: the integer digits (those after leading zeros counted),
+     * then after a dot the fraction's. Every byte is checked before the
+     * size, and the size before the cents, as the refusals come. */
+    size_t i = 0, significant = 0;
+    uint64_t v = 0; /* wraps past 8 significant digits, unused then */
+    unsigned d;
+    for (; i < len && (d = (unsigned)(unsigned char)s[i] - '0') <= 9; i++) {
+        if (v || d)
+            significant++, v = v * 10 + d;
+    }
+    bool decimal = i > 0, finer = false;
+    uint64_t frac = 0;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        for (; i < len && (d = (unsigned)(unsigned char)s[i] - '0') <= 9; i++) {
+            if (i - start < 2)
+                frac = frac * 10 + d;
+            else if (d)
+                finer = true;
+        }
+        if (i - start == 1)
+            frac *= 10;
+    }
+    if (!decimal || i < len)
         return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is not a decimal number");
-    while (ilen > 1 && s[0] == '0')
-        s++, ilen--;
-    if (ilen > 8)
+    if (significant > 8)
         return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is larger than numeric(10,2) holds");
-    int64_t v = 0;
-    for (size_t i = 0; i < ilen; i++)
-        v = v * 10 + (s[i] - '0');
-    int64_t frac = 0;
-    for (size_t i = 0; i < 2; i++)
-        frac = frac * 10 + (i < flen ? dot[1 + i] - '0' : 0);
-    for (size_t i = 2; i < flen; i++)
-        if (dot[1 + i] != '0')
-            return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is finer than cents");
-    v = v * 100 + frac;
-    *cents = neg ? -v : v;
+    if (finer)
+        return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is finer than cents");
+    int64_t c = (int64_t)(v * 100 + frac);
+    *cents = neg ? -c : c;
     return EV_OK;
 }
 

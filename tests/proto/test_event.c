@@ -2,6 +2,8 @@
  * formatting (integers, prices in cents, times in microseconds), UTF-8
  * counting, validation against the table's limits, equality and partitions. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +408,153 @@ Test(event_time, formatted_times_parse_back)
             free(s);
         }
     }
+}
+
+/* ---- Numbers against a reference ---- */
+
+/* Whether text[0..len) matches the extended regular expression re (the
+ * last one compiled is kept: the callers ask of one at a time). */
+static bool s_matches(const char *re, const char *text, size_t len)
+{
+    static regex_t r;
+    static const char *compiled;
+    if (compiled != re) {
+        if (compiled)
+            regfree(&r);
+        cr_assert_eq(regcomp(&r, re, REG_EXTENDED | REG_NOSUB), 0);
+        compiled = re;
+    }
+    char buf[64];
+    cr_assert_lt(len, sizeof buf);
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    return memchr(text, '\0', len) == NULL && regexec(&r, buf, 0, NULL, 0) == 0;
+}
+
+/* The integer ev_parse_i64 and ev_parse_i32 must read: a sign, 1 to 19
+ * digits, within the type (strtoll and a range check). */
+static bool s_int_reference(const char *text, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s_matches("^[+-]?[0-9]{1,19}$", text, len))
+        return false;
+    char buf[32];
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    errno = 0;
+    long long v = strtoll(buf, NULL, 10);
+    if (errno == ERANGE || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* What ev_parse_price must give: its value in cents, or the refusal's last
+ * words ("not a decimal", "larger", "finer"), from a regular expression and
+ * strtoll on the digits. */
+static const char *s_price_reference(const char *text, size_t len, int64_t *cents)
+{
+    if (!s_matches("^[+-]?[0-9]+([.][0-9]*)?$", text, len))
+        return "is not a decimal number";
+    char buf[64];
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    char *p = buf + (buf[0] == '-' || buf[0] == '+');
+    char *dot = strchr(p, '.');
+    if (dot)
+        *dot = '\0';
+    while (p[0] == '0' && p[1])
+        p++;
+    if (strlen(p) > 8)
+        return "is larger than numeric(10,2) holds";
+    const char *frac = dot ? dot + 1 : "";
+    for (size_t i = 2; i < strlen(frac); i++)
+        if (frac[i] != '0')
+            return "is finer than cents";
+    int64_t v = strtoll(p, NULL, 10) * 100;
+    if (frac[0])
+        v += (frac[0] - '0') * 10 + (frac[1] ? frac[1] - '0' : 0);
+    *cents = buf[0] == '-' ? -v : v;
+    return NULL;
+}
+
+/* Every text of up to `most` bytes from the alphabet, and the extra texts,
+ * through check(). */
+static void s_every_text(const char *alphabet, size_t most, const char *const *extra, void (*check)(const char *, size_t))
+{
+    size_t k = strlen(alphabet);
+    char text[16];
+    for (size_t len = 0; len <= most; len++) {
+        size_t combos = 1;
+        for (size_t i = 0; i < len; i++)
+            combos *= k;
+        for (size_t c = 0; c < combos; c++) {
+            size_t x = c;
+            for (size_t i = 0; i < len; i++, x /= k)
+                text[i] = alphabet[x % k];
+            check(text, len);
+        }
+    }
+    for (size_t i = 0; extra[i]; i++)
+        check(extra[i], strlen(extra[i]));
+}
+
+static void s_check_int(const char *text, size_t len)
+{
+    int64_t want = 0, got64 = -7;
+    int32_t got32 = -7;
+    ev_error_t err = {0};
+    bool ok64 = s_int_reference(text, len, INT64_MIN, INT64_MAX, &want);
+    ev_reject_t rc = ev_parse_i64(text, len, &got64, "seq", &err);
+    cr_assert_eq(rc == EV_OK, ok64, "'%.*s' as a 64-bit integer: %s", (int)len, text, ev_reject_name(rc));
+    if (ok64)
+        cr_assert_eq(got64, want, "'%.*s' read as %lld", (int)len, text, (long long)got64);
+    else
+        cr_assert_eq(rc, EV_REJECT_NUMBER);
+    bool ok32 = s_int_reference(text, len, INT32_MIN, INT32_MAX, &want);
+    rc = ev_parse_i32(text, len, &got32, "user_id", &err);
+    cr_assert_eq(rc == EV_OK, ok32, "'%.*s' as a 32-bit integer: %s", (int)len, text, ev_reject_name(rc));
+    if (ok32)
+        cr_assert_eq(got32, want, "'%.*s' read as %d", (int)len, text, got32);
+    else
+        cr_assert(rc == EV_REJECT_NUMBER && strstr(err.detail, "is not a 32-bit integer"), "%s", err.detail);
+}
+
+static void s_check_price(const char *text, size_t len)
+{
+    int64_t want = 0, got = -7;
+    ev_error_t err = {0};
+    const char *refused = s_price_reference(text, len, &want);
+    ev_reject_t rc = ev_parse_price(text, len, &got, "product_price", &err);
+    if (!refused) {
+        cr_assert_eq(rc, EV_OK, "'%.*s' refused: %s", (int)len, text, err.detail);
+        cr_assert_eq(got, want, "'%.*s' read as %lld, not %lld", (int)len, text, (long long)got, (long long)want);
+    } else {
+        cr_assert_eq(rc, EV_REJECT_PRICE, "'%.*s' accepted as %lld, the reference says %s", (int)len, text,
+                     (long long)got, refused);
+        cr_assert(strstr(err.detail, refused) != NULL, "'%.*s': '%s', not '%s'", (int)len, text, err.detail,
+                  refused);
+    }
+}
+
+Test(event_number, integers_agree_with_strtoll_for_every_short_text)
+{
+    static const char *const extra[] = {
+        "2147483647", "2147483648", "-2147483648", "-2147483649", "+2147483647", "0000000000002147483647",
+        "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+        "18446744073709551615", "18446744073709551616", "99999999999999999999", "0000000000000000001",
+        "00000000000000000001", "-0000000000000000001", "1 ", " 1", "1\n", "--1", "+-1", "0x10", "1e3", NULL,
+    };
+    s_every_text("019-+ x", 6, extra, s_check_int);
+}
+
+Test(event_number, prices_agree_with_a_reference_for_every_short_text)
+{
+    static const char *const extra[] = {
+        "99999999.99", "99999999.999", "99999999.990", "100000000", "100000000.00", "000000099999999.99",
+        "-99999999.99", "1.000000001", "1.0000000000", "0.01", "0.001", "0.010", ".5", "5.", "-5.", "+.5",
+        "1..2", "1.2.3", "1,5", "1 ", " 1", "12345678", "123456789", "0000000000000", NULL,
+    };
+    s_every_text("0159.-+x", 6, extra, s_check_price);
 }
 
 /* ---- Times read after the same date ---- */
