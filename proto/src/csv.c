@@ -451,33 +451,25 @@ ev_reject_t ev_csv_parse_row(const ev_csv_map_t *map, const ev_csv_record_t *rec
     if (rec->nfields != map->ncols)
         return ev_error_set(err, EV_REJECT_COLUMNS, "line: %zu columns, the header has %zu", rec->nfields,
                             map->ncols);
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        int c = map->column_of[i];
-        if (c < 0)
-            continue;
-        const ev_field_t *f = &ev_fields[i];
-        const ev_str_t *v = &rec->fields[c];
-        char *p = (char *)ev + f->offset;
-        ev_reject_t rc = EV_OK;
-        switch (f->kind) {
-        case EV_KIND_I32:
-            rc = ev_parse_i32(v->ptr, v->len, (int32_t *)p, f->name, err);
-            break;
-        case EV_KIND_I64:
-            rc = ev_parse_i64(v->ptr, v->len, (int64_t *)p, f->name, err);
-            break;
-        case EV_KIND_PRICE:
-            rc = ev_parse_price(v->ptr, v->len, (int64_t *)p, f->name, err);
-            break;
-        case EV_KIND_TIME:
-            rc = ev_parse_time(v->ptr, v->len, (int64_t *)p, f->name, err);
-            break;
-        case EV_KIND_STR:
-            *(ev_str_t *)p = *v;
-            break;
-        }
-        if (rc)
-            return rc;
-    }
+    /* Each field with a column, written out from the field list: its kind
+     * (and so the parser) and its place are known when compiling. */
+    int c;
+    ev_reject_t rc;
+#define S_PARSE_I32(v, dst, name) ev_parse_i32((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_I64(v, dst, name) ev_parse_i64((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_PRICE(v, dst, name) ev_parse_price((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_TIME(v, dst, name) ev_parse_time((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_STR(v, dst, name) (*(dst) = *(v), EV_OK)
+#define EV_FIELD(name, kind, max, sql, where)                                                                   \
+    if ((c = map->column_of[EV_F_##name]) >= 0 &&                                                              \
+        (rc = S_PARSE_##kind(&rec->fields[c], &ev->name, #name)) != EV_OK)                                      \
+        return rc;
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+#undef S_PARSE_I32
+#undef S_PARSE_I64
+#undef S_PARSE_PRICE
+#undef S_PARSE_TIME
+#undef S_PARSE_STR
     return map->layout == EV_CSV_ARCHIVE ? ev_event_validate(ev, err) : ev_event_validate_payload(ev, err);
 }

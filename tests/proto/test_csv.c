@@ -1086,3 +1086,56 @@ Test(csv_parse_row, a_refused_row_does_not_stop_the_next_one)
     cr_assert_eq(c.rec.line, 4);
     s_close(&c);
 }
+
+Test(csv_parse_row, every_column_is_read_into_its_field_and_named_when_refused)
+{
+    /* The archive layout, columns in reverse order: each field's value
+     * lands in that field, and a bad number in any column is refused
+     * naming it; with two bad ones, the first in the field list. */
+    static const char *const cols[] = {"seq", "partition", "source", "event_time", "product_price",
+                                       "product_category", "product_name", "product_id", "event_type",
+                                       "user_email", "user_name", "user_id"};
+    static const char *const vals[] = {"9", "3", "gen-1", "2024-01-31 12:00:00.5", "12.50", "Food", "Tea",
+                                       "7", "view", "a@b.c", "Ann", "42"};
+    enum { N = sizeof cols / sizeof cols[0] };
+    for (int bad = -1; bad < N; bad++) {
+        ev_buf_t b;
+        ev_buf_init(&b);
+        for (int i = 0; i < N; i++)
+            ev_buf_printf(&b, "%s%s", i ? "," : "", cols[i]);
+        ev_buf_putc(&b, '\n');
+        for (int i = 0; i < N; i++)
+            ev_buf_printf(&b, "%s%s", i ? "," : "", i == bad || (bad >= 0 && i == 0) ? "x" : vals[i]);
+        ev_buf_putc(&b, '\n');
+        csv_t c;
+        s_open_mapped(&c, s_file(b.data, b.len), 0);
+        ev_event_t ev;
+        ev_error_t err = {0};
+        ev_reject_t rc = s_next_row(&c, &ev, &err);
+        if (bad < 0) {
+            cr_assert_eq(rc, EV_OK, "%s", err.detail);
+            cr_assert(ev.seq == 9 && ev.partition == 3 && ev.user_id == 42 && ev.product_id == 7);
+            cr_assert(ev.product_price == 1250 && ev.event_time == 1706702400500000LL);
+            cr_assert(ev.source.len == 5 && memcmp(ev.source.ptr, "gen-1", 5) == 0);
+            cr_assert(ev.user_name.len == 3 && memcmp(ev.user_name.ptr, "Ann", 3) == 0);
+            cr_assert(ev.user_email.len == 5 && memcmp(ev.user_email.ptr, "a@b.c", 5) == 0);
+            cr_assert(ev.event_type.len == 4 && memcmp(ev.event_type.ptr, "view", 4) == 0);
+            cr_assert(ev.product_name.len == 3 && memcmp(ev.product_name.ptr, "Tea", 3) == 0);
+            cr_assert(ev.product_category.len == 4 && memcmp(ev.product_category.ptr, "Food", 4) == 0);
+        } else {
+            /* seq (column 0) is bad too, and comes last in the field list:
+             * the other column is named, unless it holds text. */
+            int f = ev_field_index(cols[bad], strlen(cols[bad]));
+            bool text = ev_fields[f].kind == EV_KIND_STR;
+            const char *named = text ? "seq" : cols[bad];
+            char want[64];
+            snprintf(want, sizeof want, "%s: 'x'", named);
+            cr_assert_eq(strncmp(err.detail, want, strlen(want)), 0, "column %s: '%s'", cols[bad], err.detail);
+            cr_assert_eq(rc, ev_fields[ev_field_index(named, strlen(named))].kind == EV_KIND_PRICE   ? EV_REJECT_PRICE
+                             : ev_fields[ev_field_index(named, strlen(named))].kind == EV_KIND_TIME ? EV_REJECT_TIME
+                                                                                                   : EV_REJECT_NUMBER);
+        }
+        s_close(&c);
+        ev_buf_free(&b);
+    }
+}
