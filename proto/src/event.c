@@ -323,7 +323,8 @@ static bool s_digits(const char *s, size_t len)
 }
 
 /* Parses an optionally signed decimal integer into [min, max]. */
-static bool s_parse_int(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+__attribute__((always_inline)) static inline bool s_parse_int(const char *s, size_t len, int64_t min, int64_t max,
+                                                      int64_t *out)
 {
     bool neg = false;
     if (len && (s[0] == '-' || s[0] == '+')) {
