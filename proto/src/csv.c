@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static unsigned s_layout_where(ev_csv_layout_t layout)
 {
@@ -62,6 +65,7 @@ enum { S_FIELD_START, S_UNQUOTED, S_QUOTED, S_QUOTE_IN_QUOTED };
 
 #define READ_CHUNK (256 * 1024)
 #define RAW_KEEP 1024 /* bytes of a too-long record kept for the reject file */
+#define S_WIDTH 32      /* bytes s_scan_plain looks at at once */
 
 struct ev_csv_reader_t {
     int fd;              /* the file, not owned */
@@ -117,14 +121,15 @@ static ssize_t s_fill(ev_csv_reader_t *self)
         ev_buf_consume(&self->in, self->pos);
         self->pos = 0;
     }
-    ev_buf_reserve(&self->in, READ_CHUNK);
+    ev_buf_reserve(&self->in, READ_CHUNK + S_WIDTH);
     ssize_t n;
     do {
         n = read(self->fd, self->in.data + self->in.len, READ_CHUNK);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
         self->in.len += (size_t)n;
-        self->in.data[self->in.len] = '\0';
+        /* s_scan_plain reads up to S_WIDTH - 1 bytes past the data. */
+        memset(self->in.data + self->in.len, 0, S_WIDTH);
     } else if (n == 0) {
         self->eof = true;
     }
@@ -141,6 +146,108 @@ static void s_grow_fields(ev_csv_reader_t *self)
     self->fields = f;
     self->fields_cap = cap;
 }
+
+/* ---- Reading a plain record ---- */
+
+/* Most records hold no quoted field: their fields end at commas and the
+ * record at the first newline. s_scan_plain finds both in one pass over
+ * S_WIDTH bytes at a time (the compiler's 16-byte vectors, SSE2 on x86-64),
+ * where the quote-aware scan and s_split walk the record byte by byte or
+ * call memchr for every field. A quote at the start of a field, or a record
+ * not whole in the buffer, goes to that scan as before. */
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "s_scan_plain finds a byte's place in a word as on a little-endian machine"
+#endif
+
+typedef unsigned char s_bytes16 __attribute__((vector_size(16)));
+
+/* One bit for each of the 16 bytes of m (0x00 or 0xFF each), bit k for
+ * byte k. */
+static inline unsigned s_bits(s_bytes16 m)
+{
+#ifdef __SSE2__
+    return (unsigned)_mm_movemask_epi8((__m128i)m);
+#else
+    uint64_t lo, hi;
+    memcpy(&lo, &m, 8);
+    memcpy(&hi, (const char *)&m + 8, 8);
+    /* Byte k's low bit lands on bit 56 + k. */
+    const uint64_t gather = 0x0102040810204080ULL;
+    lo = ((lo & 0x0101010101010101ULL) * gather) >> 56;
+    hi = ((hi & 0x0101010101010101ULL) * gather) >> 56;
+    return (unsigned)(lo | hi << 8);
+#endif
+}
+
+/* Of the S_WIDTH bytes at p, bit k of *commas for p[k] a comma, of *others
+ * for a quote or a newline. */
+static inline void s_marks(const char *p, unsigned *commas, unsigned *others)
+{
+    s_bytes16 lo, hi;
+    memcpy(&lo, p, sizeof lo);
+    memcpy(&hi, p + sizeof lo, sizeof hi);
+    *commas = s_bits((s_bytes16)(lo == ',')) | s_bits((s_bytes16)(hi == ',')) << 16;
+    *others = s_bits((s_bytes16)((lo == '"') | (lo == '\n'))) | s_bits((s_bytes16)((hi == '"') | (hi == '\n'))) << 16;
+}
+
+/* The record at pos when it is plain: no field starts with a quote, and its
+ * newline is in the buffer within max_record bytes. Fills self->fields and
+ * *nfields, sets *line_len to the bytes before the newline (with any CR) and
+ * returns true; false when the record needs the quote-aware scan. */
+static bool s_scan_plain(ev_csv_reader_t *self, size_t *line_len, size_t *nfields)
+{
+    const char *base = self->in.data + self->pos;
+    size_t avail = self->in.len - self->pos;
+    /* Where the newline may be: in the data, within max_record. */
+    size_t limit = avail <= self->max_record ? avail : self->max_record + 1;
+    size_t count = 0;        /* fields done */
+    const char *start = base; /* of the current field */
+    for (size_t off = 0; off < limit; off += S_WIDTH) {
+        /* Room for a field at each byte of this block (with the last). */
+        while (self->fields_cap - count <= S_WIDTH)
+            s_grow_fields(self);
+        ev_str_t *out = self->fields + count;
+        const char *p = base + off;
+        unsigned commas, others;
+        s_marks(p, &commas, &others);
+        if (limit - off < S_WIDTH) { /* bytes past the data or the limit */
+            uint32_t keep = (UINT32_C(1) << (limit - off)) - 1;
+            commas &= keep, others &= keep;
+        }
+        /* The commas, up to each quote or newline in turn. */
+        for (;;) {
+            unsigned stop = others & -others; /* the first of the others, or 0 */
+            for (unsigned now = commas & (stop - 1); now; now &= now - 1) {
+                const char *at = p + __builtin_ctz(now);
+                out->ptr = start;
+                out->len = (uint32_t)(at - start);
+                out++;
+                start = at + 1;
+            }
+            if (!stop)
+                break;
+            commas &= ~(stop - 1);
+            others &= others - 1;
+            const char *at = p + __builtin_ctz(stop);
+            if (*at == '"') {
+                if (at == start)
+                    return false; /* a quoted field */
+                continue;
+            }
+            const char *end = at > base && at[-1] == '\r' ? at - 1 : at;
+            out->ptr = start;
+            out->len = (uint32_t)(end - start);
+            *nfields = (size_t)(out - self->fields) + 1;
+            *line_len = (size_t)(at - base);
+            return true;
+        }
+        count = (size_t)(out - self->fields);
+    }
+    return false;
+}
+
+/* ---- Reading any record ---- */
 
 /* Splits raw[0..len) into fields. scratch has room for len bytes, so the
  * views stay put. Returns false on misplaced or unclosed quotes. */
@@ -204,15 +311,11 @@ int ev_csv_reader_next(ev_csv_reader_t *self, ev_csv_record_t *rec)
         size_t i = self->pos;
         uint64_t newlines = 0;
         bool too_long = false;
-        ev_buf_reset(&self->skipped);
-        /* Most lines: no quote before the newline, so the newline ends the
-         * record, found with memchr instead of byte by byte. */
-        size_t avail = self->in.len - self->pos;
-        const char *base = avail > 0 ? self->in.data + self->pos : NULL;
-        const char *nl = base ? memchr(base, '\n', avail) : NULL;
-        bool fast = nl && (size_t)(nl - base) <= self->max_record && !memchr(base, '"', (size_t)(nl - base));
+        /* Most records: plain, their fields found in the same pass. */
+        size_t line_len = 0, nfields = 0;
+        bool fast = self->in.len > self->pos && s_scan_plain(self, &line_len, &nfields);
         if (fast) {
-            i += (size_t)(nl - base);
+            i += line_len;
             state = S_UNQUOTED;
         }
         /* Otherwise the quote-aware scan, refilling as needed. */
@@ -256,6 +359,7 @@ int ev_csv_reader_next(ev_csv_reader_t *self, ev_csv_record_t *rec)
             if (!too_long && i - self->pos > self->max_record) {
                 too_long = true;
                 size_t keep = i - self->pos < RAW_KEEP ? i - self->pos : RAW_KEEP;
+                ev_buf_reset(&self->skipped);
                 ev_buf_append(&self->skipped, self->in.data + self->pos, keep);
             }
         }
@@ -284,7 +388,10 @@ int ev_csv_reader_next(ev_csv_reader_t *self, ev_csv_record_t *rec)
             return 0;
         rec->raw = raw;
         rec->raw_len = len;
-        rec->bad_quote = !s_split(self, raw, len, &rec->nfields) || state == S_QUOTED;
+        if (fast)
+            rec->nfields = nfields;
+        else
+            rec->bad_quote = !s_split(self, raw, len, &rec->nfields) || state == S_QUOTED;
         rec->fields = self->fields;
         return 1;
     }
@@ -344,33 +451,25 @@ ev_reject_t ev_csv_parse_row(const ev_csv_map_t *map, const ev_csv_record_t *rec
     if (rec->nfields != map->ncols)
         return ev_error_set(err, EV_REJECT_COLUMNS, "line: %zu columns, the header has %zu", rec->nfields,
                             map->ncols);
-    for (int i = 0; i < EV_FIELD_COUNT; i++) {
-        int c = map->column_of[i];
-        if (c < 0)
-            continue;
-        const ev_field_t *f = &ev_fields[i];
-        const ev_str_t *v = &rec->fields[c];
-        char *p = (char *)ev + f->offset;
-        ev_reject_t rc = EV_OK;
-        switch (f->kind) {
-        case EV_KIND_I32:
-            rc = ev_parse_i32(v->ptr, v->len, (int32_t *)p, f->name, err);
-            break;
-        case EV_KIND_I64:
-            rc = ev_parse_i64(v->ptr, v->len, (int64_t *)p, f->name, err);
-            break;
-        case EV_KIND_PRICE:
-            rc = ev_parse_price(v->ptr, v->len, (int64_t *)p, f->name, err);
-            break;
-        case EV_KIND_TIME:
-            rc = ev_parse_time(v->ptr, v->len, (int64_t *)p, f->name, err);
-            break;
-        case EV_KIND_STR:
-            *(ev_str_t *)p = *v;
-            break;
-        }
-        if (rc)
-            return rc;
-    }
+    /* Each field with a column, written out from the field list: its kind
+     * (and so the parser) and its place are known when compiling. */
+    int c;
+    ev_reject_t rc;
+#define S_PARSE_I32(v, dst, name) ev_parse_i32((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_I64(v, dst, name) ev_parse_i64((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_PRICE(v, dst, name) ev_parse_price((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_TIME(v, dst, name) ev_parse_time((v)->ptr, (v)->len, dst, name, err)
+#define S_PARSE_STR(v, dst, name) (*(dst) = *(v), EV_OK)
+#define EV_FIELD(name, kind, max, sql, where)                                                                   \
+    if ((c = map->column_of[EV_F_##name]) >= 0 &&                                                              \
+        (rc = S_PARSE_##kind(&rec->fields[c], &ev->name, #name)) != EV_OK)                                      \
+        return rc;
+#include "evpipe/event_fields.def"
+#undef EV_FIELD
+#undef S_PARSE_I32
+#undef S_PARSE_I64
+#undef S_PARSE_PRICE
+#undef S_PARSE_TIME
+#undef S_PARSE_STR
     return map->layout == EV_CSV_ARCHIVE ? ev_event_validate(ev, err) : ev_event_validate_payload(ev, err);
 }

@@ -67,74 +67,133 @@ int ev_field_index(const char *name, size_t len)
 
 /* ---- Text ---- */
 
-/* Whether the eight bytes at p are ASCII without a NUL. */
-static bool s_ascii8(const unsigned char *p)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "ev_utf8_chars finds a byte's place in a word as on a little-endian machine"
+#endif
+
+/* The eight bytes at p as one word, p[0] lowest. */
+static inline uint64_t s_load8(const unsigned char *p)
 {
     uint64_t w;
     memcpy(&w, p, sizeof w);
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    return !(w & highs) && !((w - ones) & ~w & highs);
+    return w;
 }
 
-/* The characters of s from p on, one at a time (see ev_utf8_chars). */
-static long s_utf8_rest(const unsigned char *p, const unsigned char *end)
+/* A text of 1 to 7 bytes as one word without a libc call: two overlapping
+ * four-byte loads, or three bytes (some read twice) padded with 0x01. Every
+ * byte is in it, though not in its place: only good to test all at once. */
+static inline uint64_t s_load_short(const unsigned char *p, size_t len)
 {
-    long chars = 0;
-    while (p < end) {
-        unsigned c = *p;
-        if (c == 0)
-            return -1;
-        if (c < 0x80) {
-            p++;
-        } else {
-            int n;
-            unsigned min, cp;
-            if ((c & 0xE0) == 0xC0) {
-                n = 1, min = 0x80, cp = c & 0x1F;
-            } else if ((c & 0xF0) == 0xE0) {
-                n = 2, min = 0x800, cp = c & 0x0F;
-            } else if ((c & 0xF8) == 0xF0) {
-                n = 3, min = 0x10000, cp = c & 0x07;
-            } else {
-                return -1;
-            }
-            if (end - p <= n)
-                return -1;
-            for (int i = 1; i <= n; i++) {
-                if ((p[i] & 0xC0) != 0x80)
-                    return -1;
-                cp = (cp << 6) | (p[i] & 0x3F);
-            }
-            if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return -1;
-            p += n + 1;
-        }
-        chars++;
+    if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, sizeof a);
+        memcpy(&b, p + len - 4, sizeof b);
+        return (uint64_t)a | (uint64_t)b << 32;
     }
-    return chars;
+    return (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16 | 0x0101010101000000ULL;
+}
+
+/* The high bit of each byte of w that is not ASCII (its own high bit) or
+ * is a NUL (0x00 - 1 sets it), among other bits: s_flags keeps the high
+ * bits. Non-zero high bits when any byte is one of them. */
+static inline uint64_t s_flags_rough(uint64_t w)
+{
+    return w | (w - 0x0101010101010101ULL);
+}
+
+/* The high bit of each byte of w that is not ASCII or is a NUL. Exact up to
+ * the first flagged byte: a NUL's borrow may flag bytes above it. */
+static inline uint64_t s_flags(uint64_t w)
+{
+    return s_flags_rough(w) & 0x8080808080808080ULL;
+}
+
+/* The bytes of the character at p (p < end): 1 to 4, or 0 for a NUL, a
+ * malformed or truncated sequence, an overlong form, a surrogate or a code
+ * point beyond U+10FFFF. */
+__attribute__((always_inline)) static inline int s_utf8_char(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = *p;
+    if (c < 0x80)
+        return c ? 1 : 0;
+    int n;
+    unsigned min, cp;
+    if ((c & 0xE0) == 0xC0) {
+        n = 1, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 2, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 3, min = 0x10000, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (end - p <= n)
+        return 0;
+    for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n + 1;
+}
+
+/* The characters of a text that is not all ASCII without a NUL (len > 0):
+ * eight bytes at a time (the last eight for the tail) up to the next byte
+ * to look at, then one character there. */
+static long s_utf8_walk(const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len;
+    size_t extra = 0; /* bytes after the first of each character */
+    while (p < end) {
+        size_t rest = (size_t)(end - p);
+        uint64_t m;
+        if (rest >= 8) {
+            m = s_flags(s_load8(p));
+        } else if (len >= 8) {
+            /* The bytes before p in the last word were checked: none is a
+             * NUL, so the flags of the rest are exact. */
+            m = s_flags(s_load8(end - 8)) >> (8 * (8 - rest));
+        } else {
+            m = 0x80; /* a short text: one character at a time */
+        }
+        if (!m) {
+            p += rest >= 8 ? 8 : rest;
+            continue;
+        }
+        p += (unsigned)__builtin_ctzll(m) / 8; /* the first byte flagged */
+        int n = s_utf8_char(p, end);
+        if (!n)
+            return -1;
+        p += n;
+        extra += (size_t)n - 1;
+    }
+    return (long)(len - extra);
+}
+
+/* ev_utf8_chars, inline where text is validated. Most text is ASCII without
+ * a NUL: all its words at once (the last eight bytes read again for the
+ * tail, a short text in one word), and s_utf8_walk for the rest. */
+static inline long s_utf8_chars(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    uint64_t acc;
+    if (len >= 8) {
+        acc = s_flags_rough(s_load8(p + len - 8));
+        for (size_t i = 0; i + 8 < len; i += 8)
+            acc |= s_flags_rough(s_load8(p + i));
+    } else if (len > 0) {
+        acc = s_flags_rough(s_load_short(p, len));
+    } else {
+        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
+    }
+    return acc & 0x8080808080808080ULL ? s_utf8_walk(p, len) : (long)len;
 }
 
 long ev_utf8_chars(const char *s, size_t len)
 {
-    if (len == 0)
-        return 0; /* empty text may be (NULL, 0): no pointer arithmetic on NULL */
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    /* Most text is ASCII without a NUL: eight bytes at a time, the last
-     * eight read again for the tail, or a short text in one padded word. */
-    if (len >= 8) {
-        while (i + 8 <= len && s_ascii8(p + i))
-            i += 8;
-        if (i + 8 > len && s_ascii8(p + len - 8))
-            return (long)len;
-    } else {
-        unsigned char w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-        memcpy(w, p, len);
-        if (s_ascii8(w))
-            return (long)len;
-    }
-    long rest = s_utf8_rest(p + i, p + len);
-    return rest < 0 ? -1 : (long)i + rest;
+    return s_utf8_chars(s, len);
 }
 
 bool ev_event_type_allowed(ev_str_t type)
@@ -152,13 +211,16 @@ bool ev_event_type_allowed(ev_str_t type)
 static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d);
 
 /* Text field i: present, UTF-8 without a NUL, within its characters. */
-static inline ev_reject_t s_validate_text(const ev_event_t *ev, int i, ev_error_t *err)
+/* Inlined into each of s_validate's calls (the compiler would not, with
+ * s_utf8_chars in it): the field's place and limit become constants, and
+ * ASCII text costs no call at all. */
+__attribute__((always_inline)) static inline ev_reject_t s_validate_text(const ev_event_t *ev, int i, ev_error_t *err)
 {
     const ev_field_t *f = &ev_fields[i];
     const ev_str_t *s = (const ev_str_t *)((const char *)ev + f->offset);
     if (s->len && !s->ptr)
         return ev_error_set(err, EV_REJECT_MISSING, "%s: missing", f->name);
-    long chars = ev_utf8_chars(s->ptr, s->len);
+    long chars = s_utf8_chars(s->ptr, s->len);
     if (chars < 0)
         return ev_error_set(err, EV_REJECT_ENCODING, "%s: not valid UTF-8 text (or holds a NUL byte)", f->name);
     if ((unsigned long)chars > f->max_chars)
@@ -261,19 +323,21 @@ static bool s_digits(const char *s, size_t len)
 }
 
 /* Parses an optionally signed decimal integer into [min, max]. */
-static bool s_parse_int(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+__attribute__((always_inline)) static inline bool s_parse_int(const char *s, size_t len, int64_t min, int64_t max,
+                                                      int64_t *out)
 {
     bool neg = false;
     if (len && (s[0] == '-' || s[0] == '+')) {
         neg = s[0] == '-';
         s++, len--;
     }
-    if (!s_digits(s, len) || len > 19)
+    /* At most 19 digits: below 10^19, which never overflows a uint64_t. */
+    if (len == 0 || len > 19)
         return false;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d > 9)
             return false;
         v = v * 10 + d;
     }
@@ -335,26 +399,37 @@ ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char
         neg = s[0] == '-';
         s++, len--;
     }
-    const char *dot = memchr(s, '.', len);
-    size_t ilen = dot ? (size_t)(dot - s) : len;
-    size_t flen = dot ? len - ilen - 1 : 0;
-    if (!s_digits(s, ilen) || (dot && flen && !s_digits(dot + 1, flen)))
+    /* One pass: the integer digits (those after leading zeros counted),
+     * then after a dot the fraction's. Every byte is checked before the
+     * size, and the size before the cents, as the refusals come. */
+    size_t i = 0, significant = 0;
+    uint64_t v = 0; /* wraps past 8 significant digits, unused then */
+    unsigned d;
+    for (; i < len && (d = (unsigned)(unsigned char)s[i] - '0') <= 9; i++) {
+        if (v || d)
+            significant++, v = v * 10 + d;
+    }
+    bool decimal = i > 0, finer = false;
+    uint64_t frac = 0;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        for (; i < len && (d = (unsigned)(unsigned char)s[i] - '0') <= 9; i++) {
+            if (i - start < 2)
+                frac = frac * 10 + d;
+            else if (d)
+                finer = true;
+        }
+        if (i - start == 1)
+            frac *= 10;
+    }
+    if (!decimal || i < len)
         return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is not a decimal number");
-    while (ilen > 1 && s[0] == '0')
-        s++, ilen--;
-    if (ilen > 8)
+    if (significant > 8)
         return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is larger than numeric(10,2) holds");
-    int64_t v = 0;
-    for (size_t i = 0; i < ilen; i++)
-        v = v * 10 + (s[i] - '0');
-    int64_t frac = 0;
-    for (size_t i = 0; i < 2; i++)
-        frac = frac * 10 + (i < flen ? dot[1 + i] - '0' : 0);
-    for (size_t i = 2; i < flen; i++)
-        if (dot[1 + i] != '0')
-            return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is finer than cents");
-    v = v * 100 + frac;
-    *cents = neg ? -v : v;
+    if (finer)
+        return s_bad_value(err, EV_REJECT_PRICE, field, orig, olen, "is finer than cents");
+    int64_t c = (int64_t)(v * 100 + frac);
+    *cents = neg ? -c : c;
     return EV_OK;
 }
 
@@ -394,29 +469,59 @@ static bool s_num(const char *s, size_t n, unsigned *out)
     return true;
 }
 
+/* The last valid date ev_parse_time read on this thread ("YYYY-MM-DD") and
+ * its day number: the rows of a file nearly all share their date with the
+ * row before, and the same ten bytes always read as the same valid date. */
+static _Thread_local struct {
+    char ymd[10];  /* the date's bytes */
+    bool set;      /* ymd and days hold one */
+    int64_t days;  /* s_days_from_civil of it */
+} s_last_date;
+
 ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *field, ev_error_t *err)
 {
+    static const char not_a_time[] = "is not a time like 2024-01-31 12:00:00[.ffffff]";
+    static const char not_valid[] = "is not a valid date and time";
     unsigned Y, M, D, h, mi, sec;
-    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
-        s[16] != ':' || !s_num(s, 4, &Y) || !s_num(s + 5, 2, &M) || !s_num(s + 8, 2, &D) ||
-        !s_num(s + 11, 2, &h) || !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
-        return s_bad_value(err, EV_REJECT_TIME, field, s, len, "is not a time like 2024-01-31 12:00:00[.ffffff]");
-    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (Y < 1 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 ||
-        mi > 59 || sec > 59)
-        return s_bad_value(err, EV_REJECT_TIME, field, s, len, "is not a valid date and time");
+    int64_t days;
+    if (len >= 19 && s_last_date.set && memcmp(s, s_last_date.ymd, sizeof s_last_date.ymd) == 0) {
+        /* The date passed every check before: the rest gets the same ones. */
+        if ((s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' || !s_num(s + 11, 2, &h) ||
+            !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
+            return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_a_time);
+        if (h > 23 || mi > 59 || sec > 59)
+            return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_valid);
+        days = s_last_date.days;
+    } else {
+        if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
+            s[16] != ':' || !s_num(s, 4, &Y) || !s_num(s + 5, 2, &M) || !s_num(s + 8, 2, &D) ||
+            !s_num(s + 11, 2, &h) || !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
+            return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_a_time);
+        static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+        if (Y < 1 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 ||
+            mi > 59 || sec > 59)
+            return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_valid);
+        days = s_days_from_civil(Y, M, D);
+        memcpy(s_last_date.ymd, s, sizeof s_last_date.ymd);
+        s_last_date.days = days;
+        s_last_date.set = true;
+    }
     size_t i = 19;
     int64_t frac = 0;
     if (i < len && s[i] == '.') {
         size_t start = ++i;
-        while (i < len && s[i] >= '0' && s[i] <= '9')
+        unsigned d;
+        while (i < len && (d = (unsigned char)s[i] - '0') <= 9) {
+            if (i - start < 6)
+                frac = frac * 10 + d;
             i++;
+        }
         size_t n = i - start;
         if (n == 0 || n > 6)
             return s_bad_value(err, EV_REJECT_TIME, field, s, len, "needs 1 to 6 fractional digits");
-        for (size_t k = 0; k < 6; k++)
-            frac = frac * 10 + (k < n ? s[start + k] - '0' : 0);
+        static const int64_t scale[] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+        frac *= scale[n];
     }
     int64_t offset_s = 0;
     if (i < len && (s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
@@ -434,7 +539,6 @@ ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *fi
     }
     if (i != len)
         return s_bad_value(err, EV_REJECT_TIME, field, s, len, "has trailing characters");
-    int64_t days = s_days_from_civil(Y, M, D);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     /* An offset may move a time out of years 1..9999, which PostgreSQL refuses. */
     if (secs < s_days_from_civil(1, 1, 1) * 86400 || secs >= s_days_from_civil(10000, 1, 1) * 86400)

@@ -684,6 +684,221 @@ Test(csv_reader, reads_from_a_pipe_in_small_pieces)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
 }
 
+/* ---- The reader against a reference ---- */
+
+#define REF_RAW_KEEP 1024 /* bytes of a too-long record the reader keeps (csv.c) */
+
+/* One record as the rules read it (see csv.h), found one byte at a time in
+ * the whole text: what ev_csv_reader_next must return, however it scans. */
+typedef struct {
+    uint64_t line;   /* where it starts */
+    bool too_long;   /* over the limit */
+    bool bad_quote;  /* a quote out of place or never closed */
+    size_t raw_at;   /* the record in the text */
+    size_t raw_len;  /* (its head when too long) */
+    size_t offset;   /* text consumed after it */
+    ev_buf_t fields; /* the fields unquoted, each followed by a NUL */
+    size_t nfields;  /* how many */
+} ref_rec_t;
+
+enum { REF_START, REF_PLAIN, REF_QUOTED, REF_QUOTE_IN_QUOTED };
+
+/* The next record of t[*pos..n): false at the end. */
+static bool s_ref_next(const char *t, size_t n, size_t max_record, size_t *pos, uint64_t *line, ref_rec_t *r)
+{
+    for (;;) {
+        if (*pos >= n)
+            return false;
+        size_t i = *pos;
+        int state = REF_START;
+        uint64_t newlines = 0;
+        for (; i < n; i++) {
+            char c = t[i];
+            if (c == '\n' && state != REF_QUOTED)
+                break;
+            newlines += c == '\n';
+            if (state == REF_QUOTED)
+                state = c == '"' ? REF_QUOTE_IN_QUOTED : REF_QUOTED;
+            else if (state == REF_QUOTE_IN_QUOTED || state == REF_START)
+                state = c == '"' ? REF_QUOTED : c == ',' ? REF_START : REF_PLAIN;
+            else
+                state = c == ',' ? REF_START : REF_PLAIN;
+        }
+        r->line = *line;
+        *line += newlines + 1;
+        r->raw_at = *pos;
+        r->offset = i < n ? i + 1 : i;
+        size_t len = i - *pos;
+        *pos = r->offset;
+        ev_buf_reset(&r->fields);
+        r->nfields = 0;
+        r->bad_quote = false;
+        r->too_long = len > max_record;
+        if (r->too_long) {
+            r->raw_len = max_record + 1 < REF_RAW_KEEP ? max_record + 1 : REF_RAW_KEEP;
+            return true;
+        }
+        if (len && t[r->raw_at + len - 1] == '\r' && state != REF_QUOTED)
+            len--;
+        if (len == 0 && i < n)
+            continue; /* a blank line */
+        if (len == 0)
+            return false;
+        r->raw_len = len;
+        /* Fields: a quoted one runs to its closing quote ("" is one quote);
+         * anything after that up to the comma is kept but is a bad quote. */
+        const char *f = t + r->raw_at, *end = f + len;
+        for (;;) {
+            if (f < end && *f == '"') {
+                bool closed = false;
+                for (f++; f < end; f++) {
+                    if (*f == '"' && f + 1 < end && f[1] == '"') {
+                        ev_buf_putc(&r->fields, '"');
+                        f++;
+                    } else if (*f == '"') {
+                        closed = true;
+                        f++;
+                        break;
+                    } else {
+                        ev_buf_putc(&r->fields, *f);
+                    }
+                }
+                if (!closed || (f < end && *f != ','))
+                    r->bad_quote = true;
+            }
+            for (; f < end && *f != ','; f++)
+                ev_buf_putc(&r->fields, *f);
+            ev_buf_append(&r->fields, "", 1);
+            r->nfields++;
+            if (f == end)
+                break;
+            f++;
+        }
+        r->bad_quote |= state == REF_QUOTED;
+        return true;
+    }
+}
+
+/* Reads text with max_record and checks every record, and the end, against
+ * the reference. */
+static void s_compare_with_reference(const char *text, size_t n, size_t max_record, const char *what)
+{
+    csv_t c;
+    s_open(&c, s_file(text, n), max_record);
+    ref_rec_t ref = {0};
+    ev_buf_init(&ref.fields);
+    size_t pos = 0;
+    uint64_t line = 1;
+    for (int k = 0;; k++) {
+        bool more = s_ref_next(text, n, max_record, &pos, &line, &ref);
+        int rc = ev_csv_reader_next(c.r, &c.rec);
+        cr_assert_eq(rc, more ? 1 : 0, "%s, limit %zu, record %d: returned %d", what, max_record, k, rc);
+        if (!more)
+            break;
+        const ev_csv_record_t *rec = &c.rec;
+        cr_assert_eq(rec->line, ref.line, "%s, limit %zu, record %d: line %llu, not %llu", what, max_record, k,
+                     (unsigned long long)rec->line, (unsigned long long)ref.line);
+        cr_assert_eq(rec->too_long, ref.too_long, "%s, limit %zu, line %llu: too_long", what, max_record,
+                     (unsigned long long)ref.line);
+        cr_assert_eq(rec->raw_len, ref.raw_len, "%s, limit %zu, line %llu: raw_len %zu, not %zu", what,
+                     max_record, (unsigned long long)ref.line, rec->raw_len, ref.raw_len);
+        cr_assert_arr_eq(rec->raw, text + ref.raw_at, ref.raw_len, "%s, limit %zu, line %llu: raw", what,
+                         max_record, (unsigned long long)ref.line);
+        cr_assert_eq(ev_csv_reader_offset(c.r), ref.offset, "%s, limit %zu, line %llu: offset", what, max_record,
+                     (unsigned long long)ref.line);
+        if (ref.too_long)
+            continue;
+        cr_assert_eq(rec->bad_quote, ref.bad_quote, "%s, limit %zu, line %llu: bad_quote", what, max_record,
+                     (unsigned long long)ref.line);
+        cr_assert_eq(rec->nfields, ref.nfields, "%s, limit %zu, line %llu: %zu fields, not %zu", what,
+                     max_record, (unsigned long long)ref.line, rec->nfields, ref.nfields);
+        const char *want = ref.fields.data;
+        for (size_t f = 0; f < ref.nfields; f++) {
+            size_t wl = strlen(want);
+            cr_assert(rec->fields[f].len == wl && memcmp(rec->fields[f].ptr, want, wl) == 0,
+                      "%s, limit %zu, line %llu, field %zu: [%.*s], not [%s]", what, max_record,
+                      (unsigned long long)ref.line, f, (int)rec->fields[f].len, rec->fields[f].ptr, want);
+            want += wl + 1;
+        }
+    }
+    ev_buf_free(&ref.fields);
+    s_close(&c);
+}
+
+/* A reproducible text of n bytes: mostly letters and commas, with quotes,
+ * CRs, newlines and a character of two bytes as often as `odd` (1 in odd). */
+static char *s_random_csv(size_t n, unsigned seed, unsigned odd)
+{
+    static const char rare[] = {'"', '\r', '\n', '\n', ',', '\xC3'};
+    char *t = malloc(n + 1);
+    cr_assert_not_null(t);
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        if (x % odd == 0) {
+            t[i] = rare[(x >> 8) % sizeof rare];
+            if (t[i] == '\xC3' && i + 1 < n)
+                t[++i] = '\xA9';
+        } else if (x % 97 == 1) {
+            t[i] = '\n'; /* lines of about a hundred bytes */
+        } else {
+            t[i] = (x >> 8) % 6 == 0 ? ',' : (char)('a' + (x >> 12) % 26);
+        }
+    }
+    t[n] = '\0';
+    return t;
+}
+
+Test(csv_reader, agrees_with_a_byte_by_byte_reference_on_random_text)
+{
+    /* Every limit around the reader's 32-byte blocks, texts plain and
+     * full of quotes, ending with and without a newline. */
+    static const size_t limits[] = {1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 1000, 65536};
+    static const unsigned odds[] = {3, 11, 50, 1000000};
+    for (size_t o = 0; o < sizeof odds / sizeof odds[0]; o++)
+        for (unsigned seed = 1; seed <= 4; seed++) {
+            size_t n = 3000 + seed * 37;
+            char *t = s_random_csv(n, seed + 100 * (unsigned)o, odds[o]);
+            char what[64];
+            snprintf(what, sizeof what, "1 in %u odd, seed %u", odds[o], seed);
+            for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++) {
+                s_compare_with_reference(t, n, limits[l], what);
+                t[n - 1] = '\n';
+                s_compare_with_reference(t, n, limits[l], what);
+            }
+            free(t);
+        }
+}
+
+Test(csv_reader, agrees_with_the_reference_across_read_boundaries)
+{
+    /* Over 256 KiB a read: records cut by the end of the buffer, and the
+     * bytes past the data after the buffer moved. */
+    size_t n = 700 * 1000;
+    for (unsigned seed = 1; seed <= 2; seed++) {
+        char *t = s_random_csv(n, seed, seed == 1 ? 1000000 : 40);
+        s_compare_with_reference(t, n, 65536, "a long text");
+        s_compare_with_reference(t, n, 50, "a long text");
+        free(t);
+    }
+}
+
+Test(csv_reader, fields_of_every_length_around_the_blocks_are_cut_right)
+{
+    /* Lines of one to 100 bytes with commas at every place, CRLF or LF. */
+    ev_buf_t b;
+    ev_buf_init(&b);
+    for (size_t len = 1; len <= 100; len++)
+        for (size_t comma = 0; comma < len; comma += 7) {
+            for (size_t i = 0; i < len; i++)
+                ev_buf_putc(&b, i == comma || i == len - comma - 1 ? ',' : (char)('a' + i % 26));
+            ev_buf_puts(&b, len % 2 ? "\r\n" : "\n");
+        }
+    s_compare_with_reference(b.data, b.len, 65536, "every length");
+    s_compare_with_reference(b.data, b.len, 40, "every length");
+    ev_buf_free(&b);
+}
+
 Test(csv_reader, a_read_error_is_reported)
 {
     ev_csv_reader_t *r = ev_csv_reader_new(-1, 0);
@@ -870,4 +1085,57 @@ Test(csv_parse_row, a_refused_row_does_not_stop_the_next_one)
     cr_assert_eq(ev.user_id, 43);
     cr_assert_eq(c.rec.line, 4);
     s_close(&c);
+}
+
+Test(csv_parse_row, every_column_is_read_into_its_field_and_named_when_refused)
+{
+    /* The archive layout, columns in reverse order: each field's value
+     * lands in that field, and a bad number in any column is refused
+     * naming it; with two bad ones, the first in the field list. */
+    static const char *const cols[] = {"seq", "partition", "source", "event_time", "product_price",
+                                       "product_category", "product_name", "product_id", "event_type",
+                                       "user_email", "user_name", "user_id"};
+    static const char *const vals[] = {"9", "3", "gen-1", "2024-01-31 12:00:00.5", "12.50", "Food", "Tea",
+                                       "7", "view", "a@b.c", "Ann", "42"};
+    enum { N = sizeof cols / sizeof cols[0] };
+    for (int bad = -1; bad < N; bad++) {
+        ev_buf_t b;
+        ev_buf_init(&b);
+        for (int i = 0; i < N; i++)
+            ev_buf_printf(&b, "%s%s", i ? "," : "", cols[i]);
+        ev_buf_putc(&b, '\n');
+        for (int i = 0; i < N; i++)
+            ev_buf_printf(&b, "%s%s", i ? "," : "", i == bad || (bad >= 0 && i == 0) ? "x" : vals[i]);
+        ev_buf_putc(&b, '\n');
+        csv_t c;
+        s_open_mapped(&c, s_file(b.data, b.len), 0);
+        ev_event_t ev;
+        ev_error_t err = {0};
+        ev_reject_t rc = s_next_row(&c, &ev, &err);
+        if (bad < 0) {
+            cr_assert_eq(rc, EV_OK, "%s", err.detail);
+            cr_assert(ev.seq == 9 && ev.partition == 3 && ev.user_id == 42 && ev.product_id == 7);
+            cr_assert(ev.product_price == 1250 && ev.event_time == 1706702400500000LL);
+            cr_assert(ev.source.len == 5 && memcmp(ev.source.ptr, "gen-1", 5) == 0);
+            cr_assert(ev.user_name.len == 3 && memcmp(ev.user_name.ptr, "Ann", 3) == 0);
+            cr_assert(ev.user_email.len == 5 && memcmp(ev.user_email.ptr, "a@b.c", 5) == 0);
+            cr_assert(ev.event_type.len == 4 && memcmp(ev.event_type.ptr, "view", 4) == 0);
+            cr_assert(ev.product_name.len == 3 && memcmp(ev.product_name.ptr, "Tea", 3) == 0);
+            cr_assert(ev.product_category.len == 4 && memcmp(ev.product_category.ptr, "Food", 4) == 0);
+        } else {
+            /* seq (column 0) is bad too, and comes last in the field list:
+             * the other column is named, unless it holds text. */
+            int f = ev_field_index(cols[bad], strlen(cols[bad]));
+            bool text = ev_fields[f].kind == EV_KIND_STR;
+            const char *named = text ? "seq" : cols[bad];
+            char want[64];
+            snprintf(want, sizeof want, "%s: 'x'", named);
+            cr_assert_eq(strncmp(err.detail, want, strlen(want)), 0, "column %s: '%s'", cols[bad], err.detail);
+            cr_assert_eq(rc, ev_fields[ev_field_index(named, strlen(named))].kind == EV_KIND_PRICE   ? EV_REJECT_PRICE
+                             : ev_fields[ev_field_index(named, strlen(named))].kind == EV_KIND_TIME ? EV_REJECT_TIME
+                                                                                                   : EV_REJECT_NUMBER);
+        }
+        s_close(&c);
+        ev_buf_free(&b);
+    }
 }

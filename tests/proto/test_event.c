@@ -2,6 +2,8 @@
  * formatting (integers, prices in cents, times in microseconds), UTF-8
  * counting, validation against the table's limits, equality and partitions. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +410,279 @@ Test(event_time, formatted_times_parse_back)
     }
 }
 
+/* ---- Numbers against a reference ---- */
+
+/* Whether text[0..len) matches the extended regular expression re (the
+ * last one compiled is kept: the callers ask of one at a time). */
+static bool s_matches(const char *re, const char *text, size_t len)
+{
+    static regex_t r;
+    static const char *compiled;
+    if (compiled != re) {
+        if (compiled)
+            regfree(&r);
+        cr_assert_eq(regcomp(&r, re, REG_EXTENDED | REG_NOSUB), 0);
+        compiled = re;
+    }
+    char buf[64];
+    cr_assert_lt(len, sizeof buf);
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    return memchr(text, '\0', len) == NULL && regexec(&r, buf, 0, NULL, 0) == 0;
+}
+
+/* The integer ev_parse_i64 and ev_parse_i32 must read: a sign, 1 to 19
+ * digits, within the type (strtoll and a range check). */
+static bool s_int_reference(const char *text, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s_matches("^[+-]?[0-9]{1,19}$", text, len))
+        return false;
+    char buf[32];
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    errno = 0;
+    long long v = strtoll(buf, NULL, 10);
+    if (errno == ERANGE || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* What ev_parse_price must give: its value in cents, or the refusal's last
+ * words ("not a decimal", "larger", "finer"), from a regular expression and
+ * strtoll on the digits. */
+static const char *s_price_reference(const char *text, size_t len, int64_t *cents)
+{
+    if (!s_matches("^[+-]?[0-9]+([.][0-9]*)?$", text, len))
+        return "is not a decimal number";
+    char buf[64];
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    char *p = buf + (buf[0] == '-' || buf[0] == '+');
+    char *dot = strchr(p, '.');
+    if (dot)
+        *dot = '\0';
+    while (p[0] == '0' && p[1])
+        p++;
+    if (strlen(p) > 8)
+        return "is larger than numeric(10,2) holds";
+    const char *frac = dot ? dot + 1 : "";
+    for (size_t i = 2; i < strlen(frac); i++)
+        if (frac[i] != '0')
+            return "is finer than cents";
+    int64_t v = strtoll(p, NULL, 10) * 100;
+    if (frac[0])
+        v += (frac[0] - '0') * 10 + (frac[1] ? frac[1] - '0' : 0);
+    *cents = buf[0] == '-' ? -v : v;
+    return NULL;
+}
+
+/* Every text of up to `most` bytes from the alphabet, and the extra texts,
+ * through check(). */
+static void s_every_text(const char *alphabet, size_t most, const char *const *extra, void (*check)(const char *, size_t))
+{
+    size_t k = strlen(alphabet);
+    char text[16];
+    for (size_t len = 0; len <= most; len++) {
+        size_t combos = 1;
+        for (size_t i = 0; i < len; i++)
+            combos *= k;
+        for (size_t c = 0; c < combos; c++) {
+            size_t x = c;
+            for (size_t i = 0; i < len; i++, x /= k)
+                text[i] = alphabet[x % k];
+            check(text, len);
+        }
+    }
+    for (size_t i = 0; extra[i]; i++)
+        check(extra[i], strlen(extra[i]));
+}
+
+static void s_check_int(const char *text, size_t len)
+{
+    int64_t want = 0, got64 = -7;
+    int32_t got32 = -7;
+    ev_error_t err = {0};
+    bool ok64 = s_int_reference(text, len, INT64_MIN, INT64_MAX, &want);
+    ev_reject_t rc = ev_parse_i64(text, len, &got64, "seq", &err);
+    cr_assert_eq(rc == EV_OK, ok64, "'%.*s' as a 64-bit integer: %s", (int)len, text, ev_reject_name(rc));
+    if (ok64)
+        cr_assert_eq(got64, want, "'%.*s' read as %lld", (int)len, text, (long long)got64);
+    else
+        cr_assert_eq(rc, EV_REJECT_NUMBER);
+    bool ok32 = s_int_reference(text, len, INT32_MIN, INT32_MAX, &want);
+    rc = ev_parse_i32(text, len, &got32, "user_id", &err);
+    cr_assert_eq(rc == EV_OK, ok32, "'%.*s' as a 32-bit integer: %s", (int)len, text, ev_reject_name(rc));
+    if (ok32)
+        cr_assert_eq(got32, want, "'%.*s' read as %d", (int)len, text, got32);
+    else
+        cr_assert(rc == EV_REJECT_NUMBER && strstr(err.detail, "is not a 32-bit integer"), "%s", err.detail);
+}
+
+static void s_check_price(const char *text, size_t len)
+{
+    int64_t want = 0, got = -7;
+    ev_error_t err = {0};
+    const char *refused = s_price_reference(text, len, &want);
+    ev_reject_t rc = ev_parse_price(text, len, &got, "product_price", &err);
+    if (!refused) {
+        cr_assert_eq(rc, EV_OK, "'%.*s' refused: %s", (int)len, text, err.detail);
+        cr_assert_eq(got, want, "'%.*s' read as %lld, not %lld", (int)len, text, (long long)got, (long long)want);
+    } else {
+        cr_assert_eq(rc, EV_REJECT_PRICE, "'%.*s' accepted as %lld, the reference says %s", (int)len, text,
+                     (long long)got, refused);
+        cr_assert(strstr(err.detail, refused) != NULL, "'%.*s': '%s', not '%s'", (int)len, text, err.detail,
+                  refused);
+    }
+}
+
+Test(event_number, integers_agree_with_strtoll_for_every_short_text)
+{
+    static const char *const extra[] = {
+        "2147483647", "2147483648", "-2147483648", "-2147483649", "+2147483647", "0000000000002147483647",
+        "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+        "18446744073709551615", "18446744073709551616", "99999999999999999999", "0000000000000000001",
+        "00000000000000000001", "-0000000000000000001", "1 ", " 1", "1\n", "--1", "+-1", "0x10", "1e3", NULL,
+    };
+    s_every_text("019-+ x", 6, extra, s_check_int);
+}
+
+Test(event_number, prices_agree_with_a_reference_for_every_short_text)
+{
+    static const char *const extra[] = {
+        "99999999.99", "99999999.999", "99999999.990", "100000000", "100000000.00", "000000099999999.99",
+        "-99999999.99", "1.000000001", "1.0000000000", "0.01", "0.001", "0.010", ".5", "5.", "-5.", "+.5",
+        "1..2", "1.2.3", "1,5", "1 ", " 1", "12345678", "123456789", "0000000000000", NULL,
+    };
+    s_every_text("0159.-+x", 6, extra, s_check_price);
+}
+
+/* ---- Times read after the same date ---- */
+
+typedef struct {
+    ev_reject_t rc;     /* what ev_parse_time returned */
+    int64_t us;         /* what it stored (-7: nothing) */
+    ev_error_t err;     /* its refusal */
+} time_result_t;
+
+static time_result_t s_parse_time_result(const char *text, size_t len)
+{
+    time_result_t r = {.us = -7};
+    r.rc = ev_parse_time(text, len, &r.us, "event_time", &r.err);
+    if (r.rc == EV_OK)
+        r.err.detail[0] = '\0';
+    return r;
+}
+
+/* text read whole (after a time of another date) and read after a time of
+ * its own date, which ev_parse_time remembers: the same result, value or
+ * refusal. Returns the result. */
+static time_result_t s_time_both_ways(const char *text, size_t len)
+{
+    const char *other = len >= 4 && memcmp(text, "1970", 4) == 0 ? "1971-06-15 01:02:03" : "1970-01-01 00:00:00";
+    cr_assert_eq(s_parse_time_result(other, 19).rc, EV_OK);
+    time_result_t whole = s_parse_time_result(text, len);
+    if (len >= 10) {
+        char same[20];
+        memcpy(same, text, 10);
+        memcpy(same + 10, " 12:00:00", 10);
+        if (s_parse_time_result(same, 19).rc == EV_OK) {
+            time_result_t after = s_parse_time_result(text, len);
+            cr_assert(after.rc == whole.rc && after.us == whole.us && strcmp(after.err.detail, whole.err.detail) == 0,
+                      "'%.*s': %s %lld '%s' after its date, %s %lld '%s' alone", (int)len, text,
+                      ev_reject_name(after.rc), (long long)after.us, after.err.detail, ev_reject_name(whole.rc),
+                      (long long)whole.us, whole.err.detail);
+        }
+    }
+    return whole;
+}
+
+Test(event_time, a_remembered_date_reads_every_time_as_a_whole_read_does)
+{
+    /* Days across months, years, leap days (2000, 2024; not 2100) and the
+     * ends of the range, read in order as a file's rows are, each with
+     * good and bad times; every good one formats back to itself. */
+    static const int64_t ranges[][2] = {
+        {10946, 11400},  /* 1999-12-20 .. 2001-03-18 */
+        {19716, 19790},  /* 2023-12-25 .. 2024-03-08 */
+        {47539, 47545},  /* 2100-02-25 .. 2100-03-03 */
+        {-719162, -719158}, /* 0001-01-01 .. 0001-01-05 */
+        {2932892, 2932896}, /* 9999-12-27 .. 9999-12-31 */
+    };
+    static const char *const times[] = {
+        " 00:00:00", " 23:59:59", "T12:34:56", " 12:34:56.1", " 12:34:56.123456", "T01:02:03Z",
+        " 01:02:03+01:00", " 01:02:03-0530", " 23:00:00+14", " 00:30:00-23:59", " 24:00:00", " 23:60:00",
+        " 23:59:60", " 12:00:00.", " 12:00:00.1234567", " 12:00:00x", " 12-00-00", "x12:00:00", " 1:00:00",
+        " 12:00:00+24:00", " 12:00:00Zz", " 12:00:00.5z",
+    };
+    size_t good = 0;
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        for (int64_t day = ranges[r][0]; day <= ranges[r][1]; day++) {
+            char *date = s_format_time(day * 86400 * 1000000, false);
+            for (size_t t = 0; t < sizeof times / sizeof times[0]; t++) {
+                char text[64];
+                int n = snprintf(text, sizeof text, "%.10s%s", date, times[t]);
+                /* Read after the time before it, of the day before or the same day. */
+                time_result_t next = s_parse_time_result(text, (size_t)n);
+                time_result_t res = s_time_both_ways(text, (size_t)n);
+                cr_assert(next.rc == res.rc && next.us == res.us && strcmp(next.err.detail, res.err.detail) == 0,
+                          "'%s': %s %lld after the time before it, %s %lld alone", text, ev_reject_name(next.rc),
+                          (long long)next.us, ev_reject_name(res.rc), (long long)res.us);
+                if (res.rc != EV_OK || strpbrk(times[t] + 9, "Z+-"))
+                    continue;
+                /* Without an offset the time formats back to what was read. */
+                char *back = s_format_time(res.us, false);
+                cr_assert_arr_eq(back, text, 10, "%s read as %s", text, back);
+                cr_assert_arr_eq(back + 11, text + 11, 8, "%s read as %s", text, back);
+                free(back);
+                good++;
+            }
+            free(date);
+        }
+    }
+    cr_assert_gt(good, 1000);
+}
+
+Test(event_time, a_remembered_date_changes_no_refusal)
+{
+    /* Every byte of a full time replaced by likely and unlikely bytes, and
+     * the time cut at every length: read alone and after its date, the same
+     * result, value or refusal with its words. */
+    static const char base[] = "2024-02-29 23:59:59.123456+01:00";
+    static const char swaps[] = {'0', '1', '2', '3', '5', '9', ':', '-', ' ', 'T', 'x', '\0', '.', '+', 'Z', '/'};
+    char text[sizeof base];
+    for (size_t len = 0; len < sizeof base; len++)
+        s_time_both_ways(base, len);
+    for (size_t at = 0; at + 1 < sizeof base; at++)
+        for (size_t k = 0; k < sizeof swaps; k++) {
+            memcpy(text, base, sizeof base);
+            text[at] = swaps[k];
+            s_time_both_ways(text, sizeof base - 1);
+            s_time_both_ways(text, 19);
+            s_time_both_ways(text, 26);
+        }
+    /* After a date that differs from it in one byte only. */
+    for (size_t at = 0; at < 10; at++)
+        for (char d = '0'; d <= '9'; d++) {
+            memcpy(text, "2020-10-10 10:10:10", 20);
+            cr_assert_eq(s_parse_time_result(text, 19).rc, EV_OK);
+            text[at] = at == 4 || at == 7 ? (d == '0' ? '-' : '/') : d;
+            time_result_t next = s_parse_time_result(text, 19);
+            time_result_t whole = s_time_both_ways(text, 19);
+            cr_assert(next.rc == whole.rc && next.us == whole.us && strcmp(next.err.detail, whole.err.detail) == 0,
+                      "'%s': %s %lld after 2020-10-10, %s %lld alone", text, ev_reject_name(next.rc),
+                      (long long)next.us, ev_reject_name(whole.rc), (long long)whole.us);
+        }
+    /* A bad date after a good one of almost the same bytes. */
+    s_time_both_ways("2023-02-29 00:00:00", 19);
+    s_time_both_ways("2024-13-01 00:00:00", 19);
+    s_time_both_ways("2024-00-01 00:00:00", 19);
+    s_time_both_ways("0000-01-01 00:00:00", 19);
+    s_time_both_ways("0001-01-01 00:00:00-01:00", 25);
+    s_time_both_ways("9999-12-31 23:59:59+01:00", 25);
+    s_time_both_ways("9999-12-31 23:59:59-01:00", 25);
+}
+
 /* ---- Text ---- */
 
 Test(event_utf8, counts_characters_not_bytes)
@@ -483,6 +758,120 @@ Test(event_utf8, long_text_is_checked_at_every_position)
         cr_assert_eq(ev_utf8_chars(text, 40), 39, "é at %zu", at);
         memcpy(text + at, "xx", 2);
     }
+}
+
+/* The characters of s[0..len) one byte at a time, as the standard reads
+ * them: the reference ev_utf8_chars must agree with. */
+static long s_utf8_reference(const unsigned char *s, size_t len)
+{
+    long chars = 0;
+    for (size_t i = 0; i < len; chars++) {
+        unsigned c = s[i];
+        if (c == 0)
+            return -1;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if (c >= 0xC0 && c < 0xE0)
+            n = 2, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c < 0xF0)
+            n = 3, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c < 0xF8)
+            n = 4, cp = c & 0x07, min = 0x10000;
+        else
+            return -1;
+        if (i + n > len)
+            return -1;
+        for (size_t k = 1; k < n; k++) {
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return -1;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return -1;
+        i += n;
+    }
+    return chars;
+}
+
+/* Texts of every length 0..40 on four backgrounds (ASCII, and ASCII with
+ * a character of two, three or four bytes in front), with `ins` written at
+ * every position: ev_utf8_chars against the reference. */
+static void s_utf8_compare_at_every_place(const unsigned char *ins, size_t n)
+{
+    static const char *const heads[] = {"", "\xC3\xA9", "\xE6\xBC\xA2", "\xF0\x9F\x98\x80"};
+    unsigned char text[48];
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+        size_t hl = strlen(heads[h]);
+        for (size_t len = 0; len <= 40; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                memset(text, 'a', sizeof text);
+                memcpy(text, heads[h], hl < len ? hl : len);
+                size_t k = at + n <= len ? n : len - at; /* cut at the end: a truncated sequence */
+                memcpy(text + at, ins, k);
+                long want = s_utf8_reference(text, len);
+                long got = ev_utf8_chars((const char *)text, len);
+                if (got != want)
+                    cr_assert_fail("bytes %02X %02X %02X %02X (%zu of them) at %zu of %zu after head %zu: %ld, not %ld",
+                             ins[0], n > 1 ? ins[1] : 0, n > 2 ? ins[2] : 0, n > 3 ? ins[3] : 0, k, at, len, h, got,
+                             want);
+            }
+        }
+    }
+}
+
+Test(event_utf8, agrees_with_a_byte_by_byte_reference_for_every_single_byte)
+{
+    for (unsigned b = 0; b < 256; b++)
+        s_utf8_compare_at_every_place((const unsigned char[]){(unsigned char)b}, 1);
+}
+
+Test(event_utf8, agrees_with_a_byte_by_byte_reference_for_sequences)
+{
+    /* Every lead byte class and every boundary of the continuation bytes,
+     * overlong forms, surrogates and the end of Unicode among them. */
+    static const unsigned char v[] = {0x00, 0x01, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+                                      0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEE, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+    const size_t nv = sizeof v;
+    /* Bytes after a lead byte, at the edges of the continuation range. */
+    static const unsigned char cont[] = {0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0};
+    const size_t nc = sizeof cont;
+    for (size_t a = 0; a < nv; a++) {
+        for (size_t b = 0; b < nv; b++)
+            s_utf8_compare_at_every_place((const unsigned char[]){v[a], v[b]}, 2);
+        if (v[a] >= 0xC0)
+            for (size_t b = 0; b < nc; b++)
+                for (size_t c = 0; c < nc; c++)
+                    s_utf8_compare_at_every_place((const unsigned char[]){v[a], cont[b], cont[c]}, 3);
+    }
+    static const unsigned char lead4[] = {0xF0, 0xF4, 0xF5};
+    for (size_t a = 0; a < sizeof lead4; a++)
+        for (size_t b = 0; b < sizeof cont; b++)
+            for (size_t c = 0; c < sizeof cont; c++)
+                for (size_t d = 0; d < sizeof cont; d++)
+                    s_utf8_compare_at_every_place((const unsigned char[]){lead4[a], cont[b], cont[c], cont[d]}, 4);
+}
+
+Test(event_utf8, agrees_with_a_byte_by_byte_reference_for_every_pair)
+{
+    /* All 65,536 pairs of bytes, at every position of a few lengths around
+     * the eight-byte words. */
+    static const size_t lens[] = {2, 7, 8, 9, 15, 16, 17};
+    unsigned char text[24];
+    for (unsigned a = 0; a < 256; a++)
+        for (unsigned b = 0; b < 256; b++)
+            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++)
+                for (size_t at = 0; at + 2 <= lens[l]; at++) {
+                    memset(text, 'a', sizeof text);
+                    text[at] = (unsigned char)a, text[at + 1] = (unsigned char)b;
+                    long want = s_utf8_reference(text, lens[l]);
+                    long got = ev_utf8_chars((const char *)text, lens[l]);
+                    if (got != want)
+                        cr_assert_fail("%02X %02X at %zu of %zu: %ld, not %ld", a, b, at, lens[l], got, want);
+                }
 }
 
 /* ---- Validation ---- */

@@ -112,7 +112,8 @@ ev_reject_t ev_parse_i64(const char *s, size_t len, int64_t *out, const char *fi
 /* "120", "120.5", "120.50", "120.0", "-3.10"; digits past cents must be 0. */
 ev_reject_t ev_parse_price(const char *s, size_t len, int64_t *cents, const char *field, ev_error_t *err);
 /* "YYYY-MM-DD HH:MM:SS" or with 'T'; optional .f (1-6 digits); optional Z or
- * +HH:MM / -HH:MM (converted to UTC). */
+ * +HH:MM / -HH:MM (converted to UTC). Remembers the last valid date it read
+ * on the calling thread (thread-local), to skip reading it again. */
 ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *field, ev_error_t *err);
 
 /* Appends "123.45" / "-0.50". */
