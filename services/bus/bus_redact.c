@@ -84,8 +84,13 @@ static bool s_replace(void *arg, int map, int which, const uint8_t *value, const
     bus_redact_t *self = arg;
     const uint8_t *s;
     size_t n;
-    if (which < 0 || !bus_scan_str(value, value_end, &s, &n))
-        return true; /* a map's end, or not text: the writer refuses it anyway */
+    if (which < 0)
+        return true; /* an event's end */
+    /* Not text: the writer refuses the event, but the value may still be
+     * the name as bytes (a bin) or hold it deeper; the body stays from
+     * taps rather than reach them as published. */
+    if (!bus_scan_str(value, value_end, &s, &n))
+        return false;
     char text[BUS_REDACT_TEXT_LEN + 1];
     bus_redact_text(self, s, n, text);
     s_append(self, self->copied, (size_t)(value - self->copied));

@@ -23,8 +23,8 @@ void bus_redact_destroy(bus_redact_t **self_p);
 
 /* Rewrites body with the two fields replaced. Returns the new body (valid
  * until the next call) and its length in *out_len; body itself when nothing
- * was replaced (a heartbeat); NULL when the body cannot be read (then it
- * must not reach taps). */
+ * was replaced (a heartbeat); NULL when the body cannot be read, or a
+ * user_name or user_email in it is not text (then it must not reach taps). */
 const uint8_t *bus_redact_body(bus_redact_t *self, const uint8_t *body, size_t len, size_t *out_len);
 
 /* The replacement text of a value (tests): "redacted-" and 16 hex digits. */

@@ -342,6 +342,56 @@ Test(bus_tap, tap_redact_0_passes_names_and_emails_as_published)
     s_redaction_case(0, "", false);
 }
 
+/* body with the str value (header byte head, then text) at its first place
+ * written as a bin8 of the same bytes; its new length. */
+static size_t s_as_bin(const void *body, size_t len, uint8_t head, const char *text, uint8_t *out)
+{
+    size_t n = strlen(text);
+    const uint8_t *b = body;
+    for (size_t i = 0; i + 1 + n <= len; i++) {
+        if (b[i] != head || memcmp(b + i + 1, text, n) != 0)
+            continue;
+        memcpy(out, b, i);
+        out[i] = 0xc4, out[i + 1] = (uint8_t)n; /* bin8 */
+        memcpy(out + i + 2, text, n);
+        memcpy(out + i + 2 + n, b + i + 1 + n, len - i - 1 - n);
+        return len + 1;
+    }
+    cr_assert_fail("\"%s\" is not in the body", text);
+    return 0;
+}
+
+Test(bus_tap, a_name_or_email_that_is_not_text_never_reaches_taps_as_it_was)
+{
+    /* A publisher that sends the name as bytes (msgpack bin) rather than
+     * text: the writer refuses that event, but the tap's copy must not
+     * carry the name as published, in either form. */
+    bus_redact_t *r = bus_redact_new("k");
+    ev_codec_t *codec = ev_codec_new();
+    ev_event_t ev = tk_event("gen-1", 0, 1);
+    ev.user_name = (ev_str_t){"Ann O'Neil", 10};
+    ev.user_email = (ev_str_t){"ann@example.com", 15};
+    for (int form = EV_FORM_ARRAY; form <= EV_FORM_MAP; form++) {
+        ev_codec_set_form(codec, (ev_form_t)form);
+        const void *data;
+        size_t len;
+        ev_codec_encode_event(codec, &ev, &data, &len);
+        size_t out_len;
+        cr_assert_not_null(bus_redact_body(r, data, len, &out_len), "form %d: the event as published", form);
+        uint8_t body[512];
+        cr_assert_lt(len + 1, sizeof body);
+        for (int field = 0; field < 2; field++) {
+            const char *text = field ? "ann@example.com" : "Ann O'Neil";
+            size_t n = s_as_bin(data, len, (uint8_t)(0xa0 | strlen(text)), text, body);
+            const uint8_t *out = bus_redact_body(r, body, n, &out_len);
+            cr_assert(out == NULL || !memmem(out, out_len, text, strlen(text)),
+                      "form %d: %s reached the tap as published", form, field ? "user_email" : "user_name");
+        }
+    }
+    ev_codec_destroy(&codec);
+    bus_redact_destroy(&r);
+}
+
 Test(bus, a_tap_that_does_not_read_loses_messages_but_the_writer_gets_all, .timeout = 120)
 {
     fixture_t f;
