@@ -515,30 +515,30 @@ static void s_close_frames(zmq_msg_t frames[2], int nframes)
 
 /* Part of a message of several events could not be decoded: counted once
  * as undecodable, logged with what was taken and what was lost. dropped:
- * maps that were not events (one event lost each); unreadable: bytes at the
- * end whose events cannot be found; why: the first refusal, of map `map`
- * at byte `at`. */
+ * arrays or maps that were not events (one event lost each); unreadable:
+ * bytes at the end whose events cannot be found; why: the first refusal, of
+ * event `nth` (from 1) at byte `at`. */
 static void s_undecodable_part(writer_t *self, const void *topic, size_t topic_len, size_t taken, size_t dropped,
-                               size_t unreadable, size_t map, size_t at, const char *why)
+                               size_t unreadable, size_t nth, size_t at, const char *why)
 {
     char t[65], reason[S_REASON_MAX];
     if (s_undecodable_count(self, topic, topic_len, why, t, reason))
         evp_warn("undecodable events in a message",
                  "from=bus topic=\"%s\" taken=%zu dropped=%zu unreadable_bytes=%zu first_bad_event=%zu at_byte=%zu "
                  "reason=\"%s\"",
-                 t, taken, dropped, unreadable, map, at, reason);
+                 t, taken, dropped, unreadable, nth, at, reason);
 }
 
 /* Every event of an `ev` body, in order, each with its own bytes and
- * checked against the topic's partition. A map that is not an event is
- * lost alone; a value whose end cannot be found loses the rest of the
- * body. Either way the message counts once as undecodable; a body of one
- * map that fails is dropped as a whole, as it always was. */
+ * checked against the topic's partition. An array or map that is not an
+ * event is lost alone; a value whose end cannot be found loses the rest of
+ * the body. Either way the message counts once as undecodable; a body of
+ * one event that fails is dropped as a whole, as it always was. */
 static void s_on_event_body(writer_t *self, const void *topic, size_t topic_len, uint32_t partition,
                             const void *body, size_t len, int64_t now)
 {
-    size_t offset = 0, maps = 0, taken = 0, dropped = 0, unreadable = 0;
-    size_t bad_map = 0, bad_at = 0;
+    size_t offset = 0, events = 0, taken = 0, dropped = 0, unreadable = 0;
+    size_t bad_nth = 0, bad_at = 0;
     ev_error_t bad = {0}; /* the first refusal */
     for (;;) {
         size_t at = offset, rawlen;
@@ -548,26 +548,26 @@ static void s_on_event_body(writer_t *self, const void *topic, size_t topic_len,
         ev_next_t next = ev_codec_next_event(self->codec, body, len, &offset, &ev, &raw, &rawlen, &err);
         if (next == EV_NEXT_END)
             break;
-        maps++;
+        events++;
         if (next == EV_NEXT_EVENT) {
             s_on_event(self, &ev, raw, rawlen, (int32_t)partition, now);
             taken++;
             continue;
         }
-        if (!bad_map)
-            bad = err, bad_map = maps, bad_at = at;
+        if (!bad_nth)
+            bad = err, bad_nth = events, bad_at = at;
         if (next == EV_NEXT_BROKEN) {
             unreadable = len - at;
             break;
         }
         dropped++;
     }
-    if (!bad_map)
+    if (!bad_nth)
         return;
-    if (maps == 1)
+    if (events == 1)
         s_undecodable(self, "bus", topic, topic_len, bad.detail); /* the whole message was that one value */
     else
-        s_undecodable_part(self, topic, topic_len, taken, dropped, unreadable, bad_map, bad_at, bad.detail);
+        s_undecodable_part(self, topic, topic_len, taken, dropped, unreadable, bad_nth, bad_at, bad.detail);
 }
 
 static void s_on_bus_message(writer_t *self, zmq_msg_t frames[2], int nframes, int64_t now)
