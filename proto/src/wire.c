@@ -208,6 +208,11 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
 #define EV_FIELD(name, kind, max, sql, where) need += (map ? sizeof #name : 0) + S_NEED_##kind(name);
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
+#undef S_NEED_I32
+#undef S_NEED_I64
+#undef S_NEED_PRICE
+#undef S_NEED_TIME
+#undef S_NEED_STR
     msgpack_sbuffer *out = &self->out;
     if (out->alloc < need) {
         char *grown = realloc(out->data, need);
@@ -239,6 +244,11 @@ void ev_codec_encode_event(ev_codec_t *self, const ev_event_t *ev, const void **
     S_PUT_##kind(name);
 #include "evpipe/event_fields.def"
 #undef EV_FIELD
+#undef S_PUT_I32
+#undef S_PUT_I64
+#undef S_PUT_PRICE
+#undef S_PUT_TIME
+#undef S_PUT_STR
     out->size = (size_t)(p - start);
     *data = out->data;
     *len = out->size;
@@ -703,11 +713,32 @@ static void s_check_version(const s_head_t *h, ev_error_t *err)
                      EV_PROTOCOL_VERSION);
 }
 
+/* The verdict on an event both general loops read: the version's refusal
+ * (or its absence) first, then the first field's refusal in the order read,
+ * then the first field not in seen (bit i: field i read). */
+static ev_reject_t s_verdict(const ev_error_t *verr, bool has_v, const ev_error_t *ferr, uint32_t seen,
+                             ev_error_t *err)
+{
+    if (verr->code) {
+        *err = *verr;
+        return err->code;
+    }
+    if (!has_v)
+        return ev_error_set(err, EV_REJECT_DECODE, "v: the protocol version is missing");
+    if (ferr->code) {
+        *err = *ferr;
+        return err->code;
+    }
+    for (int i = 0; i < EV_FIELD_COUNT; i++)
+        if (!(seen & (1u << i)))
+            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the message", ev_fields[i].name);
+    return EV_OK;
+}
+
 /* The rest of an event array of n elements whose head ends at pos: the
  * version, then the fields in field order; elements past the last field (a
  * later version's) are stepped over. As the map loop: *size is 0 when the
- * array is truncated or malformed; the version's refusal comes first, then
- * the first field's in order, then the first field missing. */
+ * array is truncated or malformed. */
 static ev_reject_t s_decode_array(const unsigned char *data, size_t len, size_t pos, uint32_t n, size_t *size,
                                   ev_event_t *ev, ev_error_t *err)
 {
@@ -723,20 +754,13 @@ static ev_reject_t s_decode_array(const unsigned char *data, size_t len, size_t 
             s_head_field(&v, (int)i - 1, ev, &ferr);
     }
     *size = pos;
-    if (n == 0)
-        return ev_error_set(err, EV_REJECT_DECODE, "v: the protocol version is missing");
-    if (verr.code || ferr.code) {
-        *err = verr.code ? verr : ferr;
-        return err->code;
-    }
-    if (n <= EV_FIELD_COUNT)
-        return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the message", ev_fields[n - 1].name);
-    return EV_OK;
+    uint32_t fields = n > EV_FIELD_COUNT ? EV_FIELD_COUNT : n > 0 ? n - 1 : 0; /* the fields it holds */
+    return s_verdict(&verr, n > 0, &ferr, (uint32_t)((1ull << fields) - 1), err);
 }
 
 /* Decodes the event (an array or a map) at the start of data (len bytes
- * there, maybe more after it). *size: the map's length in bytes, 0 when it is truncated or
- * malformed (nothing else is then known). */
+ * there, maybe more after it). *size: the event's length in bytes, 0 when it
+ * is truncated or malformed (nothing else is then known). */
 static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, size_t *size, ev_event_t *ev,
                                        ev_error_t *err)
 {
@@ -782,20 +806,7 @@ static ev_reject_t s_decode_event_once(const unsigned char *data, size_t len, si
             seen |= 1u << idx;
     }
     *size = pos;
-    if (verr.code || !has_v) {
-        if (!verr.code)
-            ev_error_set(&verr, EV_REJECT_DECODE, "v: the protocol version is missing");
-        *err = verr;
-        return err->code;
-    }
-    if (ferr.code) {
-        *err = ferr;
-        return err->code;
-    }
-    for (int i = 0; i < EV_FIELD_COUNT; i++)
-        if (!(seen & (1u << i)))
-            return ev_error_set(err, EV_REJECT_MISSING, "%s: missing from the message", ev_fields[i].name);
-    return EV_OK;
+    return s_verdict(&verr, has_v, &ferr, seen, err);
 }
 
 ev_next_t ev_codec_next_event(ev_codec_t *self, const void *body, size_t len, size_t *offset, ev_event_t *ev,

@@ -740,6 +740,10 @@ Test(wire_event, refuses_a_missing_version)
     ev_error_t err = {0};
     cr_assert_eq(s_decode_body(&(body_t){.version = 0}, &back, &err), EV_REJECT_DECODE);
     cr_assert(s_starts_with(err.detail, "v:"), "%s", err.detail);
+    /* The version's absence is named before a field's refusal. */
+    cr_assert_eq(s_decode_body(&(body_t){.version = 0, .bad_key = "user_id", .bad = BAD_STR}, &back, &err),
+                 EV_REJECT_DECODE);
+    cr_assert(s_starts_with(err.detail, "v:"), "%s", err.detail);
 }
 
 Test(wire_event, refuses_a_wrong_version)
