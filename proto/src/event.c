@@ -210,8 +210,8 @@ bool ev_event_type_allowed(ev_str_t type)
 
 static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d);
 
-/* Text field i: present, UTF-8 without a NUL, within its characters. */
-/* Inlined into each of s_validate's calls (the compiler would not, with
+/* Text field i: present, UTF-8 without a NUL, within its characters.
+ * Inlined into each of s_validate's calls (the compiler would not, with
  * s_utf8_chars in it): the field's place and limit become constants, and
  * ASCII text costs no call at all. */
 __attribute__((always_inline)) static inline ev_reject_t s_validate_text(const ev_event_t *ev, int i, ev_error_t *err)
@@ -482,31 +482,31 @@ ev_reject_t ev_parse_time(const char *s, size_t len, int64_t *us, const char *fi
 {
     static const char not_a_time[] = "is not a time like 2024-01-31 12:00:00[.ffffff]";
     static const char not_valid[] = "is not a valid date and time";
+    /* Every check of the form comes before any of the values, as the
+     * refusals say: the time of day's form, the date's (unless it is the
+     * date remembered, which passed every check before), then the date's
+     * values, then the time's. */
     unsigned Y, M, D, h, mi, sec;
+    if (len < 19 || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' || !s_num(s + 11, 2, &h) ||
+        !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
+        return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_a_time);
     int64_t days;
-    if (len >= 19 && s_last_date.set && memcmp(s, s_last_date.ymd, sizeof s_last_date.ymd) == 0) {
-        /* The date passed every check before: the rest gets the same ones. */
-        if ((s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' || !s_num(s + 11, 2, &h) ||
-            !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
-            return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_a_time);
-        if (h > 23 || mi > 59 || sec > 59)
-            return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_valid);
+    if (s_last_date.set && memcmp(s, s_last_date.ymd, sizeof s_last_date.ymd) == 0) {
         days = s_last_date.days;
     } else {
-        if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
-            s[16] != ':' || !s_num(s, 4, &Y) || !s_num(s + 5, 2, &M) || !s_num(s + 8, 2, &D) ||
-            !s_num(s + 11, 2, &h) || !s_num(s + 14, 2, &mi) || !s_num(s + 17, 2, &sec))
+        if (s[4] != '-' || s[7] != '-' || !s_num(s, 4, &Y) || !s_num(s + 5, 2, &M) || !s_num(s + 8, 2, &D))
             return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_a_time);
         static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
         bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-        if (Y < 1 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 ||
-            mi > 59 || sec > 59)
+        if (Y < 1 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap))
             return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_valid);
         days = s_days_from_civil(Y, M, D);
         memcpy(s_last_date.ymd, s, sizeof s_last_date.ymd);
         s_last_date.days = days;
         s_last_date.set = true;
     }
+    if (h > 23 || mi > 59 || sec > 59)
+        return s_bad_value(err, EV_REJECT_TIME, field, s, len, not_valid);
     size_t i = 19;
     int64_t frac = 0;
     if (i < len && s[i] == '.') {
