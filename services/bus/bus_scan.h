@@ -180,7 +180,7 @@ static inline int bus_scan_body(const uint8_t *body, size_t len, const bus_scan_
     int at[EV_FIELD_COUNT + 1];
     at[0] = bus_scan_which_(keys, nkeys, (const uint8_t *)"v", 1);
     for (int f = 0; f < EV_FIELD_COUNT; f++)
-        at[f + 1] = bus_scan_which_(keys, nkeys, (const uint8_t *)ev_fields[f].name, strlen(ev_fields[f].name));
+        at[f + 1] = bus_scan_which_(keys, nkeys, (const uint8_t *)ev_fields[f].name, ev_fields[f].name_len);
     while (p < end) {
         uint64_t count;
         uint8_t b = p[0];
