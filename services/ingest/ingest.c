@@ -29,8 +29,6 @@
 /* How long --wait lets commits stand still short of what was published
  * before it publishes what is missing again. */
 #define WAIT_RESEND_MS 15000
-/* How often --wait asks PostgreSQL (one small query on checkpoints). */
-#define WAIT_CHECK_MS 100
 /* How often watch mode looks for sources fully committed. */
 #define FORGET_CHECK_MS 5000
 /* ...and at most this seldom while the database cannot be reached. */
@@ -298,6 +296,7 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
     int64_t start = zclock_mono();
     int64_t end = self->opts.wait_timeout_s < 0 ? INT64_MAX : start + (int64_t)(self->opts.wait_timeout_s * 1000);
     int64_t next_check = start, next_note = start + 10000, missing = -1, last_missing = -1, moved_at = start;
+    ingest_commit_pace_t pace = {0}; /* how often PostgreSQL is asked (one small query on checkpoints) */
     char why[EVP_WHY_MAX], last_why[EVP_WHY_MAX] = "";
     ev_buf_t report;
     ev_buf_init(&report);
@@ -309,9 +308,9 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
         evp_publisher_tick(self->publisher);
         int64_t now = zclock_mono();
         if (now >= next_check) {
-            next_check = now + WAIT_CHECK_MS;
             ev_buf_reset(&report);
             missing = ingest_commit_missing(commit, self->heads, NULL, &report, why, sizeof why);
+            next_check = now + ingest_commit_pace(&pace, now, missing);
             if (missing < 0 && strcmp(why, last_why) != 0) {
                 evp_warn("cannot read the checkpoints yet", "error=\"%s\"", why);
                 snprintf(last_why, sizeof last_why, "%s", why);
@@ -358,7 +357,8 @@ static int s_wait_committed(ingest_t *self, uint64_t published, char *const *fil
             rc = 2;
             break;
         }
-        zclock_sleep(50);
+        int64_t nap = next_check - zclock_mono();
+        zclock_sleep(nap < 1 ? 1 : nap > 50 ? 50 : (int)nap);
     }
     ev_buf_free(&report);
     ingest_commit_destroy(&commit);

@@ -120,3 +120,22 @@ int64_t ingest_commit_missing(ingest_commit_t *self, const ingest_heads_t *heads
     }
     return missing;
 }
+
+int ingest_commit_pace(ingest_commit_pace_t *pace, int64_t now_ms, int64_t missing)
+{
+    if (missing < 0)
+        return INGEST_COMMIT_ASK_MS;
+    if (!pace->started || missing > pace->first_missing) {
+        /* The first answer, or more missing than then: start over. */
+        pace->started = true;
+        pace->first_ms = now_ms;
+        pace->first_missing = missing;
+        return INGEST_COMMIT_ASK_MS;
+    }
+    int64_t fell = pace->first_missing - missing, took = now_ms - pace->first_ms;
+    if (fell <= 0 || took <= 0)
+        return INGEST_COMMIT_ASK_MS;
+    /* missing / (fell / took) < 2 * ASK, without dividing. */
+    bool near = (double)missing * (double)took < 2.0 * INGEST_COMMIT_ASK_MS * (double)fell;
+    return near ? INGEST_COMMIT_ASK_NEAR_MS : INGEST_COMMIT_ASK_MS;
+}

@@ -6,6 +6,7 @@
 #ifndef INGEST_COMMIT_H
 #define INGEST_COMMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,21 @@ int64_t ingest_commit_missing(ingest_commit_t *self, const ingest_heads_t *heads
  * highest committed seq per (source, partition)). 0, or -1 with why. */
 int ingest_commit_read(ingest_commit_t *self, const ingest_heads_t *heads, ingest_heads_t *committed, char *why,
                        size_t whylen);
+
+/* How often --wait asks: every INGEST_COMMIT_ASK_MS while much is missing,
+ * every INGEST_COMMIT_ASK_NEAR_MS once the rate at which missing has fallen
+ * says the rest will be committed within two of the former (so --wait
+ * returns soon after the last commit, without asking often all along). */
+#define INGEST_COMMIT_ASK_MS 100
+#define INGEST_COMMIT_ASK_NEAR_MS 10
+
+typedef struct {
+    bool started;          /* missing was known once */
+    int64_t first_ms;      /* when */
+    int64_t first_missing; /* missing then */
+} ingest_commit_pace_t;
+
+/* Milliseconds until the next question, given missing now (-1: unknown). */
+int ingest_commit_pace(ingest_commit_pace_t *pace, int64_t now_ms, int64_t missing);
 
 #endif

@@ -1,11 +1,12 @@
 /* Unit tests of the small pieces around replay: the summary line, what a
- * folder argument names, and the heads kept for --wait. */
+ * folder argument names, the heads kept for --wait and how often it asks. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ingest.h"
+#include "ingest_commit.h"
 #include "ingest_heads.h"
 #include "support.h"
 
@@ -84,4 +85,31 @@ Test(ingest_heads, keep_the_highest_seq_per_source_and_partition)
     ingest_heads_destroy(&h);
     ingest_heads_destroy(&all);
     cr_assert_null(h);
+}
+
+Test(ingest_wait_pace, asks_every_100_ms_until_the_rate_says_the_end_is_near)
+{
+    ingest_commit_pace_t pace = {0};
+    /* 1,000,000 missing, falling by 20,000 every 140 ms (a writer's batches). */
+    cr_assert_eq(ingest_commit_pace(&pace, 5000, 1000000), INGEST_COMMIT_ASK_MS);
+    cr_assert_eq(ingest_commit_pace(&pace, 5140, 980000), INGEST_COMMIT_ASK_MS, "7 s left");
+    cr_assert_eq(ingest_commit_pace(&pace, 11720, 60000), INGEST_COMMIT_ASK_MS, "0.42 s left");
+    cr_assert_eq(ingest_commit_pace(&pace, 11860, 40000), INGEST_COMMIT_ASK_MS, "0.28 s left");
+    cr_assert_eq(ingest_commit_pace(&pace, 12000, 20000), INGEST_COMMIT_ASK_NEAR_MS, "0.14 s left");
+    /* The last batch is late: the rate still says it is near. */
+    cr_assert_eq(ingest_commit_pace(&pace, 12150, 20000), INGEST_COMMIT_ASK_NEAR_MS);
+}
+
+Test(ingest_wait_pace, asks_every_100_ms_when_nothing_moves_or_the_database_cannot_be_asked)
+{
+    ingest_commit_pace_t pace = {0};
+    cr_assert_eq(ingest_commit_pace(&pace, 1000, -1), INGEST_COMMIT_ASK_MS, "unknown is not a start");
+    cr_assert_eq(ingest_commit_pace(&pace, 1100, 50), INGEST_COMMIT_ASK_MS);
+    cr_assert_eq(ingest_commit_pace(&pace, 1200, 50), INGEST_COMMIT_ASK_MS, "no progress: no rate");
+    cr_assert_eq(ingest_commit_pace(&pace, 1300, -1), INGEST_COMMIT_ASK_MS);
+    cr_assert_eq(ingest_commit_pace(&pace, 61300, 49), INGEST_COMMIT_ASK_MS, "one event a minute: far");
+    /* More missing than at the start: measured again from here. */
+    cr_assert_eq(ingest_commit_pace(&pace, 61400, 5000), INGEST_COMMIT_ASK_MS);
+    cr_assert_eq(ingest_commit_pace(&pace, 61500, 4999), INGEST_COMMIT_ASK_MS);
+    cr_assert_eq(ingest_commit_pace(&pace, 61600, 100), INGEST_COMMIT_ASK_NEAR_MS);
 }
