@@ -3,6 +3,7 @@
  * counting, validation against the table's limits, equality and partitions. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -641,6 +642,47 @@ Test(event_time, a_remembered_date_reads_every_time_as_a_whole_read_does)
         }
     }
     cr_assert_gt(good, 1000);
+}
+
+/* One reader thread: reads its two times by turns, and counts any read that
+ * differs from what the first reads gave. */
+typedef struct {
+    const char *times[2];
+    int64_t want[2];
+    long wrong;
+} time_reader_t;
+
+static void *s_read_times(void *arg)
+{
+    time_reader_t *r = arg;
+    for (long i = 0; i < 400000; i++) {
+        int64_t us = -1;
+        ev_error_t err;
+        const char *t = r->times[i & 1];
+        if (ev_parse_time(t, strlen(t), &us, "event_time", &err) != EV_OK || us != r->want[i & 1])
+            r->wrong++;
+    }
+    return NULL;
+}
+
+Test(event_time, threads_reading_other_dates_at_once_each_read_their_own)
+{
+    /* The remembered date is each thread's own: two threads reading other
+     * dates at the same time never take the other's day. */
+    time_reader_t readers[2] = {
+        {.times = {"2024-03-01 10:00:00", "2024-03-02 10:00:00"}},
+        {.times = {"1999-12-31 23:59:59", "2100-02-28 00:00:01"}},
+    };
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 2; j++)
+            readers[k].want[j] = s_parse_time_result(readers[k].times[j], strlen(readers[k].times[j])).us;
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(pthread_create(&th[k], NULL, s_read_times, &readers[k]), 0);
+    for (int k = 0; k < 2; k++) {
+        pthread_join(th[k], NULL);
+        cr_assert_eq(readers[k].wrong, 0, "thread %d: %ld of 400000 reads wrong", k, readers[k].wrong);
+    }
 }
 
 Test(event_time, a_remembered_date_changes_no_refusal)
