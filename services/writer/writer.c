@@ -35,6 +35,8 @@
 /* How often repair timeouts are checked and a progress line may be logged. */
 #define S_CHECK_MS 100
 #define S_PROGRESS_MS 10000
+/* How often settled sources are looked for to forget. */
+#define S_FORGET_EVERY_MS 1000
 /* Publishers' heads are recorded at most this often per stream. */
 #define S_HEAD_EVERY_MS 1000
 /* How long writer_finish keeps trying to commit. */
@@ -60,6 +62,7 @@ struct writer_t {
     uint64_t next_repair_id;       /* ids of repair requests */
     bool stop;                     /* writer_stop was called */
     int64_t next_check_ms;         /* next repair timeout check */
+    int64_t next_forget_ms;        /* next look for settled sources to forget */
     int64_t next_progress_ms;      /* next progress line */
     int64_t next_partition_ms;     /* next keeping of the events partitions (EVENTS_PARTITION_INTERVAL) */
     uint64_t progress_committed;   /* committed at the last progress line */
@@ -231,23 +234,39 @@ static bool s_identity_ok(const writer_t *self, const ev_event_t *ev, ev_error_t
     return true;
 }
 
-/* The stream of (source, partition), made when new; NULL when the
- * partition already has WRITER_SOURCES_MAX sources: the new source is
- * refused (counted, logged; its events stay in the archive until the bound
- * is raised). */
-static writer_stream_t *s_stream(writer_t *self, ev_str_t source, int32_t partition)
+/* The stream of (source, partition). One the writer does not hold (new, or
+ * forgotten once settled) is made from its checkpoint, read from
+ * PostgreSQL; when that cannot be read now, it is made unread (it takes
+ * events from 0, asks for nothing, and its checkpoint is read as soon as it
+ * can be). NULL when the partition already has WRITER_SOURCES_MAX sources:
+ * refused, counted and logged (its events stay in the archive until the
+ * bound is raised). */
+static writer_stream_t *s_stream(writer_t *self, ev_str_t source, int32_t partition, int64_t now)
 {
-    writer_stream_t *s = writer_streams_get(self->streams, source.ptr, source.len, partition, true);
-    if (!s) {
-        self->stats.streams_refused++;
-        if (s_log_allowed(self)) {
-            char shown[4 * 64 + 1];
-            evp_log_text(shown, sizeof shown, source.ptr, source.len);
-            evp_warn("a new source refused: the partition has WRITER_SOURCES_MAX sources", "source=\"%s\" "
-                     "partition=%d sources_max=%d", shown, (int)partition, self->cfg.writer_sources_max);
+    writer_stream_t *s = writer_streams_get(self->streams, source.ptr, source.len, partition, false);
+    char why[EVP_WHY_MAX] = "";
+    if (!s && !writer_streams_crowded(self->streams, partition)) {
+        s = writer_db_stream(self->db, self->streams, source.ptr, source.len, partition, now, why, sizeof why);
+        if (!s && (s = writer_streams_get(self->streams, source.ptr, source.len, partition, true))) {
+            writer_stream_unread(self->streams, s);
+            self->stats.streams_unread++;
+            if (s_log_allowed(self))
+                evp_warn("a source's checkpoint could not be read: it is read before anything is asked for",
+                         "source=%s partition=%d error=\"%s\"", s->name, (int)partition, why);
         }
     }
-    return s;
+    if (s) {
+        writer_stream_heard(s, now);
+        return s;
+    }
+    self->stats.streams_refused++;
+    if (s_log_allowed(self)) {
+        char shown[4 * 64 + 1];
+        evp_log_text(shown, sizeof shown, source.ptr, source.len);
+        evp_warn("a new source refused: the partition has WRITER_SOURCES_MAX sources", "source=\"%s\" "
+                 "partition=%d sources_max=%d", shown, (int)partition, self->cfg.writer_sources_max);
+    }
+    return NULL;
 }
 
 /* An event from the bus (topic_partition >= 0) or a repair answer (-1). */
@@ -279,7 +298,7 @@ static void s_on_event(writer_t *self, const ev_event_t *ev, const void *raw, si
         }
         return;
     }
-    writer_stream_t *s = s_stream(self, ev->source, ev->partition);
+    writer_stream_t *s = s_stream(self, ev->source, ev->partition, now);
     if (!s)
         return;
     if (from_repair)
@@ -338,7 +357,7 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
         s_undecodable(self, "bus", topic, n, "heartbeat: bad source or partition");
         return;
     }
-    writer_stream_t *s = s_stream(self, hb.source, hb.partition);
+    writer_stream_t *s = s_stream(self, hb.source, hb.partition, now);
     if (!s)
         return;
     /* The archive's announcements say nothing of how the publisher keeps its events. */
@@ -352,6 +371,33 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
 
 /* ---- Commit ---- */
 
+/* While the batch is empty (it holds stream ids and checkpoints to move):
+ * reads the checkpoints of streams made unread, and about once a second
+ * forgets settled sources not heard from for WRITER_STREAM_IDLE_MS, so
+ * finished files and generator runs never fill WRITER_SOURCES_MAX. */
+static void s_tidy_streams(writer_t *self, int64_t now)
+{
+    if (!writer_batch_empty(self->batch))
+        return;
+    uint32_t limit = writer_streams_id_limit(self->streams);
+    for (uint32_t id = 0; id < limit && writer_streams_unread(self->streams) > 0; id++) {
+        writer_stream_t *s = writer_streams_by_id(self->streams, id);
+        char why[EVP_WHY_MAX];
+        if (!s || !s->unread)
+            continue;
+        if (!writer_db_connected(self->db) || !writer_db_read_stream(self->db, self->streams, s, now, why, sizeof why))
+            break;
+        s_drain(self, s, now); /* what it held above its checkpoint goes now, or is asked for */
+    }
+    if (now < self->next_forget_ms)
+        return;
+    self->next_forget_ms = now + S_FORGET_EVERY_MS;
+    size_t n = writer_streams_forget_idle(self->streams, now, self->cfg.writer_stream_idle_ms);
+    self->stats.streams_forgotten += n;
+    if (n > 0)
+        evp_debug("settled sources forgotten", "streams=%zu", n);
+}
+
 /* Commits the batch, on a session that holds the locks of the partitions
  * owned (re-taken first after a reconnection). */
 static bool s_commit(writer_t *self, int64_t now)
@@ -361,6 +407,7 @@ static bool s_commit(writer_t *self, int64_t now)
     if (writer_db_commit(self->db, self->batch, self->streams, &self->stats, now) != WRITER_COMMIT_OK)
         return false;
     writer_batch_reset(self->batch);
+    s_tidy_streams(self, now);
     return true;
 }
 
@@ -681,7 +728,8 @@ static void s_on_repair_message(writer_t *self, zmq_msg_t frames[2], int nframes
 /* ---- Periodic work ---- */
 
 /* Requests timed out, holes not asked for yet (a partition taken before the
- * sockets were connected), probes whose time has come. */
+ * sockets were connected), probes whose time has come, and held events a
+ * checkpoint read since has made next (reloaded after a reconnection). */
 static void s_check_timeouts(writer_t *self, int64_t now)
 {
     uint32_t n = writer_streams_id_limit(self->streams);
@@ -690,7 +738,10 @@ static void s_check_timeouts(writer_t *self, int64_t now)
         if (!s)
             continue;
         writer_stream_probe_due(s, now);
-        s_check_repair(self, s, now);
+        if (writer_stream_held_count(s) > 0)
+            s_drain(self, s, now);
+        else
+            s_check_repair(self, s, now);
     }
 }
 
@@ -780,6 +831,7 @@ void writer_step(writer_t *self, int max_wait_ms)
     now = zclock_mono();
     s_commit_if_due(self, now);
     if (now >= self->next_check_ms) {
+        s_tidy_streams(self, now);
         s_check_timeouts(self, now);
         writer_share_check_notify(self->share);
         self->next_check_ms = now + S_CHECK_MS;

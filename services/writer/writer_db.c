@@ -43,11 +43,21 @@ static const char S_COPY_REJECTS[] = "COPY rejects (source, partition, seq, reas
 static const char S_RELOAD[] =
     "SELECT k.i, c.seq FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS k(source, partition, i)"
     " JOIN checkpoints c USING (source, partition)";
+/* The streams of partitions taken that may still have work: published past
+ * their checkpoint, or committed within the idle window ($2 ms; such a
+ * stream would still be in memory, and is looked past for events nobody
+ * announced). The others are read when they come back (S_STREAM). */
 static const char S_LOAD[] =
     "SELECT source, partition, COALESCE(c.seq, 0), COALESCE(h.seq, 0)"
-    " FROM (SELECT source, partition, seq FROM checkpoints WHERE partition = ANY($1::int[])) c"
+    " FROM (SELECT source, partition, seq, updated_at FROM checkpoints WHERE partition = ANY($1::int[])) c"
     " FULL JOIN (SELECT source, partition, seq FROM publisher_heads WHERE partition = ANY($1::int[])) h"
-    " USING (source, partition)";
+    " USING (source, partition)"
+    " WHERE COALESCE(h.seq, 0) > COALESCE(c.seq, 0)"
+    " OR c.updated_at > now() - $2::bigint * interval '1 millisecond'";
+/* One stream's checkpoint and recorded head (0 when none). */
+static const char S_STREAM[] =
+    "SELECT COALESCE((SELECT seq FROM checkpoints WHERE source = $1 AND partition = $2::int), 0),"
+    " COALESCE((SELECT seq FROM publisher_heads WHERE source = $1 AND partition = $2::int), 0)";
 /* Sharing partitions. */
 static const char S_LISTEN[] = "LISTEN " WRITER_DB_CHANNEL;
 static const char S_NOTIFY[] = "NOTIFY " WRITER_DB_CHANNEL;
@@ -805,8 +815,10 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
                                int64_t now_ms, char *why, size_t whylen)
 {
     s_partitions_array(self, partitions, n);
-    const char *vals[] = {self->a1.data};
-    PGresult *r = s_query(self, now_ms, S_LOAD, 1, vals, PGRES_TUPLES_OK, "loading checkpoints", why, whylen);
+    char idle[24];
+    snprintf(idle, sizeof idle, "%d", self->cfg->writer_stream_idle_ms);
+    const char *vals[] = {self->a1.data, idle};
+    PGresult *r = s_query(self, now_ms, S_LOAD, 2, vals, PGRES_TUPLES_OK, "loading checkpoints", why, whylen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -820,9 +832,55 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
         writer_stream_advance(ss, s, seq);
         if (head > 0)
             writer_stream_learn_head(s, head);
+        writer_stream_heard(s, now_ms);
     }
     PQclear(r);
     return 0;
+}
+
+/* Reads the checkpoint and recorded head of (source, partition) into s,
+ * which is made first when NULL. The stream, or NULL with why. */
+static writer_stream_t *s_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s,
+                                      const char *source, size_t len, int32_t partition, int64_t now_ms, char *why,
+                                      size_t whylen)
+{
+    char name[WRITER_SOURCE_MAX + 1], part[16];
+    if (len > WRITER_SOURCE_MAX || memchr(source, '\0', len)) {
+        snprintf(why, whylen, "not a source");
+        return NULL;
+    }
+    memcpy(name, source, len);
+    name[len] = '\0';
+    snprintf(part, sizeof part, "%d", (int)partition);
+    const char *vals[] = {name, part};
+    PGresult *r = writer_db_query(self, now_ms, S_STREAM, 2, vals, PGRES_TUPLES_OK, "reading a source's checkpoint",
+                                  why, whylen);
+    if (!r)
+        return NULL;
+    int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    int64_t head = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    if (!s && !(s = writer_streams_get(ss, source, len, partition, true))) {
+        snprintf(why, whylen, "the partition has WRITER_SOURCES_MAX sources");
+        return NULL;
+    }
+    writer_stream_advance(ss, s, seq);
+    if (head > 0)
+        writer_stream_learn_head(s, head);
+    writer_stream_heard(s, now_ms);
+    return s;
+}
+
+writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, const char *source, size_t len,
+                                  int32_t partition, int64_t now_ms, char *why, size_t whylen)
+{
+    return s_read_stream(self, ss, NULL, source, len, partition, now_ms, why, whylen);
+}
+
+bool writer_db_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, int64_t now_ms, char *why,
+                           size_t whylen)
+{
+    return s_read_stream(self, ss, s, s->source, s->source_len, s->partition, now_ms, why, whylen) != NULL;
 }
 
 /* ---- Sharing partitions ---- */

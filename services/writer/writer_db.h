@@ -123,5 +123,17 @@ void writer_db_lose_next_commit_answer(writer_db_t *self);
  * connection is dropped when it failed). */
 int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, size_t n, writer_streams_t *ss,
                                int64_t now_ms, char *why, size_t whylen);
+/* Makes the stream of a source the registry does not hold (a new one, or
+ * one forgotten: writer_streams_forget_idle) from its checkpoint and its
+ * recorded head, read on the connection (rows sent ahead are given up; no
+ * connection is made). NULL with why when they cannot be read or the
+ * partition has no room. */
+writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, const char *source, size_t len,
+                                  int32_t partition, int64_t now_ms, char *why, size_t whylen);
+/* Reads the checkpoint and recorded head of stream s again (one made
+ * unread: writer_stream_unread). The caller's batch must hold none of its
+ * rows (the checkpoint would move under them). false with why. */
+bool writer_db_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, int64_t now_ms, char *why,
+                           size_t whylen);
 
 #endif

@@ -25,6 +25,8 @@ struct writer_metrics_t {
     evp_counter_t *unsettled;     /* repairs_unsettled_total{reason} */
     evp_counter_t *evicted;       /* held_evicted_total */
     evp_counter_t *refused;       /* streams_refused_total */
+    evp_counter_t *unread;        /* streams_unread_total */
+    evp_counter_t *forgotten;     /* streams_forgotten_total */
     evp_counter_t *partitions_differ; /* heartbeats_partitions_differ_total */
     evp_counter_t *leases_ended;  /* leases_ended_total */
     evp_counter_t *repair_timeouts; /* repair_timeouts_total */
@@ -66,6 +68,12 @@ writer_metrics_t *writer_metrics_new(void)
         "reason", waits, 4);
     self->refused = evp_counter_new(m, "streams_refused_total",
                                     "Events and heartbeats of a new source refused: its partition had WRITER_SOURCES_MAX.");
+    self->unread = evp_counter_new(m, "streams_unread_total",
+                                   "Events and heartbeats of a source new to this writer whose checkpoint could not be "
+                                   "read (PostgreSQL unavailable): asked for again later.");
+    self->forgotten = evp_counter_new(m, "streams_forgotten_total",
+                                      "Sources forgotten: everything committed and nothing heard for "
+                                      "WRITER_STREAM_IDLE_MS.");
     self->evicted = evp_counter_new(m, "held_evicted_total",
                                     "Held events freed while the holdback was full: they waited on unproven claims.");
     self->partitions_differ = evp_counter_new(m, "heartbeats_partitions_differ_total",
@@ -145,6 +153,8 @@ void writer_metrics_sync(writer_metrics_t *self, const writer_stats_t *st, size_
     s_push(self->gaps, st->gaps, &p->gaps);
     s_push(self->evicted, st->evicted, &p->evicted);
     s_push(self->refused, st->streams_refused, &p->streams_refused);
+    s_push(self->unread, st->streams_unread, &p->streams_unread);
+    s_push(self->forgotten, st->streams_forgotten, &p->streams_forgotten);
     for (size_t i = 0; i < 4; i++)
         if (st->unsettled[i] > p->unsettled[i]) {
             evp_counter_add_at(self->unsettled, i, st->unsettled[i] - p->unsettled[i]);

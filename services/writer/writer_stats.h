@@ -36,6 +36,8 @@ typedef struct {
     uint64_t unsettled[4];                  /* repair answers without evidence, by writer_wait_t */
     uint64_t evicted;                       /* held events freed: they waited on unproven claims */
     uint64_t streams_refused;               /* events and heartbeats of a new source refused (WRITER_SOURCES_MAX) */
+    uint64_t streams_unread;                /* ... of a source whose checkpoint could not be read (asked for later) */
+    uint64_t streams_forgotten;             /* settled sources forgotten after WRITER_STREAM_IDLE_MS */
     uint64_t partitions_differ;             /* heartbeats whose publisher's PARTITIONS is not this writer's */
     uint64_t leases_ended;                  /* other writers' sessions ended: their lease ran out */
     writer_latency_t latency;               /* published_at to commit, since the start */

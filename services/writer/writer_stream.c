@@ -10,6 +10,8 @@ struct writer_streams_t {
     writer_stream_t **by_id; /* streams by id; NULL where one was dropped */
     uint32_t id_count;       /* ids handed out */
     uint32_t id_cap;         /* entries allocated in by_id */
+    uint32_t *free_ids;      /* ids of dropped streams, given out again first */
+    uint32_t nfree, free_cap; /* entries used and allocated in free_ids */
     uint32_t *table;         /* open addressing: id + 1, 0 when empty */
     uint32_t table_cap;      /* a power of two, at least twice the streams */
     uint32_t live;           /* streams in the table */
@@ -18,6 +20,7 @@ struct writer_streams_t {
     size_t holdback_max;     /* the bound for writer_streams_full, in events */
     size_t held_bytes;       /* bytes of raw bodies held back */
     uint32_t sources_max;    /* streams one partition may have (sources per partition) */
+    size_t unread;           /* streams marked unread */
     uint32_t per_partition[EV_PARTITIONS_MAX]; /* live streams per partition */
     size_t holdback_bytes;   /* the bound for writer_streams_full, in bytes */
 };
@@ -69,6 +72,7 @@ void writer_streams_destroy(writer_streams_t **self_p)
         if (self->by_id[i])
             s_free_stream(self->by_id[i]);
     free(self->by_id);
+    free(self->free_ids);
     free(self->table);
     free(self);
     *self_p = NULL;
@@ -115,21 +119,24 @@ writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, 
         if (s->hash == h && s_same(s, source, len, partition))
             return self->last = s;
     }
-    if (!create || partition < 0 || partition >= EV_PARTITIONS_MAX ||
-        self->per_partition[partition] >= self->sources_max)
+    if (!create || writer_streams_crowded(self, partition))
         return NULL;
     writer_stream_t *s = calloc(1, sizeof *s);
     if (!s)
         abort(); /* a few hundred bytes; nothing can go on without it */
-    if (self->id_count == self->id_cap) {
-        uint32_t cap = self->id_cap ? self->id_cap * 2 : 64;
-        writer_stream_t **n = realloc(self->by_id, cap * sizeof *n);
-        if (!n)
-            abort();
-        self->by_id = n;
-        self->id_cap = cap;
+    if (self->nfree > 0) {
+        s->id = self->free_ids[--self->nfree];
+    } else {
+        if (self->id_count == self->id_cap) {
+            uint32_t cap = self->id_cap ? self->id_cap * 2 : 64;
+            writer_stream_t **n = realloc(self->by_id, cap * sizeof *n);
+            if (!n)
+                abort();
+            self->by_id = n;
+            self->id_cap = cap;
+        }
+        s->id = self->id_count++;
     }
-    s->id = self->id_count++;
     memcpy(s->source, source, len);
     s->source[len] = '\0';
     s->source_len = (uint32_t)len;
@@ -159,26 +166,70 @@ uint32_t writer_streams_id_limit(const writer_streams_t *self)
     return self->id_count;
 }
 
-void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
+bool writer_streams_crowded(const writer_streams_t *self, int32_t partition)
 {
-    bool dropped = false;
-    for (uint32_t i = 0; i < self->id_count; i++) {
-        writer_stream_t *s = self->by_id[i];
-        if (!s || s->partition != partition)
-            continue;
-        self->held_total -= s->held_len - s->held_head;
-        for (size_t k = s->held_head; k < s->held_len; k++)
-            self->held_bytes -= s->held[k].len;
-        s_free_stream(s);
-        self->by_id[i] = NULL;
-        self->live--;
-        self->per_partition[partition]--;
-        dropped = true;
+    return partition < 0 || partition >= EV_PARTITIONS_MAX || self->per_partition[partition] >= self->sources_max;
+}
+
+/* Frees stream i, its id given out again; the table is rebuilt by the caller. */
+static void s_drop(writer_streams_t *self, uint32_t i)
+{
+    writer_stream_t *s = self->by_id[i];
+    self->held_total -= s->held_len - s->held_head;
+    for (size_t k = s->held_head; k < s->held_len; k++)
+        self->held_bytes -= s->held[k].len;
+    self->per_partition[s->partition]--;
+    self->unread -= s->unread;
+    s_free_stream(s);
+    self->by_id[i] = NULL;
+    self->live--;
+    if (self->nfree == self->free_cap) {
+        uint32_t cap = self->free_cap ? self->free_cap * 2 : 64;
+        uint32_t *n = realloc(self->free_ids, cap * sizeof *n);
+        if (!n)
+            abort();
+        self->free_ids = n;
+        self->free_cap = cap;
     }
+    self->free_ids[self->nfree++] = i;
+}
+
+/* Drops every stream drop() says, then rebuilds the table once. */
+static size_t s_drop_where(writer_streams_t *self, bool (*drop)(const writer_stream_t *s, const void *arg),
+                           const void *arg)
+{
+    size_t dropped = 0;
+    for (uint32_t i = 0; i < self->id_count; i++)
+        if (self->by_id[i] && drop(self->by_id[i], arg)) {
+            s_drop(self, i);
+            dropped++;
+        }
     if (dropped) {
         self->last = NULL;
         s_rebuild(self, self->table_cap);
     }
+    return dropped;
+}
+
+static bool s_of_partition(const writer_stream_t *s, const void *arg)
+{
+    return s->partition == *(const int32_t *)arg;
+}
+
+void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
+{
+    s_drop_where(self, s_of_partition, &partition);
+}
+
+static bool s_idle(const writer_stream_t *s, const void *arg)
+{
+    return s->heard_ms <= *(const int64_t *)arg && writer_stream_settled(s);
+}
+
+size_t writer_streams_forget_idle(writer_streams_t *self, int64_t now_ms, int64_t idle_ms)
+{
+    int64_t before = now_ms - idle_ms;
+    return s_drop_where(self, s_idle, &before);
 }
 
 size_t writer_streams_held(const writer_streams_t *self)
@@ -319,9 +370,36 @@ void writer_stream_advance(writer_streams_t *self, writer_stream_t *s, int64_t s
     if (seq > s->accepted)
         s->accepted = seq;
     s->committed = seq;
+    if (s->unread)
+        self->unread--;
+    s->unread = false;
     if (seq > s->seen)
         s->seen = seq;
     s_drop_stale(self, s);
+}
+
+void writer_stream_unread(writer_streams_t *self, writer_stream_t *s)
+{
+    if (!s->unread)
+        self->unread++;
+    s->unread = true;
+}
+
+size_t writer_streams_unread(const writer_streams_t *self)
+{
+    return self->unread;
+}
+
+void writer_stream_heard(writer_stream_t *s, int64_t now_ms)
+{
+    s->heard_ms = now_ms;
+}
+
+bool writer_stream_settled(const writer_stream_t *s)
+{
+    return !s->unread && s->committed == s->accepted && s->seen <= s->committed && s->head_seq <= s->committed &&
+           s->held_len == s->held_head && s->gap_until <= s->accepted && !s->repair_busy &&
+           s->waiting == WRITER_WAIT_NONE && s->retry_at_ms == 0 && s->probe_at_ms == 0 && !s->probe;
 }
 
 /* ---- Repair ---- */
@@ -337,6 +415,8 @@ static bool s_hole(const writer_stream_t *s, int64_t *end)
 bool writer_stream_missing(const writer_stream_t *s, int64_t *from, int64_t *to)
 {
     int64_t end;
+    if (s->unread)
+        return false; /* a hole from 0 may be committed already */
     if (!s_hole(s, &end)) {
         if (!s->probe)
             return false;

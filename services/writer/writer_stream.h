@@ -77,6 +77,11 @@ typedef struct {
     writer_wait_t waiting;         /* why the last repair answer could not settle the hole */
     int64_t retry_at_ms;           /* no repair request before this (monotonic ms; 0: none) */
     int backoff_ms;                /* the wait before the next such retry */
+    int64_t heard_ms;              /* when an event, heartbeat or answer of it last came (monotonic ms) */
+    bool unread;                   /* made while its checkpoint could not be read: it takes events from 0
+                                    * as a new source does (a commit's compare-and-set finds a checkpoint
+                                    * it has) and asks for nothing until the checkpoint is read
+                                    * (writer_stream_advance) */
 } writer_stream_t;
 
 typedef struct writer_streams_t writer_streams_t;
@@ -103,12 +108,20 @@ void writer_streams_destroy(writer_streams_t **self_p);
  * sources_max streams (a new source there is refused). */
 writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, size_t len, int32_t partition,
                                     bool create);
-/* By id; NULL when it was dropped. */
+/* Whether a new stream of partition would be refused (sources_max). */
+bool writer_streams_crowded(const writer_streams_t *self, int32_t partition);
+/* By id; NULL when it was dropped. Ids of streams forgotten are given to
+ * new ones. */
 writer_stream_t *writer_streams_by_id(const writer_streams_t *self, uint32_t id);
 /* One more than the highest id in use (ids are below this). */
 uint32_t writer_streams_id_limit(const writer_streams_t *self);
 /* Forgets every stream of a partition (and what they hold back). */
 void writer_streams_drop_partition(writer_streams_t *self, int32_t partition);
+/* Forgets the streams that are settled (writer_stream_settled) and were not
+ * heard from since now_ms - idle_ms, so finished sources (replayed files,
+ * generator runs that ended) never fill sources_max. The caller must hold
+ * no id of them (no batch holds their rows). How many were forgotten. */
+size_t writer_streams_forget_idle(writer_streams_t *self, int64_t now_ms, int64_t idle_ms);
 /* Events held back across all streams, and the bytes of their bodies. */
 size_t writer_streams_held(const writer_streams_t *self);
 size_t writer_streams_held_bytes(const writer_streams_t *self);
@@ -116,6 +129,16 @@ size_t writer_streams_held_bytes(const writer_streams_t *self);
 bool writer_streams_full(const writer_streams_t *self);
 
 /* ---- One stream ---- */
+
+/* Marks a stream just made as unread (see writer_stream_t.unread). */
+void writer_stream_unread(writer_streams_t *self, writer_stream_t *s);
+/* Streams unread now. */
+size_t writer_streams_unread(const writer_streams_t *self);
+/* Notes that an event, heartbeat or repair answer of it came. */
+void writer_stream_heard(writer_stream_t *s, int64_t now_ms);
+/* Nothing left to do for it: everything seen and announced is committed,
+ * nothing is held, asked for, waited on or planned. */
+bool writer_stream_settled(const writer_stream_t *s);
 
 /* Offers an event. raw (len bytes) is copied only when the event is held.
  * A held event may take the total past the bound (events from a repair

@@ -109,7 +109,10 @@ const evp_setting_t evp_settings[] = {
     {"WRITER_HOLDBACK_MB", "holdback-mb", EVP_SET_INT, "256", OFF(writer_holdback_mb), 1, 65536, W,
      "megabytes of event bodies held back behind holes, at most"},
     {"WRITER_SOURCES_MAX", "sources-max", EVP_SET_INT, "4096", OFF(writer_sources_max), 16, 1000000, W,
-     "sources (streams) one partition may have in a writer; a new one beyond is refused"},
+     "sources (streams) one partition may have in a writer at once; a new one beyond is refused"},
+    {"WRITER_STREAM_IDLE_MS", "stream-idle-ms", EVP_SET_INT, "60000", OFF(writer_stream_idle_ms), 100, 86400000, W,
+     "a source with everything committed and nothing heard for this long is forgotten (its checkpoint is read "
+     "again when it comes back)"},
     {"WRITER_REPAIR_TIMEOUT_MS", "repair-timeout-ms", EVP_SET_INT, "5000", OFF(writer_repair_timeout_ms), 100,
      600000, W, "a repair request unanswered for this long is sent again"},
     {"WRITER_LEASE_MS", "lease-ms", EVP_SET_INT, "5000", OFF(writer_lease_ms), 2000, 600000, W,

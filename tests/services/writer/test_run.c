@@ -626,6 +626,8 @@ static PGconn *s_admin(void)
 Test(writer_run, postgresql_unavailable_for_a_while_loses_nothing)
 {
     writer = s_start(NULL);
+    tk_sql_exec(w->conn, "INSERT INTO checkpoints (source, partition, seq, updated_at)"
+                         " VALUES ('gen-down-known', 2, 50, now() - interval '1 hour')");
     wt_bus_publish_range(bus, "gen-down", 2, 1, 100);
     s_wait_sql("SELECT count(*) FROM events", 100);
     /* No new connection to the test's database while it is disallowed. */
@@ -640,15 +642,24 @@ Test(writer_run, postgresql_unavailable_for_a_while_loses_nothing)
     tk_sql_int(w->conn, sql);
     wt_bus_publish_range(bus, "gen-down", 2, 101, 3000);
     cr_assert(tk_wait_log(writer, "\"PostgreSQL unavailable\"", WAIT_MS), "the failure is logged");
-    /* A few backoff steps pass while events keep coming. */
+    /* A few backoff steps pass while events keep coming, of two sources the
+     * writer has not met: one new, one committed up to 50 before. */
     cr_assert(tk_wait_log(writer, "retry_in_ms=400", WAIT_MS));
     wt_bus_publish_range(bus, "gen-down", 2, 3001, 4000);
+    wt_bus_publish_range(bus, "gen-down-new", 2, 1, 20);
+    wt_bus_publish_range(bus, "gen-down-known", 2, 40, 60);
+    cr_assert(tk_wait_log(writer, "\"a source's checkpoint could not be read: it is read before anything is asked "
+                                  "for\" source=gen-down-known",
+                          WAIT_MS));
     cr_assert_eq(wt_rows(w->conn), 100);
     snprintf(sql, sizeof sql, "ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", w->db);
     tk_sql_exec(admin, sql);
     PQfinish(admin);
-    s_wait_sql("SELECT count(*) FROM events", 4000);
+    s_wait_sql("SELECT count(*) FROM events", 4000 + 20 + 10);
     wt_check_rows(w->conn, "gen-down", 2, 1, 4000, NULL);
+    wt_check_rows(w->conn, "gen-down-new", 2, 1, 20, NULL);
+    wt_check_rows(w->conn, "gen-down-known", 2, 51, 60, NULL);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-down-known'", 60);
     char *log = wt_log(writer);
     cr_assert(strstr(log, "unused-by-trust-auth") == NULL, "the password is never logged");
     free(log);
@@ -739,10 +750,13 @@ static void s_commit_as_another_writer(const char *source, int32_t partition, in
 Test(writer_run, rows_another_writer_committed_meanwhile_are_dropped_not_stored_twice)
 {
     /* Only a writer that lost its lock without noticing could meet this;
-     * the checkpoint's compare-and-set still keeps each event once. */
+     * the checkpoint's compare-and-set still keeps each event once. The
+     * writer knows the source at 10 when another commits 11..60. */
     const char *env[] = {"WRITER_LINGER_MS=300", NULL};
     writer = s_start(env);
-    s_commit_as_another_writer("gen-race", 1, 1, 60);
+    wt_bus_publish_range(bus, "gen-race", 1, 1, 10);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-race'", 10);
+    s_commit_as_another_writer("gen-race", 1, 11, 60);
     wt_bus_publish_range(bus, "gen-race", 1, 1, 100);
     s_wait_sql("SELECT count(*) FROM events", 100);
     s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'gen-race'", 100);
@@ -810,6 +824,47 @@ Test(writer_run, a_writer_starting_while_publishers_are_quiet_repairs_up_to_thei
     cr_assert_not(wt_router_recv(router, &req, 1500), "asked again from %lld", (long long)req.from);
     cr_assert_eq(tk_sql_int(w->conn, "SELECT count(*) FROM gaps"), 0);
     cr_assert_eq(tk_sql_int(w->conn, "SELECT lag FROM writer_assignments WHERE partition = 2"), 0);
+    s_stop_writer();
+}
+
+/* Each file ingest replays is a new source. A writer kept a stream for every
+ * source it had seen and loaded one for every checkpoint of its partitions,
+ * and refused a new source once a partition had WRITER_SOURCES_MAX: after
+ * that many files it stored nothing new, and restarting did not help. */
+Test(writer_run, sources_finished_long_ago_leave_room_for_new_ones_and_are_known_again)
+{
+    const char *env[] = {"WRITER_SOURCES_MAX=16", "WRITER_STREAM_IDLE_MS=300", NULL};
+    writer = s_start(env);
+    char name[64];
+    for (int round = 0; round < 5; round++) {
+        for (int i = round * 8; i < round * 8 + 8; i++) {
+            snprintf(name, sizeof name, "file-%032d", i);
+            wt_bus_publish_range(bus, name, 1, 1, 5);
+        }
+        s_wait_sql("SELECT count(*) FROM events", (round + 1) * 8 * 5);
+        tk_sleep_ms(600);
+    }
+    cr_assert_eq(tk_sql_int(w->conn, "SELECT count(DISTINCT source) FROM checkpoints WHERE partition = 1"), 40);
+    /* A source forgotten long ago comes back with what it had and more:
+     * its checkpoint is read again, and only the new events are stored. */
+    snprintf(name, sizeof name, "file-%032d", 0);
+    wt_bus_publish_range(bus, name, 1, 1, 7);
+    s_wait_sql("SELECT max(seq) FROM events WHERE source = 'file-00000000000000000000000000000000'", 7);
+    cr_assert_eq(wt_rows(w->conn), 40 * 5 + 2);
+    s_stop_writer();
+
+    /* A new writer with forty sources in the partition's checkpoints,
+     * finished long ago, still takes a new source. */
+    tk_sql_exec(w->conn, "UPDATE checkpoints SET updated_at = now() - interval '1 hour'");
+    writer = s_spawn(env);
+    s_attached(writer, 2 * (PARTITIONS + 1));
+    wt_bus_publish_range(bus, "file-new", 1, 1, 5);
+    s_wait_sql("SELECT count(*) FROM events WHERE source = 'file-new'", 5);
+    wt_check_rows(w->conn, "file-new", 1, 1, 5, NULL);
+    cr_assert_eq(wt_rows(w->conn), 40 * 5 + 2 + 5);
+    char *log = wt_log(writer);
+    cr_assert_null(strstr(log, "a new source refused"), "%s", log);
+    free(log);
     s_stop_writer();
 }
 

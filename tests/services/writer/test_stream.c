@@ -643,3 +643,63 @@ Test(writer_stream, a_partition_takes_at_most_sources_max_sources)
     writer_streams_drop_partition(ss, 3);
     cr_assert_not_null(writer_streams_get(ss, "src-x", 5, 3, true), "room again once the partition is given up");
 }
+
+Test(writer_stream, only_a_settled_source_quiet_for_the_idle_time_is_forgotten)
+{
+    /* Everything committed and nothing heard since 1000: forgotten at 1500
+     * with 500 ms of idle time, not at 1499. */
+    writer_stream_t *done = s_stream("file-done", 3);
+    cr_assert_eq(s_offer(done, 1), WRITER_OFFER_TAKE);
+    writer_stream_advance(ss, done, 1);
+    writer_stream_heard(done, 1000);
+    /* Each of these has something left to do. */
+    writer_stream_t *taken = s_stream("file-taken", 3); /* taken, not committed */
+    s_offer(taken, 1);
+    writer_stream_t *held = s_stream("file-held", 3); /* an event behind a hole */
+    s_offer(held, 2);
+    writer_stream_t *asked = s_stream("file-asked", 3); /* a repair in flight */
+    s_offer(asked, 3);
+    s_ask(asked, 7);
+    writer_stream_t *announced = s_stream("file-announced", 3); /* a head past its checkpoint */
+    writer_stream_learn_head(announced, 9);
+    writer_stream_t *probed = s_stream("file-probed", 3); /* a probe planned */
+    writer_stream_probe_at(probed, 2000);
+    writer_stream_t *const busy[] = {taken, held, asked, announced, probed};
+    for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++) {
+        cr_assert_not(writer_stream_settled(busy[i]), "%s", busy[i]->source);
+        writer_stream_heard(busy[i], 0);
+    }
+    cr_assert(writer_stream_settled(done));
+
+    cr_assert_eq(writer_streams_forget_idle(ss, 1499, 500), 0, "heard 499 ms ago");
+    cr_assert_eq(writer_streams_forget_idle(ss, 1500, 500), 1);
+    cr_assert_null(writer_streams_get(ss, "file-done", 9, 3, false));
+    for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++)
+        cr_assert_not_null(writer_streams_get(ss, busy[i]->source, busy[i]->source_len, 3, false));
+    cr_assert_eq(writer_streams_held(ss), 2, "what the others hold stays");
+}
+
+Test(writer_stream, forgotten_sources_leave_room_and_their_ids_to_new_ones)
+{
+    char name[16];
+    uint32_t ids[100];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "src-%d", i);
+        ids[i] = s_stream(name, 3)->id;
+    }
+    cr_assert(writer_streams_crowded(ss, 3));
+    cr_assert_null(writer_streams_get(ss, "src-x", 5, 3, true), "the 101st source of partition 3 is refused");
+    cr_assert_eq(writer_streams_forget_idle(ss, 10, 10), 100, "none took anything: all settled");
+    cr_assert_not(writer_streams_crowded(ss, 3));
+    uint32_t limit = writer_streams_id_limit(ss);
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "new-%d", i);
+        writer_stream_t *s = s_stream(name, 3);
+        cr_assert_eq(s->accepted, 0, "a new stream starts empty");
+        cr_assert_eq(writer_streams_by_id(ss, s->id), s);
+    }
+    cr_assert_eq(writer_streams_id_limit(ss), limit, "the ids of the forgotten were given out again");
+    for (int i = 0; i < 100; i++)
+        cr_assert_not_null(writer_streams_by_id(ss, ids[i]));
+    cr_assert_null(writer_streams_get(ss, "src-0", 5, 3, false), "the forgotten are not found");
+}

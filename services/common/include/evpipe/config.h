@@ -78,6 +78,7 @@ typedef struct {
     int writer_holdback_max;
     int writer_holdback_mb;
     int writer_sources_max;
+    int writer_stream_idle_ms; /* a finished source quiet this long is forgotten */
     int writer_repair_timeout_ms;
     int writer_lease_ms; /* a writer that has not renewed its lease for this long loses its partitions */
     /* Time partitions of events (docs/postgresql.md) */
