@@ -37,6 +37,8 @@
 #define S_PROGRESS_MS 10000
 /* How often settled sources are looked for to forget. */
 #define S_FORGET_EVERY_MS 1000
+/* ...and at most this many at a time (one statement marks them settled). */
+#define S_FORGET_MAX 1024
 /* Publishers' heads are recorded at most this often per stream. */
 #define S_HEAD_EVERY_MS 1000
 /* How long writer_finish keeps trying to commit. */
@@ -373,8 +375,10 @@ static void s_on_heartbeat(writer_t *self, const void *body, size_t len, uint32_
 
 /* While the batch is empty (it holds stream ids and checkpoints to move):
  * reads the checkpoints of streams made unread, and about once a second
- * forgets settled sources not heard from for WRITER_STREAM_IDLE_MS, so
- * finished files and generator runs never fill WRITER_SOURCES_MAX. */
+ * forgets settled sources not heard from for WRITER_STREAM_IDLE_MS, their
+ * checkpoints marked settled first, so finished files and generator runs
+ * never fill WRITER_SOURCES_MAX and a writer taking the partition later
+ * leaves them unread. */
 static void s_tidy_streams(writer_t *self, int64_t now)
 {
     if (!writer_batch_empty(self->batch))
@@ -389,13 +393,21 @@ static void s_tidy_streams(writer_t *self, int64_t now)
             break;
         s_drain(self, s, now); /* what it held above its checkpoint goes now, or is asked for */
     }
-    if (now < self->next_forget_ms)
+    if (now < self->next_forget_ms || !writer_db_connected(self->db))
         return;
     self->next_forget_ms = now + S_FORGET_EVERY_MS;
-    size_t n = writer_streams_forget_idle(self->streams, now, self->cfg.writer_stream_idle_ms);
+    uint32_t ids[S_FORGET_MAX];
+    size_t n = writer_streams_idle(self->streams, now, self->cfg.writer_stream_idle_ms, ids, S_FORGET_MAX);
+    char why[EVP_WHY_MAX];
+    if (n == 0)
+        return;
+    if (writer_db_settle(self->db, self->streams, ids, n, now, why, sizeof why) != 0) {
+        evp_warn("could not mark finished sources settled: kept for now", "error=\"%s\"", why);
+        return;
+    }
+    writer_streams_forget(self->streams, ids, n);
     self->stats.streams_forgotten += n;
-    if (n > 0)
-        evp_debug("settled sources forgotten", "streams=%zu", n);
+    evp_debug("settled sources forgotten", "streams=%zu", n);
 }
 
 /* Commits the batch, on a session that holds the locks of the partitions
@@ -1168,11 +1180,11 @@ int writer_finish(writer_t *self)
     writer_share_leave(self->share);
     const writer_stats_t *st = &self->stats;
     evp_info("writer stopped", "committed=%llu duplicates=%llu rejects=%llu undecodable=%llu gaps=%llu "
-             "repaired=%llu batches=%llu held_dropped=%zu",
+             "repaired=%llu batches=%llu held_dropped=%zu sources_forgotten=%llu",
              (unsigned long long)st->committed, (unsigned long long)st->duplicates,
              (unsigned long long)st->rejects_total, (unsigned long long)st->undecodable,
              (unsigned long long)st->gaps, (unsigned long long)st->repaired, (unsigned long long)st->batches,
-             writer_streams_held(self->streams));
+             writer_streams_held(self->streams), (unsigned long long)st->streams_forgotten);
     return rc;
 }
 

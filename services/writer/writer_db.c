@@ -23,7 +23,7 @@
 static const char S_SET_CHECKPOINTS[] =
     "WITH k AS (SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])"
     " AS k(source, partition, seq, expect)),"
-    " moved AS (UPDATE checkpoints c SET seq = k.seq, updated_at = now() FROM k"
+    " moved AS (UPDATE checkpoints c SET seq = k.seq, updated_at = now(), settled = false FROM k"
     " WHERE c.source = k.source AND c.partition = k.partition AND c.seq = k.expect RETURNING 1),"
     " added AS (INSERT INTO checkpoints (source, partition, seq)"
     " SELECT source, partition, seq FROM k WHERE expect = 0 ON CONFLICT DO NOTHING RETURNING 1)"
@@ -44,16 +44,25 @@ static const char S_RELOAD[] =
     "SELECT k.i, c.seq FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS k(source, partition, i)"
     " JOIN checkpoints c USING (source, partition)";
 /* The streams of partitions taken that may still have work: published past
- * their checkpoint, or committed within the idle window ($2 ms; such a
- * stream would still be in memory, and is looked past for events nobody
- * announced). The others are read when they come back (S_STREAM). */
+ * their checkpoint, or not marked settled by the writer that last forgot
+ * them (S_SETTLE; such a stream is looked past for events nobody announced).
+ * At most $2 a partition, the latest moved first; the others are read when
+ * they come back (S_STREAM). */
 static const char S_LOAD[] =
-    "SELECT source, partition, COALESCE(c.seq, 0), COALESCE(h.seq, 0)"
-    " FROM (SELECT source, partition, seq, updated_at FROM checkpoints WHERE partition = ANY($1::int[])) c"
+    "SELECT source, partition, seq, head FROM ("
+    " SELECT source, partition, COALESCE(c.seq, 0) AS seq, COALESCE(h.seq, 0) AS head,"
+    " row_number() OVER (PARTITION BY partition ORDER BY c.updated_at DESC NULLS FIRST) AS n"
+    " FROM (SELECT source, partition, seq, updated_at, settled FROM checkpoints"
+    " WHERE partition = ANY($1::int[])) c"
     " FULL JOIN (SELECT source, partition, seq FROM publisher_heads WHERE partition = ANY($1::int[])) h"
     " USING (source, partition)"
-    " WHERE COALESCE(h.seq, 0) > COALESCE(c.seq, 0)"
-    " OR c.updated_at > now() - $2::bigint * interval '1 millisecond'";
+    " WHERE COALESCE(h.seq, 0) > COALESCE(c.seq, 0) OR NOT COALESCE(c.settled, true)) s"
+    " WHERE n <= $2::int";
+/* Marks the checkpoints of forgotten streams settled, where they still are
+ * where the writer left them. */
+static const char S_SETTLE[] =
+    "UPDATE checkpoints c SET settled = true FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(source, partition, seq)"
+    " WHERE c.source = k.source AND c.partition = k.partition AND c.seq = k.seq";
 /* One stream's checkpoint and recorded head (0 when none). */
 static const char S_STREAM[] =
     "SELECT COALESCE((SELECT seq FROM checkpoints WHERE source = $1 AND partition = $2::int), 0),"
@@ -815,9 +824,9 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
                                int64_t now_ms, char *why, size_t whylen)
 {
     s_partitions_array(self, partitions, n);
-    char idle[24];
-    snprintf(idle, sizeof idle, "%d", self->cfg->writer_stream_idle_ms);
-    const char *vals[] = {self->a1.data, idle};
+    char most[24];
+    snprintf(most, sizeof most, "%d", self->cfg->writer_sources_max / 2);
+    const char *vals[] = {self->a1.data, most};
     PGresult *r = s_query(self, now_ms, S_LOAD, 2, vals, PGRES_TUPLES_OK, "loading checkpoints", why, whylen);
     if (!r)
         return -1;
@@ -875,6 +884,29 @@ writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, const
                                   int32_t partition, int64_t now_ms, char *why, size_t whylen)
 {
     return s_read_stream(self, ss, NULL, source, len, partition, now_ms, why, whylen);
+}
+
+int writer_db_settle(writer_db_t *self, const writer_streams_t *ss, const uint32_t *ids, size_t n, int64_t now_ms,
+                     char *why, size_t whylen)
+{
+    if (n == 0)
+        return 0;
+    writer_mark_t *marks = malloc(n * sizeof *marks);
+    if (!marks) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        marks[i] = (writer_mark_t){ids[i], writer_streams_by_id(ss, ids[i])->committed};
+    s_marks_arrays(self, marks, n, ss);
+    free(marks);
+    const char *vals[] = {self->a1.data, self->a2.data, self->a3.data};
+    PGresult *r = writer_db_query(self, now_ms, S_SETTLE, 3, vals, PGRES_COMMAND_OK, "marking checkpoints settled",
+                                  why, whylen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
 }
 
 bool writer_db_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, int64_t now_ms, char *why,

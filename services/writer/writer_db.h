@@ -130,6 +130,11 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
  * partition has no room. */
 writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, const char *source, size_t len,
                                   int32_t partition, int64_t now_ms, char *why, size_t whylen);
+/* Marks the checkpoints of the streams of ids settled (where they still
+ * are at the streams' committed seq): a writer taking their partitions
+ * then leaves them unread until they come back. 0, or -1 with why. */
+int writer_db_settle(writer_db_t *self, const writer_streams_t *ss, const uint32_t *ids, size_t n, int64_t now_ms,
+                     char *why, size_t whylen);
 /* Reads the checkpoint and recorded head of stream s again (one made
  * unread: writer_stream_unread). The caller's batch must hold none of its
  * rows (the checkpoint would move under them). false with why. */

@@ -194,42 +194,40 @@ static void s_drop(writer_streams_t *self, uint32_t i)
     self->free_ids[self->nfree++] = i;
 }
 
-/* Drops every stream drop() says, then rebuilds the table once. */
-static size_t s_drop_where(writer_streams_t *self, bool (*drop)(const writer_stream_t *s, const void *arg),
-                           const void *arg)
+void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
 {
-    size_t dropped = 0;
+    bool dropped = false;
     for (uint32_t i = 0; i < self->id_count; i++)
-        if (self->by_id[i] && drop(self->by_id[i], arg)) {
+        if (self->by_id[i] && self->by_id[i]->partition == partition) {
             s_drop(self, i);
-            dropped++;
+            dropped = true;
         }
     if (dropped) {
         self->last = NULL;
         s_rebuild(self, self->table_cap);
     }
-    return dropped;
 }
 
-static bool s_of_partition(const writer_stream_t *s, const void *arg)
+size_t writer_streams_idle(const writer_streams_t *self, int64_t now_ms, int64_t idle_ms, uint32_t *ids, size_t max)
 {
-    return s->partition == *(const int32_t *)arg;
+    size_t n = 0;
+    for (uint32_t i = 0; i < self->id_count && n < max; i++) {
+        const writer_stream_t *s = self->by_id[i];
+        if (s && s->heard_ms <= now_ms - idle_ms && writer_stream_settled(s))
+            ids[n++] = i;
+    }
+    return n;
 }
 
-void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)
+void writer_streams_forget(writer_streams_t *self, const uint32_t *ids, size_t n)
 {
-    s_drop_where(self, s_of_partition, &partition);
-}
-
-static bool s_idle(const writer_stream_t *s, const void *arg)
-{
-    return s->heard_ms <= *(const int64_t *)arg && writer_stream_settled(s);
-}
-
-size_t writer_streams_forget_idle(writer_streams_t *self, int64_t now_ms, int64_t idle_ms)
-{
-    int64_t before = now_ms - idle_ms;
-    return s_drop_where(self, s_idle, &before);
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] < self->id_count && self->by_id[ids[k]])
+            s_drop(self, ids[k]);
+    if (n > 0) {
+        self->last = NULL;
+        s_rebuild(self, self->table_cap);
+    }
 }
 
 size_t writer_streams_held(const writer_streams_t *self)

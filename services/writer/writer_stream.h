@@ -117,11 +117,14 @@ writer_stream_t *writer_streams_by_id(const writer_streams_t *self, uint32_t id)
 uint32_t writer_streams_id_limit(const writer_streams_t *self);
 /* Forgets every stream of a partition (and what they hold back). */
 void writer_streams_drop_partition(writer_streams_t *self, int32_t partition);
-/* Forgets the streams that are settled (writer_stream_settled) and were not
- * heard from since now_ms - idle_ms, so finished sources (replayed files,
- * generator runs that ended) never fill sources_max. The caller must hold
- * no id of them (no batch holds their rows). How many were forgotten. */
-size_t writer_streams_forget_idle(writer_streams_t *self, int64_t now_ms, int64_t idle_ms);
+/* Up to max ids of streams that are settled (writer_stream_settled) and
+ * were not heard from since now_ms - idle_ms: finished sources (replayed
+ * files, generator runs that ended) to forget. */
+size_t writer_streams_idle(const writer_streams_t *self, int64_t now_ms, int64_t idle_ms, uint32_t *ids, size_t max);
+/* Forgets the streams of ids (and what they hold), so they do not count
+ * against sources_max; their ids are given out again. The caller must hold
+ * no other copy of them (no batch holds their rows). */
+void writer_streams_forget(writer_streams_t *self, const uint32_t *ids, size_t n);
 /* Events held back across all streams, and the bytes of their bodies. */
 size_t writer_streams_held(const writer_streams_t *self);
 size_t writer_streams_held_bytes(const writer_streams_t *self);

@@ -851,11 +851,14 @@ Test(writer_run, sources_finished_long_ago_leave_room_for_new_ones_and_are_known
     wt_bus_publish_range(bus, name, 1, 1, 7);
     s_wait_sql("SELECT max(seq) FROM events WHERE source = 'file-00000000000000000000000000000000'", 7);
     cr_assert_eq(wt_rows(w->conn), 40 * 5 + 2);
+    /* What it forgot it marked settled; a commit clears the mark. */
+    s_wait_sql("SELECT count(*) FROM checkpoints WHERE settled AND source <> 'file-00000000000000000000000000000000'",
+               39);
+    s_wait_sql("SELECT count(*) FROM checkpoints WHERE settled", 40);
     s_stop_writer();
 
-    /* A new writer with forty sources in the partition's checkpoints,
-     * finished long ago, still takes a new source. */
-    tk_sql_exec(w->conn, "UPDATE checkpoints SET updated_at = now() - interval '1 hour'");
+    /* A new writer with forty sources in the partition's checkpoints, all
+     * settled, takes a new source. */
     writer = s_spawn(env);
     s_attached(writer, 2 * (PARTITIONS + 1));
     wt_bus_publish_range(bus, "file-new", 1, 1, 5);
@@ -865,6 +868,35 @@ Test(writer_run, sources_finished_long_ago_leave_room_for_new_ones_and_are_known
     char *log = wt_log(writer);
     cr_assert_null(strstr(log, "a new source refused"), "%s", log);
     free(log);
+    s_stop_writer();
+}
+
+Test(writer_run, a_source_left_unsettled_long_ago_is_looked_past_and_a_settled_one_is_not)
+{
+    /* A writer that died after committing part of a file replay whose
+     * publisher died too: nobody announces the rest. Whoever takes the
+     * partition looks past the checkpoint, however long ago it moved; a
+     * checkpoint a writer marked settled when it forgot the source is left
+     * unread. */
+    const char *args[] = {"--migrate-only", NULL};
+    tk_proc_t *m = tk_start(w, "writer", args, NULL);
+    cr_assert(tk_wait_exit(m, WAIT_MS) && tk_exit_code(m) == 0);
+    tk_proc_destroy(&m);
+    tk_sql_exec(w->conn, "INSERT INTO checkpoints (source, partition, seq, updated_at, settled) VALUES"
+                         " ('file-cut', 2, 10, now() - interval '1 day', false),"
+                         " ('file-done', 2, 50, now() - interval '1 day', true)");
+    router = wt_router_new(w->replay_ep);
+    writer = s_start(NULL);
+    wt_request_t req = s_request(11, 0, "the unsettled source was not looked past");
+    cr_assert_str_eq(req.source, "file-cut");
+    cr_assert_eq(req.partition, 2);
+    wt_router_answer(router, s_up_to_40);
+    s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'file-cut'", 40);
+    wt_check_rows(w->conn, "file-cut", 2, 11, 40, NULL);
+    while (wt_router_recv(router, &req, 1500)) {
+        cr_assert_str_neq(req.source, "file-done", "a settled source was asked for");
+        wt_router_answer(router, s_up_to_40);
+    }
     s_stop_writer();
 }
 

@@ -671,8 +671,11 @@ Test(writer_stream, only_a_settled_source_quiet_for_the_idle_time_is_forgotten)
     }
     cr_assert(writer_stream_settled(done));
 
-    cr_assert_eq(writer_streams_forget_idle(ss, 1499, 500), 0, "heard 499 ms ago");
-    cr_assert_eq(writer_streams_forget_idle(ss, 1500, 500), 1);
+    uint32_t ids[8];
+    cr_assert_eq(writer_streams_idle(ss, 1499, 500, ids, 8), 0, "heard 499 ms ago");
+    cr_assert_eq(writer_streams_idle(ss, 1500, 500, ids, 8), 1);
+    cr_assert_eq(ids[0], done->id);
+    writer_streams_forget(ss, ids, 1);
     cr_assert_null(writer_streams_get(ss, "file-done", 9, 3, false));
     for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++)
         cr_assert_not_null(writer_streams_get(ss, busy[i]->source, busy[i]->source_len, 3, false));
@@ -689,7 +692,10 @@ Test(writer_stream, forgotten_sources_leave_room_and_their_ids_to_new_ones)
     }
     cr_assert(writer_streams_crowded(ss, 3));
     cr_assert_null(writer_streams_get(ss, "src-x", 5, 3, true), "the 101st source of partition 3 is refused");
-    cr_assert_eq(writer_streams_forget_idle(ss, 10, 10), 100, "none took anything: all settled");
+    uint32_t idle[128];
+    cr_assert_eq(writer_streams_idle(ss, 10, 10, idle, 60), 60, "at most as many as asked");
+    cr_assert_eq(writer_streams_idle(ss, 10, 10, idle, 128), 100, "none took anything: all settled");
+    writer_streams_forget(ss, idle, 100);
     cr_assert_not(writer_streams_crowded(ss, 3));
     uint32_t limit = writer_streams_id_limit(ss);
     for (int i = 0; i < 100; i++) {
