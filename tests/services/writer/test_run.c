@@ -789,6 +789,15 @@ Test(writer_run, a_commit_racing_another_transaction_waits_for_it_and_stores_onl
     s_stop_writer();
 }
 
+/* Applies the migrations, as a writer's --migrate-only does. */
+static void s_migrate(void)
+{
+    const char *args[] = {"--migrate-only", NULL};
+    tk_proc_t *m = tk_start(w, "writer", args, NULL);
+    cr_assert(tk_wait_exit(m, WAIT_MS) && tk_exit_code(m) == 0);
+    tk_proc_destroy(&m);
+}
+
 static bool s_up_to_40(int64_t seq)
 {
     return seq <= 40;
@@ -798,10 +807,7 @@ Test(writer_run, a_writer_starting_while_publishers_are_quiet_repairs_up_to_thei
 {
     /* What earlier writers recorded: committed up to 10, published up to 30;
      * the archive holds up to 40 (published after the last recorded head). */
-    const char *args[] = {"--migrate-only", NULL};
-    tk_proc_t *m = tk_start(w, "writer", args, NULL);
-    cr_assert(tk_wait_exit(m, WAIT_MS) && tk_exit_code(m) == 0);
-    tk_proc_destroy(&m);
+    s_migrate();
     tk_sql_exec(w->conn, "INSERT INTO checkpoints (source, partition, seq) VALUES ('gen-quiet', 2, 10)");
     tk_sql_exec(w->conn, "INSERT INTO publisher_heads (source, partition, seq) VALUES ('gen-quiet', 2, 30)");
     router = wt_router_new(w->replay_ep);
@@ -878,10 +884,7 @@ Test(writer_run, a_source_left_unsettled_long_ago_is_looked_past_and_a_settled_o
      * partition looks past the checkpoint, however long ago it moved; a
      * checkpoint a writer marked settled when it forgot the source is left
      * unread. */
-    const char *args[] = {"--migrate-only", NULL};
-    tk_proc_t *m = tk_start(w, "writer", args, NULL);
-    cr_assert(tk_wait_exit(m, WAIT_MS) && tk_exit_code(m) == 0);
-    tk_proc_destroy(&m);
+    s_migrate();
     tk_sql_exec(w->conn, "INSERT INTO checkpoints (source, partition, seq, updated_at, settled) VALUES"
                          " ('file-cut', 2, 10, now() - interval '1 day', false),"
                          " ('file-done', 2, 50, now() - interval '1 day', true)");
