@@ -393,7 +393,7 @@ static void s_tidy_streams(writer_t *self, int64_t now)
             break;
         s_drain(self, s, now); /* what it held above its checkpoint goes now, or is asked for */
     }
-    if (now < self->next_forget_ms || !writer_db_connected(self->db))
+    if (now < self->next_forget_ms || !writer_db_connected(self->db) || !writer_batch_empty(self->batch))
         return;
     self->next_forget_ms = now + S_FORGET_EVERY_MS;
     uint32_t ids[S_FORGET_MAX];
