@@ -10,8 +10,7 @@ struct writer_streams_t {
     writer_stream_t **by_id; /* streams by id; NULL where one was dropped */
     uint32_t id_count;       /* ids handed out */
     uint32_t id_cap;         /* entries allocated in by_id */
-    uint32_t *free_ids;      /* ids of dropped streams, given out again first */
-    uint32_t nfree, free_cap; /* entries used and allocated in free_ids */
+    uint32_t free_from;      /* no id below this is free (by_id NULL); ids are given out from the lowest */
     uint32_t *table;         /* open addressing: id + 1, 0 when empty */
     uint32_t table_cap;      /* a power of two, at least twice the streams */
     uint32_t live;           /* streams in the table */
@@ -72,7 +71,6 @@ void writer_streams_destroy(writer_streams_t **self_p)
         if (self->by_id[i])
             s_free_stream(self->by_id[i]);
     free(self->by_id);
-    free(self->free_ids);
     free(self->table);
     free(self);
     *self_p = NULL;
@@ -124,19 +122,22 @@ writer_stream_t *writer_streams_get(writer_streams_t *self, const char *source, 
     writer_stream_t *s = calloc(1, sizeof *s);
     if (!s)
         abort(); /* a few hundred bytes; nothing can go on without it */
-    if (self->nfree > 0) {
-        s->id = self->free_ids[--self->nfree];
-    } else {
-        if (self->id_count == self->id_cap) {
-            uint32_t cap = self->id_cap ? self->id_cap * 2 : 64;
-            writer_stream_t **n = realloc(self->by_id, cap * sizeof *n);
-            if (!n)
-                abort();
-            self->by_id = n;
-            self->id_cap = cap;
-        }
-        s->id = self->id_count++;
+    /* The id of a stream dropped before, else a new one. */
+    uint32_t id = self->live < self->id_count ? self->free_from : self->id_count;
+    while (id < self->id_count && self->by_id[id])
+        id++;
+    if (id == self->id_cap) {
+        uint32_t cap = self->id_cap ? self->id_cap * 2 : 64;
+        writer_stream_t **n = realloc(self->by_id, cap * sizeof *n);
+        if (!n)
+            abort();
+        self->by_id = n;
+        self->id_cap = cap;
     }
+    if (id == self->id_count)
+        self->id_count++;
+    s->id = id;
+    self->free_from = id + 1;
     memcpy(s->source, source, len);
     s->source[len] = '\0';
     s->source_len = (uint32_t)len;
@@ -183,15 +184,8 @@ static void s_drop(writer_streams_t *self, uint32_t i)
     s_free_stream(s);
     self->by_id[i] = NULL;
     self->live--;
-    if (self->nfree == self->free_cap) {
-        uint32_t cap = self->free_cap ? self->free_cap * 2 : 64;
-        uint32_t *n = realloc(self->free_ids, cap * sizeof *n);
-        if (!n)
-            abort();
-        self->free_ids = n;
-        self->free_cap = cap;
-    }
-    self->free_ids[self->nfree++] = i;
+    if (i < self->free_from)
+        self->free_from = i;
 }
 
 void writer_streams_drop_partition(writer_streams_t *self, int32_t partition)

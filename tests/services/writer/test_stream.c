@@ -708,4 +708,11 @@ Test(writer_stream, forgotten_sources_leave_room_and_their_ids_to_new_ones)
     for (int i = 0; i < 100; i++)
         cr_assert_not_null(writer_streams_by_id(ss, ids[i]));
     cr_assert_null(writer_streams_get(ss, "src-0", 5, 3, false), "the forgotten are not found");
+    /* One forgotten between others: the next new stream takes its id. */
+    writer_stream_t *mid = writer_streams_get(ss, "new-50", 6, 3, false);
+    uint32_t freed = mid->id;
+    writer_streams_forget(ss, &freed, 1);
+    cr_assert_eq(s_stream("newer", 4)->id, freed);
+    cr_assert_eq(writer_streams_id_limit(ss), limit);
+    cr_assert_not_null(writer_streams_get(ss, "new-49", 6, 3, false), "the others are still found");
 }
