@@ -246,9 +246,9 @@ static bool s_identity_ok(const writer_t *self, const ev_event_t *ev, ev_error_t
 static writer_stream_t *s_stream(writer_t *self, ev_str_t source, int32_t partition, int64_t now)
 {
     writer_stream_t *s = writer_streams_get(self->streams, source.ptr, source.len, partition, false);
-    char why[EVP_WHY_MAX] = "";
     if (!s && !writer_streams_crowded(self->streams, partition)) {
-        s = writer_db_stream(self->db, self->streams, source.ptr, source.len, partition, now, why, sizeof why);
+        char why[EVP_WHY_MAX];
+        s = writer_db_stream(self->db, self->streams, NULL, source.ptr, source.len, partition, now, why, sizeof why);
         if (!s && (s = writer_streams_get(self->streams, source.ptr, source.len, partition, true))) {
             writer_stream_unread(self->streams, s);
             self->stats.streams_unread++;
@@ -389,7 +389,8 @@ static void s_tidy_streams(writer_t *self, int64_t now)
         char why[EVP_WHY_MAX];
         if (!s || !s->unread)
             continue;
-        if (!writer_db_connected(self->db) || !writer_db_read_stream(self->db, self->streams, s, now, why, sizeof why))
+        if (!writer_db_connected(self->db) ||
+            !writer_db_stream(self->db, self->streams, s, s->source, s->source_len, s->partition, now, why, sizeof why))
             break;
         s_drain(self, s, now); /* what it held above its checkpoint goes now, or is asked for */
     }

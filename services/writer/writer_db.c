@@ -61,7 +61,8 @@ static const char S_LOAD[] =
 /* Marks the checkpoints of forgotten streams settled, where they still are
  * where the writer left them. */
 static const char S_SETTLE[] =
-    "UPDATE checkpoints c SET settled = true FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(source, partition, seq)"
+    "UPDATE checkpoints c SET settled = true"
+    " FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(source, partition, seq)"
     " WHERE c.source = k.source AND c.partition = k.partition AND c.seq = k.seq";
 /* One stream's checkpoint and recorded head (0 when none). */
 static const char S_STREAM[] =
@@ -820,6 +821,20 @@ fail:
 
 /* ---- Loading checkpoints ---- */
 
+/* Sets s (made first when NULL; NULL when the partition has no room) to the
+ * checkpoint seq and recorded head read from PostgreSQL. */
+static writer_stream_t *s_stream_from(writer_streams_t *ss, writer_stream_t *s, const char *source, size_t len,
+                                      int32_t partition, int64_t seq, int64_t head, int64_t now_ms)
+{
+    if (!s && !(s = writer_streams_get(ss, source, len, partition, true)))
+        return NULL;
+    writer_stream_advance(ss, s, seq);
+    if (head > 0)
+        writer_stream_learn_head(s, head);
+    writer_stream_heard(s, now_ms);
+    return s;
+}
+
 int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, size_t n, writer_streams_t *ss,
                                int64_t now_ms, char *why, size_t whylen)
 {
@@ -835,23 +850,14 @@ int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, siz
         int32_t partition = (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10);
         int64_t seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         int64_t head = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-        writer_stream_t *s = writer_streams_get(ss, source, strlen(source), partition, true);
-        if (!s)
-            continue;
-        writer_stream_advance(ss, s, seq);
-        if (head > 0)
-            writer_stream_learn_head(s, head);
-        writer_stream_heard(s, now_ms);
+        s_stream_from(ss, NULL, source, strlen(source), partition, seq, head, now_ms);
     }
     PQclear(r);
     return 0;
 }
 
-/* Reads the checkpoint and recorded head of (source, partition) into s,
- * which is made first when NULL. The stream, or NULL with why. */
-static writer_stream_t *s_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s,
-                                      const char *source, size_t len, int32_t partition, int64_t now_ms, char *why,
-                                      size_t whylen)
+writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, const char *source,
+                                  size_t len, int32_t partition, int64_t now_ms, char *why, size_t whylen)
 {
     char name[WRITER_SOURCE_MAX + 1], part[16];
     if (len > WRITER_SOURCE_MAX || memchr(source, '\0', len)) {
@@ -869,21 +875,9 @@ static writer_stream_t *s_read_stream(writer_db_t *self, writer_streams_t *ss, w
     int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     int64_t head = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
-    if (!s && !(s = writer_streams_get(ss, source, len, partition, true))) {
+    if (!(s = s_stream_from(ss, s, source, len, partition, seq, head, now_ms)))
         snprintf(why, whylen, "the partition has WRITER_SOURCES_MAX sources");
-        return NULL;
-    }
-    writer_stream_advance(ss, s, seq);
-    if (head > 0)
-        writer_stream_learn_head(s, head);
-    writer_stream_heard(s, now_ms);
     return s;
-}
-
-writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, const char *source, size_t len,
-                                  int32_t partition, int64_t now_ms, char *why, size_t whylen)
-{
-    return s_read_stream(self, ss, NULL, source, len, partition, now_ms, why, whylen);
 }
 
 int writer_db_settle(writer_db_t *self, const writer_streams_t *ss, const uint32_t *ids, size_t n, int64_t now_ms,
@@ -907,12 +901,6 @@ int writer_db_settle(writer_db_t *self, const writer_streams_t *ss, const uint32
         return -1;
     PQclear(r);
     return 0;
-}
-
-bool writer_db_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, int64_t now_ms, char *why,
-                           size_t whylen)
-{
-    return s_read_stream(self, ss, s, s->source, s->source_len, s->partition, now_ms, why, whylen) != NULL;
 }
 
 /* ---- Sharing partitions ---- */

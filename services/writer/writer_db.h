@@ -118,27 +118,25 @@ writer_commit_t writer_db_commit(writer_db_t *self, writer_batch_t *b, writer_st
 void writer_db_lose_next_commit_answer(writer_db_t *self);
 
 /* Loads the checkpoints and the publishers' heads (publisher_heads, taken as
- * heartbeats: writer_stream_learn_head) of the given partitions into the
- * registry, creating their streams. Returns 0, or -1 with why (the
- * connection is dropped when it failed). */
+ * heartbeats: writer_stream_learn_head) of the given partitions' sources
+ * that may still have work (published past their checkpoint, or not marked
+ * settled) into the registry, creating their streams. Returns 0, or -1 with
+ * why (the connection is dropped when it failed). */
 int writer_db_load_checkpoints(writer_db_t *self, const int32_t *partitions, size_t n, writer_streams_t *ss,
                                int64_t now_ms, char *why, size_t whylen);
-/* Makes the stream of a source the registry does not hold (a new one, or
- * one forgotten: writer_streams_forget_idle) from its checkpoint and its
- * recorded head, read on the connection (rows sent ahead are given up; no
- * connection is made). NULL with why when they cannot be read or the
- * partition has no room. */
-writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, const char *source, size_t len,
-                                  int32_t partition, int64_t now_ms, char *why, size_t whylen);
+/* Reads the checkpoint and recorded head of (source, partition) from
+ * PostgreSQL on the connection (rows sent ahead are given up; no connection
+ * is made) into stream s: one the registry does not hold yet (s NULL: it is
+ * made; a new source, or one forgotten by writer_streams_forget), or one
+ * made unread (writer_stream_unread), whose rows the caller's batch must
+ * not hold (the checkpoint would move under them). The stream, or NULL with
+ * why when they cannot be read or the partition has no room. */
+writer_stream_t *writer_db_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, const char *source,
+                                  size_t len, int32_t partition, int64_t now_ms, char *why, size_t whylen);
 /* Marks the checkpoints of the streams of ids settled (where they still
  * are at the streams' committed seq): a writer taking their partitions
  * then leaves them unread until they come back. 0, or -1 with why. */
 int writer_db_settle(writer_db_t *self, const writer_streams_t *ss, const uint32_t *ids, size_t n, int64_t now_ms,
                      char *why, size_t whylen);
-/* Reads the checkpoint and recorded head of stream s again (one made
- * unread: writer_stream_unread). The caller's batch must hold none of its
- * rows (the checkpoint would move under them). false with why. */
-bool writer_db_read_stream(writer_db_t *self, writer_streams_t *ss, writer_stream_t *s, int64_t now_ms, char *why,
-                           size_t whylen);
 
 #endif
