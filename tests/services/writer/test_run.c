@@ -344,6 +344,15 @@ static wt_request_t s_request(int64_t from, int64_t to, const char *none)
     return req;
 }
 
+/* s_request, of (source, partition). */
+static wt_request_t s_request_of(const char *source, int32_t partition, int64_t from, int64_t to, const char *none)
+{
+    wt_request_t req = s_request(from, to, none);
+    cr_assert_str_eq(req.source, source);
+    cr_assert_eq(req.partition, partition);
+    return req;
+}
+
 /* Waits for a repair request of from..to and answers every seq of it. */
 static void s_repair_all(int64_t from, int64_t to)
 {
@@ -362,9 +371,7 @@ Test(writer_run, a_hole_is_repaired_by_the_repair_service)
     writer = s_start(NULL);
     wt_bus_publish_range(bus, "gen-hole", 2, 1, 3);
     wt_bus_publish_range(bus, "gen-hole", 2, 7, 10);
-    wt_request_t req = s_request(4, 6, "no repair request came");
-    cr_assert_str_eq(req.source, "gen-hole");
-    cr_assert_eq(req.partition, 2);
+    s_request_of("gen-hole", 2, 4, 6, "no repair request came");
     wt_router_answer(router, s_all);
     s_wait_sql("SELECT count(*) FROM events", 10);
     wt_check_rows(w->conn, "gen-hole", 2, 1, 10, NULL);
@@ -812,9 +819,7 @@ Test(writer_run, a_writer_starting_while_publishers_are_quiet_repairs_up_to_thei
     tk_sql_exec(w->conn, "INSERT INTO publisher_heads (source, partition, seq) VALUES ('gen-quiet', 2, 30)");
     router = wt_router_new(w->replay_ep);
     writer = s_start(NULL);
-    wt_request_t req = s_request(11, 30, "the recorded head did not ask for a repair");
-    cr_assert_str_eq(req.source, "gen-quiet");
-    cr_assert_eq(req.partition, 2);
+    wt_request_t req = s_request_of("gen-quiet", 2, 11, 30, "the recorded head did not ask for a repair");
     wt_router_answer(router, s_all);
     /* No heartbeat comes: it looks past the head. */
     req = s_request(31, 0, "no request past the head");
@@ -890,9 +895,7 @@ Test(writer_run, a_source_left_unsettled_long_ago_is_looked_past_and_a_settled_o
                          " ('file-done', 2, 50, now() - interval '1 day', true)");
     router = wt_router_new(w->replay_ep);
     writer = s_start(NULL);
-    wt_request_t req = s_request(11, 0, "the unsettled source was not looked past");
-    cr_assert_str_eq(req.source, "file-cut");
-    cr_assert_eq(req.partition, 2);
+    wt_request_t req = s_request_of("file-cut", 2, 11, 0, "the unsettled source was not looked past");
     wt_router_answer(router, s_up_to_40);
     s_wait_sql("SELECT seq FROM checkpoints WHERE source = 'file-cut'", 40);
     wt_check_rows(w->conn, "file-cut", 2, 11, 40, NULL);
